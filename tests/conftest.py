@@ -1,0 +1,91 @@
+"""Shared tiny fixtures. Every test is offline: the Hub is never contacted."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+VOCAB = 100
+MASK_ID = 99
+
+
+def tiny_llada_kwargs(**overrides) -> dict:
+    kwargs = dict(
+        d_model=64,
+        n_heads=4,
+        n_kv_heads=4,
+        n_layers=2,
+        mlp_hidden_size=96,
+        vocab_size=VOCAB,
+        embedding_size=112,
+        mask_token_id=MASK_ID,
+        eos_token_id=98,
+        pad_token_id=98,
+        bos_token_id=97,
+        rope_theta=10000.0,
+        max_sequence_length=256,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def tiny_qwen3_backbone(**overrides) -> dict:
+    kwargs = dict(
+        model_type="qwen3",
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=64,
+        vocab_size=VOCAB,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def tiny_bert_backbone(**overrides) -> dict:
+    kwargs = dict(
+        model_type="bert",
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=VOCAB,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture
+def llada_config():
+    from crocodil_hf import LLaDAConfig
+
+    return LLaDAConfig(**tiny_llada_kwargs())
+
+
+@pytest.fixture
+def guided_config():
+    from crocodil_hf import GuidedLLaDAConfig
+
+    return GuidedLLaDAConfig(**tiny_llada_kwargs(), num_registers=6, register_dim=32, prefix_rope_pairs=2)
+
+
+@pytest.fixture
+def generator():
+    return torch.Generator().manual_seed(0)
