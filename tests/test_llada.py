@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
-from conftest import MASK_ID, VOCAB, tiny_llada_kwargs
 from safetensors.torch import save_file
 
+from conftest import MASK_ID, VOCAB, tiny_llada_kwargs
 from crocodil_hf import LLaDAConfig, LLaDAModelLM
 
 

@@ -42,3 +42,11 @@ def test_remote_code_files_import_only_torch_transformers_and_siblings():
             if not match or match.group(1).startswith("."):
                 continue
             assert match.group(1).split(".")[0] in allowed, f"{path.name}: {line.strip()}"
+
+
+def test_code_is_ruff_clean():
+    import shutil
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    result = subprocess.run([ruff, "check", "src", "tests"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]

@@ -13,7 +13,9 @@ def _build_backbone_config(backbone_config) -> PreTrainedConfig:
     if isinstance(backbone_config, PreTrainedConfig):
         return backbone_config
     if not isinstance(backbone_config, dict):
-        raise TypeError(f"`backbone_config` must be a dict or a PreTrainedConfig, got {type(backbone_config).__name__}.")
+        raise TypeError(
+            f"`backbone_config` must be a dict or a PreTrainedConfig, got {type(backbone_config).__name__}."
+        )
     backbone_config = dict(backbone_config)
     model_type = backbone_config.pop("model_type", None)
     if model_type is None:

@@ -118,9 +118,7 @@ class LLaDAConfig(PreTrainedConfig):
         if self.n_heads % self.n_kv_heads != 0:
             raise ValueError(f"`n_heads` ({self.n_heads}) must be divisible by `n_kv_heads` ({self.n_kv_heads}).")
         if self.embedding_size < self.vocab_size:
-            raise ValueError(
-                f"`embedding_size` ({self.embedding_size}) must be >= `vocab_size` ({self.vocab_size})."
-            )
+            raise ValueError(f"`embedding_size` ({self.embedding_size}) must be >= `vocab_size` ({self.vocab_size}).")
         if not 0 <= self.mask_token_id < self.embedding_size:
             raise ValueError(f"`mask_token_id` ({self.mask_token_id}) must lie in [0, embedding_size).")
         if self.rope_theta <= 0:

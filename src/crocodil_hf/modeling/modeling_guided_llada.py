@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_crocodil import GuidedLLaDAConfig
@@ -145,7 +144,7 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
             **fields, num_registers=num_registers, register_dim=register_dim, prefix_rope_pairs=prefix_rope_pairs
         )
         model, info = super().from_pretrained(
-            base_model_name_or_path, config=config, output_loading_info=True, **kwargs
+            base_model_name_or_path, config=config, output_loading_info=True, strict=False, **kwargs
         )
         missing = set(info["missing_keys"]) - set(cls._new_parameter_names)
         if missing or info["unexpected_keys"] or info["mismatched_keys"]:
@@ -234,7 +233,11 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         else:
             text_embeds = self.model.transformer.wte(input_ids) if inputs_embeds is None else inputs_embeds
             batch_size, seq_len = text_embeds.shape[:2]
-            if registers.dim() != 3 or registers.shape[0] != batch_size or registers.shape[2] != self.config.register_dim:
+            if (
+                registers.dim() != 3
+                or registers.shape[0] != batch_size
+                or registers.shape[2] != self.config.register_dim
+            ):
                 raise ValueError(
                     f"`registers` must have shape ({batch_size}, k, {self.config.register_dim}), "
                     f"got {tuple(registers.shape)}."
@@ -244,9 +247,7 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
                     f"`attention_mask` must have shape {(batch_size, seq_len)}, got {tuple(attention_mask.shape)}."
                 )
             device = text_embeds.device
-            k = resolve_num_registers(
-                num_registers, batch_size, registers.shape[1], self.config.num_registers, device
-            )
+            k = resolve_num_registers(num_registers, batch_size, registers.shape[1], self.config.num_registers, device)
             k_max = int(k.max())
             prefix_len = k_max + 2
 

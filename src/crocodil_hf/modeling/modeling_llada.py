@@ -284,6 +284,20 @@ class LLaDAModel(nn.Module):
         return logits
 
 
+def strict_from_pretrained(cls, from_pretrained, *args, strict: bool = True, **kwargs):
+    """Call transformers' `from_pretrained` and raise when a weight is missing or mismatched (DESIGN §8): a trained
+    component is never silently random-initialised. `strict=False` restores transformers' warn-only behaviour."""
+    want_info = kwargs.pop("output_loading_info", False)
+    model, info = from_pretrained(*args, output_loading_info=True, **kwargs)
+    if strict and (info["missing_keys"] or info["mismatched_keys"]):
+        raise ValueError(
+            f"{cls.__name__}.from_pretrained({args[0] if args else ''!s}): checkpoint does not match the model; "
+            f"missing {sorted(info['missing_keys'])}, mismatched {info['mismatched_keys']} "
+            "(pass strict=False to initialise them instead)."
+        )
+    return (model, info) if want_info else model
+
+
 class LLaDAPreTrainedModel(PreTrainedModel):
     """Capability flags and the official ("mitchell") initialisation for from-scratch models."""
 
@@ -297,6 +311,11 @@ class LLaDAPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False
     _supports_flex_attn = False
     _supports_attention_backend = True
+
+    @classmethod
+    def from_pretrained(cls, *args, strict: bool = True, **kwargs):
+        """`PreTrainedModel.from_pretrained` that raises on missing or mismatched weights unless `strict=False`."""
+        return strict_from_pretrained(cls, super().from_pretrained, *args, strict=strict, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

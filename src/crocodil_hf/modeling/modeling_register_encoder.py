@@ -19,7 +19,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_crocodil import RegisterEncoderConfig
 from .configuration_llada import LLaDAConfig
-from .modeling_llada import LLaDAModelLM
+from .modeling_llada import LLaDAModelLM, strict_from_pretrained
 
 
 def nested_dropout(
@@ -80,7 +80,8 @@ class RegisterEncoderOutput(ModelOutput):
 
 def _build_backbone(config) -> PreTrainedModel:
     # LLaDA is built directly so that remote-code users need no registration; anything else through AutoModel.
-    if isinstance(config, LLaDAConfig):
+    # Compare model types, not classes: remote code may load the config and the model from two module copies.
+    if config.model_type == LLaDAConfig.model_type:
         return LLaDAModelLM(config)
     return AutoModel.from_config(config)
 
@@ -123,6 +124,11 @@ class RegisterEncoderModel(PreTrainedModel):
             init.normal_(module.suffix_registers, mean=0.0, std=std)
 
     @classmethod
+    def from_pretrained(cls, *args, strict: bool = True, **kwargs):
+        """`PreTrainedModel.from_pretrained` that raises on missing or mismatched weights unless `strict=False`."""
+        return strict_from_pretrained(cls, super().from_pretrained, *args, strict=strict, **kwargs)
+
+    @classmethod
     def from_backbone(
         cls, backbone_name_or_path: str, num_registers: int, normalize_registers: bool = True, **kwargs
     ) -> "RegisterEncoderModel":
@@ -154,7 +160,7 @@ class RegisterEncoderModel(PreTrainedModel):
 
     def _trunk(self) -> nn.Module:
         # The module that returns hidden states: BertModel / Qwen3Model are their own trunk, LLaDAModelLM has `.model`.
-        return self.backbone.model if isinstance(self.backbone, LLaDAModelLM) else self.backbone
+        return self.backbone.model if self.backbone.config.model_type == LLaDAConfig.model_type else self.backbone
 
     def forward(
         self,
