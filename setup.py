@@ -32,7 +32,7 @@ setup(
         "pyyaml>=6.0",
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6"],
+        "dev": ["pytest>=8", "ruff>=0.6", "prdc==0.2"],  # prdc: reference implementation PRDC is tested against
         "eval": [
             "evaluate>=0.4",
             "mauve-text>=0.4",

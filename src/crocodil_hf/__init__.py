@@ -20,6 +20,13 @@ from .modeling import (
     nested_dropout,
     normalize_registers,
 )
+from .modeling.modeling_register_prior import (
+    RegisterPriorOutput,
+    RegisterPriorTransformer,
+    block_timestep_offsets,
+    block_timesteps,
+    register_blocks,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -51,6 +58,11 @@ __all__ = [
     "RegisterEncoderConfig",
     "RegisterEncoderModel",
     "RegisterEncoderOutput",
+    "RegisterPriorOutput",
+    "RegisterPriorTransformer",
+    "block_timestep_offsets",
+    "block_timesteps",
     "nested_dropout",
     "normalize_registers",
+    "register_blocks",
 ]

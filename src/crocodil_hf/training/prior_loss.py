@@ -1,0 +1,60 @@
+"""Training objective of the register prior (App. E, Alg. 5 line 5 and Alg. 4 line 7), shared by both prior stages."""
+
+import torch
+from diffusers import DDPMScheduler
+
+from ..modeling.modeling_register_prior import RegisterPriorTransformer
+
+
+def sample_base_timesteps(
+    prior: RegisterPriorTransformer, batch_size: int, generator: torch.Generator | None = None, device=None
+) -> torch.LongTensor:
+    """Base times t ~ U{−max Δ·T, …, T−1}: starting below 0 lets every offset block see its whole range [0, T−1]
+    ("all blocks are trained across the full range of diffusion times", App. E)."""
+    num_train = prior.config.num_train_timesteps
+    max_shift = round(max(prior.offsets) * num_train) if prior.offsets else 0
+    t = torch.randint(-max_shift, num_train, (batch_size,), generator=generator)
+    return t.to(device) if device is not None else t
+
+
+def register_prior_loss(
+    prior: RegisterPriorTransformer,
+    noise_scheduler: DDPMScheduler,
+    registers: torch.Tensor,
+    encoder_hidden_states: torch.Tensor | None = None,
+    encoder_attention_mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """L_cont(ψ) = E‖g_ψ(z_t, t [| h_φ(x⁽ʳ⁾)]) − z₀‖² with z_t from `DDPMScheduler.add_noise`, per-block times.
+
+    Args:
+        prior: The register prior (its block offsets are applied).
+        noise_scheduler: A `DDPMScheduler` (cosine schedule: `make_noise_scheduler()`), same T as the prior.
+        registers: `(B, K, d)` clean register banks z₀ from the frozen encoder.
+        encoder_hidden_states: `(B, L, c)` conditioning h_φ(x⁽ʳ⁾) for the conditional prior.
+        encoder_attention_mask: `(B, L)` validity of the conditioning tokens.
+        generator: Optional generator for t and the noise.
+
+    Returns:
+        The scalar MSE, averaged over registers and dimensions.
+    """
+    if noise_scheduler.config.num_train_timesteps != prior.config.num_train_timesteps:
+        raise ValueError(
+            f"`noise_scheduler.num_train_timesteps` ({noise_scheduler.config.num_train_timesteps}) must equal the "
+            f"prior's ({prior.config.num_train_timesteps})."
+        )
+    batch_size, num_registers, dim = registers.shape
+    base = sample_base_timesteps(prior, batch_size, generator=generator, device=registers.device)
+    timesteps = prior.register_timesteps(base)  # (B, K)
+    noise = torch.randn(registers.shape, generator=generator, dtype=registers.dtype).to(registers.device)
+    # add_noise broadcasts one timestep per leading index: flatten registers into the batch.
+    noisy = noise_scheduler.add_noise(
+        registers.reshape(-1, 1, dim), noise.reshape(-1, 1, dim), timesteps.reshape(-1)
+    ).view(batch_size, num_registers, dim)
+    pred = prior(
+        noisy, timesteps, encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask
+    ).sample
+    return torch.nn.functional.mse_loss(pred.float(), registers.float())
+
+
+__all__ = ["register_prior_loss", "sample_base_timesteps"]
