@@ -27,6 +27,8 @@ from .modeling.modeling_register_prior import (
     block_timesteps,
     register_blocks,
 )
+from .pipelines.pipeline_crocodil import CrocodilPipeline, CrocodilPipelineOutput
+from .pipelines.sampling import MaskedDiffusionScheduler
 
 __version__ = "0.1.0.dev0"
 
@@ -49,6 +51,9 @@ def _register_auto_classes() -> None:
 _register_auto_classes()
 
 __all__ = [
+    "CrocodilPipeline",
+    "CrocodilPipelineOutput",
+    "MaskedDiffusionScheduler",
     "GuidedLLaDAConfig",
     "GuidedLLaDAForMaskedLM",
     "GuidedMaskedLMOutput",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel  # noqa: F401  (diffusers finds a component's load method via its module)
 from transformers.utils import ModelOutput
 
 from .configuration_crocodil import GuidedLLaDAConfig

@@ -1,0 +1,603 @@
+"""CrocodilPipeline: ConThenDisc, ConWithinDisc, autoencoding, plain MDM and interpolation (paper §4, Alg. 2, 3, 6).
+
+One `DiffusionPipeline` holds the guided demasker f_θ, the register encoder h_φ, the register prior g_ψ, an optional
+conditional prior (ConWithinDisc), the DDIM scheduler of the priors, the discrete `MaskedDiffusionScheduler` and the
+tokenizer(s). Every mode runs the same discrete loop (`_denoise`); the modes differ only in where the registers come
+from: none (`"mdm"`), the encoder (`"autoencode"`), the prior (`"con_then_disc"`), or the prior refreshed from the
+conditional prior on h_φ of the visible tokens (`"con_within_disc"`).
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
+from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
+from ..modeling.modeling_register_prior import RegisterPriorTransformer
+from .prior_sampling import sample_registers
+from .sampling import REMASKING, MaskedDiffusionScheduler
+
+MODES = ("con_then_disc", "con_within_disc", "autoencode", "mdm")
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```python
+        >>> from crocodil_hf import CrocodilPipeline
+        >>> pipe = CrocodilPipeline.from_pretrained("path/to/crocodil-pipeline")
+        >>> out = pipe(mode="con_within_disc", num_samples=4, gen_length=64, steps=16)
+        >>> print(out.texts[0], out.nfe)
+        >>> rec = pipe(mode="autoencode", text=["def add(a, b):\\n    return a + b\\n"], steps=16)
+        ```
+"""
+
+
+def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
+    """Approximate forward FLOPs: 2·(linear parameters)·tokens + 4·layers·tokens²·width for attention."""
+    linear = sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
+    config = getattr(module, "config", None)
+    width = getattr(config, "d_model", None) or getattr(config, "hidden_size", None) or 0
+    layers = getattr(config, "n_layers", None) or getattr(config, "num_layers", None) or 0
+    if isinstance(module, RegisterEncoderModel):
+        backbone = module.config.backbone_config
+        width = getattr(backbone, "hidden_size", 0)
+        layers = getattr(backbone, "num_hidden_layers", None) or getattr(backbone, "n_layers", 0)
+    return 2.0 * linear * num_tokens + 4.0 * layers * num_tokens**2 * width
+
+
+@dataclass
+class NFEBreakdown:
+    """Function evaluations of one call (paper footnote 4).
+
+    Args:
+        demasker_calls: Forward passes of the demasker (each over the whole batch).
+        prior_calls: Forward passes of the unconditional and conditional priors.
+        encoder_calls: Forward passes of the register encoder.
+        total: Everything in demasker-forward equivalents by FLOPs.
+    """
+
+    demasker_calls: int = 0
+    prior_calls: int = 0
+    encoder_calls: int = 0
+    total: float = 0.0
+    flops: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "demasker_calls": self.demasker_calls,
+            "prior_calls": self.prior_calls,
+            "encoder_calls": self.encoder_calls,
+            "total": self.total,
+        }
+
+
+@dataclass
+class CrocodilPipelineOutput(BaseOutput):
+    """Output of `CrocodilPipeline.__call__`.
+
+    Args:
+        texts: Decoded programs, cut at the first EOS.
+        sequences: `(B, gen_length)` generated token ids (the canvas after BOS).
+        registers: `(B, K, d)` the registers that guided the final steps (`None` in `"mdm"` mode).
+        nfe: Function-evaluation breakdown (`NFEBreakdown.to_dict()`).
+        wall_time: Seconds spent in the call.
+    """
+
+    texts: list[str]
+    sequences: torch.LongTensor
+    registers: torch.Tensor | None
+    nfe: dict
+    wall_time: float
+
+
+class CrocodilPipeline(DiffusionPipeline):
+    r"""CRoCoDiL text generation with a register-guided LLaDA demasker.
+
+    Components:
+        demasker ([`GuidedLLaDAForMaskedLM`]): f_θ(x_t, z).
+        encoder ([`RegisterEncoderModel`]): h_φ(x).
+        prior ([`RegisterPriorTransformer`]): unconditional register prior (ConThenDisc).
+        scheduler ([`DDIMScheduler`]): sampler of the priors (`prediction_type="sample"`, `clip_sample=False`).
+        tokenizer: The demasker's tokenizer (needs BOS/EOS/PAD and `mask_token_id` of the demasker).
+        conditional_prior ([`RegisterPriorTransformer`], optional): conditional prior for ConWithinDisc.
+        encoder_tokenizer (optional): The encoder's tokenizer when it differs from the demasker's.
+        mask_scheduler ([`MaskedDiffusionScheduler`], optional): the discrete step; built from the demasker's
+            `mask_token_id` when omitted.
+    """
+
+    model_cpu_offload_seq = "encoder->conditional_prior->prior->demasker"
+    _optional_components = ["conditional_prior", "encoder_tokenizer", "mask_scheduler"]
+    _callback_tensor_inputs = ["sequences", "registers"]
+
+    def __init__(
+        self,
+        demasker: GuidedLLaDAForMaskedLM,
+        encoder: RegisterEncoderModel,
+        prior: RegisterPriorTransformer,
+        scheduler: DDIMScheduler,
+        tokenizer,
+        conditional_prior: RegisterPriorTransformer | None = None,
+        encoder_tokenizer=None,
+        mask_scheduler: MaskedDiffusionScheduler | None = None,
+    ):
+        super().__init__()
+        if mask_scheduler is None:
+            mask_scheduler = MaskedDiffusionScheduler(mask_token_id=demasker.config.mask_token_id)
+        self.register_modules(
+            demasker=demasker,
+            encoder=encoder,
+            prior=prior,
+            scheduler=scheduler,
+            tokenizer=tokenizer,
+            conditional_prior=conditional_prior,
+            encoder_tokenizer=encoder_tokenizer,
+            mask_scheduler=mask_scheduler,
+        )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "CrocodilPipeline":
+        """Load a saved pipeline (a directory or a Hub id). Importing this class registers crocodil_hf's models, which
+        diffusers needs before it can resolve the `crocodil_hf` library named in `model_index.json`."""
+        import crocodil_hf  # noqa: F401  (registration side effect)
+
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def num_registers_max(self) -> int:
+        return self.demasker.config.num_registers
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.demasker.config.mask_token_id
+
+    def _special_ids(self) -> tuple[int | None, int | None]:
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        if eos is None:
+            eos = self.demasker.config.eos_token_id
+        return bos, eos
+
+    def encoder_inputs(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """Tokenise texts for the encoder: the encoder's own tokenizer, or the demasker's as `[BOS] text [EOS]`."""
+        device = self._execution_device
+        if self.encoder_tokenizer is not None:
+            batch = self.encoder_tokenizer(
+                list(texts),
+                padding=True,
+                truncation=max_length is not None,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            return {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
+        bos, eos = self._special_ids()
+        rows = []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids = ([bos] if bos is not None else []) + ids + [eos]
+            rows.append(ids[:max_length] if max_length else ids)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            input_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            attention_mask[i, : len(r)] = 1
+        return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+
+    @torch.no_grad()
+    def encode(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """z₀ = h_φ(x₀) for texts: `(B, K, d)` registers of norm √d (paper §4.2).
+
+        Example:
+            ```python
+            >>> z = pipe.encode(["print('hi')"])
+            ```
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise ValueError("`texts` must not be empty.")
+        return self.encoder(**self.encoder_inputs(texts)).registers
+
+    def _visible_condition(self, canvas: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder inputs for h_φ(x_t): only the visible (unmasked) tokens count (App. E)."""
+        visible = canvas != self.mask_token_id
+        if self.encoder_tokenizer is None:
+            return {"input_ids": torch.where(visible, canvas, 0), "visible_mask": visible.long()}
+        # Different tokenizers: decode visible spans; masked spans become the encoder's mask token when it has one.
+        enc_mask = getattr(self.encoder_tokenizer, "mask_token", None) or ""
+        texts = []
+        for row, vis in zip(canvas.tolist(), visible.tolist()):
+            pieces, span = [], []
+            for token, seen in zip(row, vis):
+                if seen:
+                    span.append(token)
+                else:
+                    if span:
+                        pieces.append(self.tokenizer.decode(span, skip_special_tokens=True))
+                        span = []
+                    if not pieces or pieces[-1] != enc_mask:
+                        pieces.append(enc_mask)
+            if span:
+                pieces.append(self.tokenizer.decode(span, skip_special_tokens=True))
+            texts.append("".join(pieces))
+        inputs = self.encoder_inputs(texts)
+        mask_id = getattr(self.encoder_tokenizer, "mask_token_id", None)
+        if mask_id is not None:
+            inputs["visible_mask"] = (inputs["input_ids"] != mask_id).long()
+        return inputs
+
+    def decode_sequences(self, sequences: torch.LongTensor) -> list[str]:
+        """Token ids → text, dropping everything from the first EOS on."""
+        _, eos = self._special_ids()
+        texts = []
+        for row in sequences.tolist():
+            if eos is not None and eos in row:
+                row = row[: row.index(eos)]
+            row = [t for t in row if t != self.mask_token_id]
+            texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
+        return texts
+
+    # ------------------------------------------------------------------ validation
+
+    def check_inputs(
+        self,
+        mode: str,
+        text,
+        num_samples: int,
+        gen_length: int,
+        block_length: int,
+        steps: int,
+        temperature: float,
+        remasking: str,
+        threshold: float | None,
+        num_registers: int,
+        prior_steps: int,
+        eta: float,
+        refresh_at: Sequence[float],
+        generator,
+        callback_on_step_end_tensor_inputs: list[str] | None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown `mode` {mode!r}; expected one of {MODES}.")
+        if mode == "autoencode" and not text:
+            raise ValueError("`mode='autoencode'` needs `text=` (a string or a list of strings).")
+        if mode != "autoencode" and text is not None:
+            raise ValueError(f"`text` is only used with `mode='autoencode'`, got mode {mode!r}.")
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+        if not isinstance(gen_length, int) or gen_length < 1:
+            raise ValueError(f"`gen_length` must be a positive integer, got {gen_length!r}.")
+        if not isinstance(block_length, int) or block_length < 1 or gen_length % block_length != 0:
+            raise ValueError(f"`gen_length` ({gen_length}) must be a multiple of `block_length` ({block_length}).")
+        num_blocks = gen_length // block_length
+        if not isinstance(steps, int) or steps < 1 or steps % num_blocks != 0:
+            raise ValueError(
+                f"`steps` ({steps}) must be a positive multiple of the number of blocks ({num_blocks} = "
+                f"gen_length / block_length)."
+            )
+        if steps > gen_length:
+            raise ValueError(f"`steps` ({steps}) must be <= `gen_length` ({gen_length}): a step commits >= 1 token.")
+        if temperature < 0:
+            raise ValueError(f"`temperature` must be >= 0, got {temperature}.")
+        if remasking not in REMASKING:
+            raise ValueError(f"`remasking` must be one of {REMASKING}, got {remasking!r}.")
+        if threshold is not None and not 0 < threshold <= 1:
+            raise ValueError(f"`threshold` must lie in (0, 1], got {threshold}.")
+        if not isinstance(num_registers, int) or not 1 <= num_registers <= self.num_registers_max:
+            raise ValueError(f"`num_registers` must lie in [1, K={self.num_registers_max}], got {num_registers}.")
+        if not isinstance(prior_steps, int) or prior_steps < 1:
+            raise ValueError(f"`prior_steps` must be a positive integer, got {prior_steps!r}.")
+        if eta < 0:
+            raise ValueError(f"`eta` must be >= 0, got {eta}.")
+        if any(not 0 < f < 1 for f in refresh_at):
+            raise ValueError(f"`refresh_at` fractions must lie in (0, 1), got {list(refresh_at)}.")
+        if mode == "con_within_disc" and self.conditional_prior is None:
+            raise ValueError("`mode='con_within_disc'` needs a `conditional_prior` component; this pipeline has none.")
+        if isinstance(generator, list) and len(generator) != num_samples:
+            raise ValueError(f"got {len(generator)} generators for {num_samples} samples; pass one per sample.")
+        if callback_on_step_end_tensor_inputs is not None:
+            unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+            if unknown:
+                raise ValueError(
+                    f"`callback_on_step_end_tensor_inputs` {sorted(unknown)} not in {self._callback_tensor_inputs}."
+                )
+
+    # ------------------------------------------------------------------ main call
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        mode: str = "con_within_disc",
+        text: str | list[str] | None = None,
+        num_samples: int = 1,
+        gen_length: int | None = None,
+        block_length: int | None = None,
+        steps: int | None = None,
+        temperature: float = 0.0,
+        remasking: str = "low_confidence",
+        threshold: float | None = None,
+        num_registers: int | None = None,
+        prior_steps: int = 50,
+        conditional_prior_steps: int | None = None,
+        eta: float = 0.0,
+        refresh_at: Sequence[float] = (0.5,),
+        registers: torch.Tensor | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> CrocodilPipelineOutput | tuple:
+        r"""Generate (or reconstruct) programs.
+
+        Args:
+            mode: `"con_within_disc"` (Alg. 3 as run in the paper), `"con_then_disc"` (Alg. 2), `"autoencode"`
+                (Alg. 6, needs `text`), or `"mdm"` (the same demasker with no guidance, the speed baseline).
+            text: Program(s) to autoencode.
+            num_samples: Number of programs to generate (ignored by `"autoencode"`, which uses `len(text)`).
+            gen_length: Generated tokens after BOS (default 128; for `"autoencode"` the longest input + EOS).
+            block_length: Semi-autoregressive block length (default `gen_length`: one block, as in the paper).
+            steps: Demasker calls over the whole sequence (default `gen_length`); must divide into blocks.
+            temperature: Gumbel-max temperature in float64 (0 = greedy).
+            remasking: `"low_confidence"` or `"random"`.
+            threshold: Confidence threshold in (0, 1] for Fast-dLLM-style parallel decoding (adaptive calls).
+            num_registers: k ≤ K registers shown to the demasker (default K).
+            prior_steps: DDIM steps of the unconditional prior.
+            conditional_prior_steps: DDIM steps of the conditional prior (default `prior_steps`).
+            eta: DDIM η of the priors.
+            refresh_at: Fractions of the MDM trajectory at which ConWithinDisc resamples z₀ from the conditional prior
+                on h_φ of the visible tokens (paper: `[0.5]`).
+            registers: Use these registers `(B, ≥k, d)` instead of sampling/encoding them (e.g. `decode`).
+            generator: A generator, or one per sample (each sample is then reproducible alone or in a batch).
+            return_dict: Return a `CrocodilPipelineOutput` (else a tuple).
+            callback_on_step_end: `fn(pipe, step, block, callback_kwargs) -> dict` called after every demasker step;
+                it may replace `"sequences"` or `"registers"`.
+            callback_on_step_end_tensor_inputs: Names passed in `callback_kwargs` (subset of
+                `_callback_tensor_inputs`).
+        """
+        start = time.perf_counter()
+        texts_in = [text] if isinstance(text, str) else text
+        if mode == "autoencode" and texts_in:
+            num_samples = len(texts_in)
+        if gen_length is None:
+            if mode == "autoencode" and texts_in:
+                gen_length = max(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts_in) + 1
+            else:
+                gen_length = 128
+        block_length = gen_length if block_length is None else block_length
+        steps = gen_length if steps is None else steps
+        num_registers = self.num_registers_max if num_registers is None else num_registers
+        conditional_prior_steps = prior_steps if conditional_prior_steps is None else conditional_prior_steps
+        tensor_inputs = callback_on_step_end_tensor_inputs or list(self._callback_tensor_inputs)
+
+        # 1. Check inputs
+        self.check_inputs(
+            mode,
+            texts_in,
+            num_samples,
+            gen_length,
+            block_length,
+            steps,
+            temperature,
+            remasking,
+            threshold,
+            num_registers,
+            prior_steps,
+            eta,
+            refresh_at,
+            generator,
+            callback_on_step_end_tensor_inputs,
+        )
+        refresh_at = sorted(refresh_at) if mode == "con_within_disc" else []
+        if registers is not None and (
+            registers.dim() != 3 or registers.shape[0] != num_samples or registers.shape[1] < num_registers
+        ):
+            raise ValueError(
+                f"`registers` must have shape ({num_samples}, >= {num_registers}, d), got {tuple(registers.shape)}."
+            )
+        device = self._execution_device
+        nfe = NFEBreakdown()
+
+        # 2. Prepare the registers z₀
+        if registers is not None:
+            z0 = registers.to(device)
+        elif mode == "autoencode":
+            z0 = self.encoder(**self.encoder_inputs(texts_in)).registers
+            nfe.encoder_calls += 1
+        elif mode in ("con_then_disc", "con_within_disc"):
+            sampled = sample_registers(
+                self.prior,
+                self.scheduler,
+                num_samples,
+                num_inference_steps=prior_steps,
+                eta=eta,
+                generator=generator,
+            )
+            z0, nfe.prior_calls = sampled.registers, sampled.num_prior_calls
+        else:
+            z0 = None
+
+        # 3. Prepare the canvas: [BOS] + gen_length masks
+        bos, _ = self._special_ids()
+        prefix = [bos] if bos is not None else []
+        canvas = torch.full(
+            (num_samples, len(prefix) + gen_length), self.mask_token_id, dtype=torch.long, device=device
+        )
+        if prefix:
+            canvas[:, 0] = bos
+        offset = len(prefix)
+
+        # 4. Discrete denoising loop (Alg. 2/3/6 lines "x̂₀ ~ f_θ(x_t, t, z₀); x_t = Forward(x̂₀, t)")
+        canvas, z0 = self._denoise(
+            canvas,
+            offset,
+            z0,
+            gen_length,
+            block_length,
+            steps,
+            temperature,
+            remasking,
+            threshold,
+            num_registers,
+            conditional_prior_steps,
+            eta,
+            refresh_at,
+            generator,
+            nfe,
+            callback_on_step_end,
+            tensor_inputs,
+        )
+
+        # 5. Decode and account
+        sequences = canvas[:, offset:]
+        texts = self.decode_sequences(sequences)
+        self._account_flops(nfe, canvas.shape[1], num_registers if z0 is not None else None)
+        self.maybe_free_model_hooks()
+        out = CrocodilPipelineOutput(
+            texts=texts,
+            sequences=sequences,
+            registers=z0,
+            nfe=nfe.to_dict(),
+            wall_time=time.perf_counter() - start,
+        )
+        return out if return_dict else out.to_tuple()
+
+    def _denoise(
+        self,
+        canvas,
+        offset,
+        z0,
+        gen_length,
+        block_length,
+        steps,
+        temperature,
+        remasking,
+        threshold,
+        num_registers,
+        conditional_prior_steps,
+        eta,
+        refresh_at,
+        generator,
+        nfe,
+        callback,
+        tensor_inputs,
+    ):
+        num_blocks = gen_length // block_length
+        steps_per_block = steps // num_blocks
+        refresh_steps = {max(1, round(f * steps)) for f in refresh_at} if threshold is None else set()
+        pending_fractions = list(refresh_at) if threshold is not None else []
+        global_step = 0
+        total = steps if threshold is None else gen_length  # threshold: an upper bound (one call per token)
+        with self.progress_bar(total=total) as progress:
+            for block in range(num_blocks):
+                lo, hi = offset + block * block_length, offset + (block + 1) * block_length
+                self.mask_scheduler.set_timesteps(
+                    steps_per_block, block_mask=canvas[:, lo:hi] == self.mask_token_id, device=canvas.device
+                )
+                step = 0
+                while True:
+                    active = (canvas[:, lo:hi] == self.mask_token_id).any(dim=1)
+                    if not bool(active.any()) or (threshold is None and step >= steps_per_block):
+                        break
+                    # ConWithinDisc: refresh z₀ ~ P(z | h_φ(x_t)) at the chosen points of the trajectory
+                    if z0 is not None and self._should_refresh(
+                        global_step, refresh_steps, pending_fractions, canvas[:, offset:]
+                    ):
+                        z0 = self._refresh_registers(canvas, conditional_prior_steps, eta, generator, nfe)
+                    logits = self._demasker_logits(canvas, z0, num_registers)
+                    nfe.demasker_calls += 1
+                    out = self.mask_scheduler.step(
+                        logits[:, lo:hi],
+                        step,
+                        canvas[:, lo:hi],
+                        temperature=temperature,
+                        remasking=remasking,
+                        threshold=threshold,
+                        generator=generator,
+                        active=active,
+                    )
+                    canvas = canvas.clone()
+                    canvas[:, lo:hi] = out.prev_sample
+                    step += 1
+                    global_step += 1
+                    if callback is not None:
+                        state = {"sequences": canvas[:, offset:], "registers": z0}
+                        updates = callback(self, global_step, block, {k: state[k] for k in tensor_inputs}) or {}
+                        if "sequences" in updates:
+                            canvas = torch.cat((canvas[:, :offset], updates["sequences"].to(canvas)), dim=1)
+                        if "registers" in updates:
+                            z0 = updates["registers"]
+                    progress.update()
+        return canvas, z0
+
+    def _should_refresh(self, global_step, refresh_steps, pending_fractions, generated) -> bool:
+        if global_step in refresh_steps:
+            refresh_steps.discard(global_step)
+            return True
+        if pending_fractions:
+            unmasked = (generated != self.mask_token_id).float().mean(dim=1).min().item()
+            if unmasked >= pending_fractions[0]:
+                while pending_fractions and unmasked >= pending_fractions[0]:
+                    pending_fractions.pop(0)
+                return True
+        return False
+
+    def _refresh_registers(self, canvas, steps, eta, generator, nfe) -> torch.Tensor:
+        condition = self.encoder(**self._visible_condition(canvas)).registers  # h_φ(x_t), visible tokens only
+        nfe.encoder_calls += 1
+        sampled = sample_registers(
+            self.conditional_prior,
+            self.scheduler,
+            canvas.shape[0],
+            num_inference_steps=steps,
+            eta=eta,
+            generator=generator,
+            encoder_hidden_states=condition,
+        )
+        nfe.prior_calls += sampled.num_prior_calls
+        return sampled.registers
+
+    def _demasker_logits(self, canvas, z0, num_registers) -> torch.Tensor:
+        if z0 is None:
+            return self.demasker(canvas).logits
+        return self.demasker(canvas, registers=z0[:, :num_registers].to(self.demasker.dtype)).logits
+
+    def _account_flops(self, nfe: NFEBreakdown, canvas_len: int, num_registers: int | None) -> None:
+        prefix = (num_registers + 2) if num_registers else 0
+        demasker = forward_flops(self.demasker, canvas_len + prefix)
+        prior = forward_flops(self.prior, self.prior.config.num_registers)
+        encoder = forward_flops(self.encoder, canvas_len + self.encoder.config.num_registers - 1)
+        nfe.flops = {"demasker": demasker, "prior": prior, "encoder": encoder}
+        nfe.total = nfe.demasker_calls + (nfe.prior_calls * prior + nfe.encoder_calls * encoder) / demasker
+
+    # ------------------------------------------------------------------ register-space utilities
+
+    @torch.no_grad()
+    def decode(self, registers: torch.Tensor, **kwargs) -> CrocodilPipelineOutput:
+        """Decode register banks `(B, K', d)` to text with the guided MDM (the decoder half of Alg. 6).
+
+        Keyword arguments are those of `__call__` (`gen_length`, `steps`, `block_length`, `num_registers`, ...).
+        """
+        kwargs.setdefault("num_registers", min(registers.shape[1], self.num_registers_max))
+        return self(mode="con_then_disc", registers=registers, num_samples=registers.shape[0], **kwargs)
+
+    @torch.no_grad()
+    def interpolate(
+        self, text_a: str, text_b: str, alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), **kwargs
+    ) -> list[str]:
+        """Decode z_α = (1−α)·h_φ(a) + α·h_φ(b), renormalised per register, for each α (App. D, Fig. 8)."""
+        if not alphas:
+            raise ValueError("`alphas` must not be empty.")
+        z = self.encode([text_a, text_b])
+        mixed = torch.stack([(1 - a) * z[0] + a * z[1] for a in alphas])
+        if "gen_length" not in kwargs:
+            lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (text_a, text_b)]
+            kwargs["gen_length"] = max(lengths) + 1
+        return self.decode(normalize_registers(mixed), **kwargs).texts
+
+
+__all__ = ["CrocodilPipeline", "CrocodilPipelineOutput", "NFEBreakdown", "forward_flops"]
