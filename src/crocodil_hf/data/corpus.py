@@ -1,0 +1,279 @@
+"""Program corpora as `datasets.Dataset`s: from a directory of source files or any Hub/local dataset with a text
+column. The offline default is the CPython standard library (tests excluded), present on every machine.
+
+Each example is one program (or one piece of a long file split at top-level definitions, never mid-line) whose
+tokens fit `max_length` together with BOS and EOS. Train/validation membership is decided by a hash of the file path,
+so it never changes when files are added. Built datasets are cached with `save_to_disk` under a key of the
+configuration (source, tokenizer, lengths, split).
+"""
+
+import hashlib
+import json
+import logging
+import os
+import sysconfig
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_from_disk
+
+logger = logging.getLogger(__name__)
+
+TOP_LEVEL_STARTS = ("def ", "async def ", "class ", "@", "if __name__")
+
+
+def stdlib_dir() -> Path:
+    """The CPython standard library of the running interpreter."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def is_test_path(relative: str) -> bool:
+    parts = Path(relative).parts
+    name = parts[-1]
+    return (
+        any(p in ("test", "tests", "idle_test", "testing") for p in parts[:-1])
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+    )
+
+
+@dataclass
+class CorpusSummary:
+    """What building a corpus read and skipped."""
+
+    files_seen: int = 0
+    files_used: int = 0
+    skipped_binary: int = 0
+    skipped_empty: int = 0
+    skipped_non_utf8: int = 0
+    skipped_unreadable: int = 0
+    skipped_tests: int = 0
+    programs: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_binary + self.skipped_empty + self.skipped_non_utf8 + self.skipped_unreadable
+
+    def __str__(self) -> str:
+        return (
+            f"{self.files_used}/{self.files_seen} files used; skipped {self.skipped_binary} binary, "
+            f"{self.skipped_empty} empty, {self.skipped_non_utf8} non-UTF-8, {self.skipped_unreadable} unreadable, "
+            f"{self.skipped_tests} tests; programs {self.programs}; tokens {self.tokens}"
+        )
+
+
+def read_source_files(
+    root: str | os.PathLike,
+    extensions: tuple[str, ...] = (".py",),
+    exclude_tests: bool = True,
+    exclude_dirs: tuple[str, ...] = ("site-packages", "dist-packages", "__pycache__", ".git"),
+    summary: CorpusSummary | None = None,
+) -> Iterable[tuple[str, str]]:
+    """Yield `(relative_path, text)` for readable UTF-8 text files under `root`, in sorted order.
+
+    Binary (NUL bytes), empty (whitespace only), non-UTF-8 and unreadable files are skipped and counted in `summary`.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"corpus directory {str(root)!r} does not exist or is not a directory.")
+    summary = summary if summary is not None else CorpusSummary()
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.suffix not in extensions:
+            continue
+        relative = path.relative_to(root).as_posix()
+        if any(part in exclude_dirs for part in Path(relative).parts):
+            continue
+        summary.files_seen += 1
+        if exclude_tests and is_test_path(relative):
+            summary.skipped_tests += 1
+            continue
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            summary.skipped_unreadable += 1
+            continue
+        if b"\x00" in raw:
+            summary.skipped_binary += 1
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            summary.skipped_non_utf8 += 1
+            continue
+        if not text.strip():
+            summary.skipped_empty += 1
+            continue
+        summary.files_used += 1
+        yield relative, text
+
+
+def split_program(text: str, tokenizer, budget: int) -> list[str]:
+    """Split a program into pieces of at most `budget` tokens, at top-level definitions, never mid-line.
+
+    Top-level units (a `def`/`class` with its decorators and body, or runs of other top-level code) are packed
+    greedily; a unit longer than the budget is split at line boundaries; a single line longer than the budget is
+    dropped (it cannot be kept whole).
+    """
+    lines = text.splitlines(keepends=True)
+    units: list[list[str]] = []
+    for line in lines:
+        starts_unit = line.startswith(TOP_LEVEL_STARTS) and not (units and units[-1][-1].startswith("@"))
+        if not units or starts_unit:
+            units.append([line])
+        else:
+            units[-1].append(line)
+
+    def count(s: str) -> int:
+        return len(tokenizer(s, add_special_tokens=False)["input_ids"])
+
+    pieces: list[str] = []
+    current, current_len = "", 0
+    for unit in units:
+        unit_text = "".join(unit)
+        unit_len = count(unit_text)
+        if unit_len > budget:  # too long: fall back to whole lines
+            if current:
+                pieces.append(current)
+                current, current_len = "", 0
+            for line in unit:
+                n = count(line)
+                if n > budget:
+                    continue
+                if current_len + n > budget and current:
+                    pieces.append(current)
+                    current, current_len = "", 0
+                current += line
+                current_len += n
+            continue
+        if current_len + unit_len > budget and current:
+            pieces.append(current)
+            current, current_len = "", 0
+        current += unit_text
+        current_len += unit_len
+    if current.strip():
+        pieces.append(current)
+    return [p for p in pieces if p.strip()]
+
+
+def in_validation(key: str, validation_fraction: float) -> bool:
+    """Deterministic split by hash: the same file is always on the same side."""
+    digest = int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16)
+    return (digest % 10_000) < validation_fraction * 10_000
+
+
+@dataclass
+class CorpusConfig:
+    """Everything that determines a built corpus (and its cache key)."""
+
+    source: str | None = None  # directory, dataset name/path; None = the CPython standard library
+    text_column: str = "text"
+    max_length: int = 64  # tokens per example including BOS and EOS
+    validation_fraction: float = 0.05
+    extensions: tuple[str, ...] = (".py",)
+    exclude_tests: bool = True
+    max_programs: int | None = None
+
+    def cache_key(self, tokenizer) -> str:
+        fields = asdict(self)
+        fields["source"] = str(self.source or stdlib_dir())
+        fields["tokenizer"] = hashlib.sha1(
+            json.dumps(tokenizer.get_vocab(), sort_keys=True).encode("utf-8")
+        ).hexdigest()[:16]
+        return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def _source_documents(config: CorpusConfig, summary: CorpusSummary) -> Iterable[tuple[str, str]]:
+    source = config.source
+    if (
+        source is None
+        or Path(source).is_dir()
+        and not (Path(source) / "dataset_info.json").exists()
+        and not (Path(source) / "dataset_dict.json").exists()
+    ):
+        yield from read_source_files(source or stdlib_dir(), config.extensions, config.exclude_tests, summary=summary)
+        return
+    if Path(source).exists():
+        dataset = load_from_disk(source)
+    else:
+        from datasets import load_dataset
+
+        dataset = load_dataset(source)
+    splits = dataset.values() if isinstance(dataset, DatasetDict) else [dataset]
+    for split in splits:
+        if config.text_column not in split.column_names:
+            raise ValueError(
+                f"dataset {source!r} has no column {config.text_column!r}; columns: {split.column_names}."
+            )
+        for i, text in enumerate(split[config.text_column]):
+            summary.files_seen += 1
+            if not isinstance(text, str) or not text.strip():
+                summary.skipped_empty += 1
+                continue
+            summary.files_used += 1
+            yield f"{source}#{i}", text
+
+
+def build_program_dataset(
+    tokenizer,
+    config: CorpusConfig | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[DatasetDict, CorpusSummary]:
+    """Build (or load from cache) a `DatasetDict` with `train` and `validation` splits of tokenised programs.
+
+    Columns: `input_ids` (`[BOS] program [EOS]`, unpadded, at most `max_length` ids), `text`, `path`.
+
+    Example:
+        ```python
+        >>> corpus, summary = build_program_dataset(tokenizer, CorpusConfig(max_length=64))
+        >>> print(summary)
+        ```
+    """
+    config = config or CorpusConfig()
+    if config.max_length < 4:
+        raise ValueError(f"`max_length` must be >= 4, got {config.max_length}.")
+    if not 0 <= config.validation_fraction < 1:
+        raise ValueError(f"`validation_fraction` must lie in [0, 1), got {config.validation_fraction}.")
+    for name in ("bos_token_id", "eos_token_id"):
+        if getattr(tokenizer, name, None) is None:
+            raise ValueError(f"the tokenizer needs a `{name}` to wrap programs.")
+    cache_path = Path(cache_dir) / f"corpus-{config.cache_key(tokenizer)}" if cache_dir is not None else None
+    if cache_path is not None and (cache_path / "dataset_dict.json").exists():
+        summary = CorpusSummary(**json.loads((cache_path / "summary.json").read_text()))
+        return load_from_disk(str(cache_path)), summary
+
+    summary = CorpusSummary()
+    rows = {"train": [], "validation": []}
+    budget = config.max_length - 2
+    for key, text in _source_documents(config, summary):
+        split = "validation" if in_validation(key, config.validation_fraction) else "train"
+        for piece in split_program(text, tokenizer, budget):
+            ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+            rows[split].append(
+                {"input_ids": [tokenizer.bos_token_id, *ids, tokenizer.eos_token_id], "text": piece, "path": key}
+            )
+        if config.max_programs is not None and sum(map(len, rows.values())) >= config.max_programs:
+            break
+    empty = {"input_ids": [], "text": [], "path": []}
+    corpus = DatasetDict({split: Dataset.from_list(r) if r else Dataset.from_dict(empty) for split, r in rows.items()})
+    summary.programs = {split: len(r) for split, r in rows.items()}
+    summary.tokens = {split: sum(len(x["input_ids"]) for x in r) for split, r in rows.items()}
+    if not rows["train"]:
+        raise ValueError(f"no usable program found in {config.source or stdlib_dir()!s}: {summary}")
+    logger.info("corpus: %s", summary)
+    if cache_path is not None:
+        corpus.save_to_disk(str(cache_path))
+        (cache_path / "summary.json").write_text(json.dumps(asdict(summary)))
+    return corpus, summary
+
+
+__all__ = [
+    "CorpusConfig",
+    "CorpusSummary",
+    "build_program_dataset",
+    "in_validation",
+    "read_source_files",
+    "split_program",
+    "stdlib_dir",
+]

@@ -1,0 +1,430 @@
+"""Training recipes: data, every stage through `crocodil train`, the paper's training knobs, resume, LoRA, DDP."""
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from crocodil_hf.data.corpus import CorpusConfig, build_program_dataset, in_validation, split_program
+from crocodil_hf.data.tokenizer import train_bpe_tokenizer
+from crocodil_hf.pipelines.tiny import TINY_CORPUS
+from crocodil_hf.training.losses import forward_mask, register_noise
+from crocodil_hf.training.run import parse_stage_arguments, run_stage
+
+TINY_LLADA = {
+    "d_model": 32,
+    "n_heads": 2,
+    "n_kv_heads": 2,
+    "n_layers": 1,
+    "mlp_hidden_size": 64,
+    "rope_theta": 10000.0,
+    "max_sequence_length": 128,
+}
+COMMON = {
+    "max_length": 24,
+    "per_device_train_batch_size": 8,
+    "logging_steps": 1,
+    "save_steps": 1000,
+    "learning_rate": 3e-3,
+    "seed": 0,
+    "dataloader_num_workers": 0,
+    "disable_tqdm": True,
+}
+
+
+def write_corpus(root: Path, n: int = 60) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = TINY_CORPUS[i % len(TINY_CORPUS)]
+        (root / f"mod_{i:03d}.py").write_text(f"# module {i}\n{body}\nvalue_{i} = {i}\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    corpus = write_corpus(root / "corpus")
+    tokenizer = train_bpe_tokenizer([p.read_text() for p in corpus.glob("*.py")], vocab_size=300)
+    tokenizer.save_pretrained(root / "tokenizer")
+    return root
+
+
+def stage_args(workspace: Path, name: str, **values):
+    config = {
+        "tokenizer_name_or_path": str(workspace / "tokenizer"),
+        "corpus": str(workspace / "corpus"),
+        "data_cache_dir": str(workspace / "cache"),
+        **COMMON,
+        **values,
+    }
+    path = workspace / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def losses(output_dir) -> list[float]:
+    state = sorted(Path(output_dir).glob("checkpoint-*/trainer_state.json"))
+    history = json.loads(state[-1].read_text())["log_history"] if state else []
+    return [h["loss"] for h in history if "loss" in h]
+
+
+def run(workspace, stage, name, overrides=(), **values):
+    model_args, data_args, training_args = parse_stage_arguments(
+        stage_args(workspace, name, **values), list(overrides)
+    )
+    return run_stage(stage, model_args, data_args, training_args)
+
+
+def falls(values: list[float]) -> bool:
+    head, tail = values[: len(values) // 5 or 1], values[-(len(values) // 5 or 1) :]
+    return sum(tail) / len(tail) < 0.85 * sum(head) / len(head)
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_data_builder_skips_and_counts_bad_files(tmp_path):
+    corpus = write_corpus(tmp_path / "src", n=10)
+    (corpus / "binary.py").write_bytes(b"\x00\x01\x02binary")
+    (corpus / "empty.py").write_text("   \n")
+    (corpus / "latin1.py").write_bytes("caf\xe9 = 1\n".encode("latin-1"))
+    (corpus / "tests").mkdir()
+    (corpus / "tests" / "test_x.py").write_text("assert True\n")
+    (corpus / "notes.txt").write_text("not python")
+    tokenizer = train_bpe_tokenizer(TINY_CORPUS * 5, vocab_size=300)
+    dataset, summary = build_program_dataset(
+        tokenizer, CorpusConfig(source=str(corpus), max_length=24, validation_fraction=0.3)
+    )
+    assert (summary.skipped_binary, summary.skipped_empty, summary.skipped_non_utf8) == (1, 1, 1)
+    assert summary.skipped_tests == 1 and summary.files_used == 10
+    assert "1 binary" in str(summary) and "1 non-UTF-8" in str(summary)
+    for row in dataset["train"]:
+        assert len(row["input_ids"]) <= 24
+        assert row["input_ids"][0] == tokenizer.bos_token_id and row["input_ids"][-1] == tokenizer.eos_token_id
+    train_paths, val_paths = set(dataset["train"]["path"]), set(dataset["validation"]["path"])
+    assert not train_paths & val_paths
+    assert all(in_validation(p, 0.3) for p in val_paths)
+
+
+def test_long_files_split_at_top_level_definitions_never_mid_line():
+    tokenizer = train_bpe_tokenizer(TINY_CORPUS * 5, vocab_size=300)
+    program = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(12))
+    pieces = split_program(program, tokenizer, budget=30)
+    assert len(pieces) > 1
+    assert "".join(pieces).replace("\n", "") == program.replace("\n", "")  # nothing lost
+    for piece in pieces:
+        assert piece.startswith("def ") and piece.endswith("\n")
+        assert len(tokenizer(piece, add_special_tokens=False)["input_ids"]) <= 30
+
+
+def test_stdlib_is_the_default_corpus_and_is_cached(tmp_path):
+    tokenizer = train_bpe_tokenizer(TINY_CORPUS * 5, vocab_size=300)
+    config = CorpusConfig(max_length=32, max_programs=200)
+    first, summary = build_program_dataset(tokenizer, config, cache_dir=tmp_path)
+    assert summary.files_used > 0 and all(not p.startswith("test") for p in first["train"]["path"])
+    assert not any("/test/" in p for p in first["train"]["path"])
+    start = time.perf_counter()
+    again, _ = build_program_dataset(tokenizer, config, cache_dir=tmp_path)
+    assert time.perf_counter() - start < 5 and again["train"]["input_ids"] == first["train"]["input_ids"]
+
+
+def test_tokenizer_command_has_masked_diffusion_specials(tmp_path):
+    from crocodil_hf.cli import main
+
+    corpus = write_corpus(tmp_path / "c", n=5)
+    assert main(["tokenizer", "--corpus", str(corpus), "--vocab-size", "300", "--output", str(tmp_path / "tok")]) == 0
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert {tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.mask_token_id} == {0, 1, 2, 3}
+
+
+# ---------------------------------------------------------------- training knobs
+
+
+def test_register_noise_reaches_target_cosine_similarity():
+    from crocodil_hf import normalize_registers
+
+    z = normalize_registers(torch.randn(4096, 8, 64))
+    noisy = register_noise(z, 0.8, generator=torch.Generator().manual_seed(0))
+    cs = torch.nn.functional.cosine_similarity(z, noisy, dim=-1)
+    assert cs.mean().item() == pytest.approx(0.8, abs=0.01)
+    assert torch.equal(register_noise(z, 1.0), z)
+
+
+def test_all_mask_probability_and_masking_rate_match_settings():
+    ids = torch.ones(20_000, 16, dtype=torch.long)
+    _, masked, p_mask = forward_mask(ids, 7, all_mask_prob=0.25, generator=torch.Generator().manual_seed(0))
+    full = masked[:, 1:].all(dim=1)
+    assert full.float().mean().item() == pytest.approx(0.25 + 0.75 / 16, abs=0.02)
+    assert not masked[:, 0].any()  # BOS stays visible
+    partial = ~(p_mask == 1)
+    assert masked[partial, 1:].float().mean().item() == pytest.approx(p_mask[partial].mean().item(), abs=0.01)
+
+
+# ---------------------------------------------------------------- stages
+
+
+@pytest.fixture(scope="module")
+def trained(workspace):
+    out = {}
+    out["mdm"] = run(
+        workspace,
+        "mdm",
+        "mdm",
+        model_config=TINY_LLADA,
+        output_dir=str(workspace / "mdm"),
+        max_steps=40,
+        save_steps=40,
+    )
+    out["autoencoder"] = run(
+        workspace,
+        "autoencoder",
+        "ae",
+        model_name_or_path=out["mdm"],
+        num_registers=4,
+        prefix_rope_pairs=2,
+        encoder_backbone_config={"model_type": "llada", **TINY_LLADA},
+        output_dir=str(workspace / "ae"),
+        max_steps=40,
+        save_steps=40,
+        clean_warmup_steps=10,
+    )
+    out["registers"] = run(
+        workspace,
+        "registers",
+        "reg",
+        encoder_name_or_path=str(workspace / "ae" / "encoder"),
+        output_dir=str(workspace / "registers"),
+    )
+    prior = {"hidden_size": 32, "num_layers": 1, "num_attention_heads": 2}
+    out["prior"] = run(
+        workspace,
+        "prior",
+        "prior",
+        registers_dir=out["registers"],
+        prior_config=prior,
+        output_dir=str(workspace / "prior"),
+        max_steps=40,
+        save_steps=40,
+        learning_rate=1e-2,
+    )
+    out["conditional-prior"] = run(
+        workspace,
+        "conditional-prior",
+        "cprior",
+        registers_dir=out["registers"],
+        prior_config=prior,
+        output_dir=str(workspace / "cprior"),
+        max_steps=40,
+        save_steps=40,
+        learning_rate=1e-2,
+    )
+    return out
+
+
+@pytest.mark.parametrize("stage", ["mdm", "autoencoder", "prior", "conditional-prior"])
+def test_each_stage_trains_and_its_loss_falls(trained, stage):
+    values = losses(trained[stage])
+    assert len(values) == 40 and all(math.isfinite(v) for v in values)
+    assert falls(values), values
+    assert (Path(trained[stage]) / "training_complete.json").exists()
+
+
+def test_stage_outputs_assemble_into_a_working_pipeline(trained, tmp_path):
+    from crocodil_hf import CrocodilPipeline
+    from crocodil_hf.cli import main
+
+    target = tmp_path / "pipe"
+    assert (
+        main(
+            [
+                "assemble",
+                "--autoencoder",
+                trained["autoencoder"],
+                "--prior",
+                trained["prior"],
+                "--conditional-prior",
+                trained["conditional-prior"],
+                "--output",
+                str(target),
+            ]
+        )
+        == 0
+    )
+    pipe = CrocodilPipeline.from_pretrained(target)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(mode="con_within_disc", num_samples=2, gen_length=16, steps=4, prior_steps=4)
+    assert len(out.texts) == 2
+    from datasets import load_from_disk
+
+    registers = load_from_disk(trained["registers"])
+    assert len(registers["train"][0]["registers"]) == 4
+    assert (
+        main(
+            ["assemble", "--autoencoder", trained["autoencoder"], "--prior", trained["prior"], "--output", str(target)]
+        )
+        == 2
+    )  # an existing pipeline is not overwritten silently
+
+
+def test_finished_output_is_never_overwritten_without_the_flag(trained, workspace):
+    before = (Path(trained["mdm"]) / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="overwrite_output_dir"):
+        run(workspace, "mdm", "mdm", model_config=TINY_LLADA, output_dir=trained["mdm"], max_steps=2)
+    assert (Path(trained["mdm"]) / "model.safetensors").read_bytes() == before
+
+
+def test_encoder_warmup_keeps_the_demasker_frozen(trained, workspace, tmp_path):
+    out = run(
+        workspace,
+        "autoencoder",
+        "warm",
+        model_name_or_path=str(workspace / "mdm"),
+        num_registers=4,
+        prefix_rope_pairs=2,
+        encoder_backbone_config={"model_type": "llada", **TINY_LLADA},
+        output_dir=str(tmp_path / "warm"),
+        max_steps=6,
+        save_steps=6,
+        encoder_warmup_steps=6,
+        weight_decay=0.1,
+    )
+    base = load_file(str(Path(workspace / "mdm") / "model.safetensors"))
+    demasker = load_file(str(Path(out) / "demasker" / "model.safetensors"))
+    for name, tensor in base.items():
+        assert torch.equal(demasker[name], tensor), name
+    state = json.loads(next(Path(out).glob("checkpoint-*/trainer_state.json")).read_text())
+    assert state["global_step"] == 6
+
+
+def test_lora_trains_only_adapters_and_new_prefix_parameters(trained, workspace, tmp_path):
+    from crocodil_hf import GuidedLLaDAForMaskedLM
+    from crocodil_hf.training.run import CrocodilTrainingArguments, apply_lora
+
+    model = GuidedLLaDAForMaskedLM.from_base(str(workspace / "mdm"), num_registers=4, register_dim=32)
+    lora = apply_lora(model, CrocodilTrainingArguments(output_dir=str(tmp_path), lora_r=4))
+    trainable = {n for n, p in lora.named_parameters() if p.requires_grad}
+    assert trainable and all(
+        "lora_" in n or any(k in n for k in ("register_proj", "prefix_start", "prefix_end")) for n in trainable
+    )
+    out = run(
+        workspace,
+        "autoencoder",
+        "lora",
+        model_name_or_path=str(workspace / "mdm"),
+        num_registers=4,
+        prefix_rope_pairs=2,
+        encoder_backbone_config={"model_type": "llada", **TINY_LLADA},
+        output_dir=str(tmp_path / "lora"),
+        max_steps=5,
+        save_steps=5,
+        use_lora=True,
+        lora_r=4,
+    )
+    checkpoint = load_file(str(next(Path(out).glob("checkpoint-*")) / "model.safetensors"))
+    base = load_file(str(Path(workspace / "mdm") / "model.safetensors"))
+    for name, tensor in base.items():
+        key = "demasker.base_model.model." + name.replace(".weight", ".base_layer.weight")
+        key = key if key in checkpoint else "demasker.base_model.model." + name
+        assert torch.equal(checkpoint[key], tensor), name
+    assert any("lora_B" in k and checkpoint[k].abs().sum() > 0 for k in checkpoint)  # adapters moved off zero
+    merged = load_file(str(Path(out) / "demasker" / "model.safetensors"))
+    assert not any("lora" in k for k in merged)  # the final demasker is merged and loads as a plain model
+
+
+def _cli(*args, env=None, **kwargs):
+    return [sys.executable, "-m", "crocodil_hf.cli", *args]
+
+
+def test_killed_run_resumes_to_the_same_parameters(workspace, tmp_path):
+    values = dict(model_config=TINY_LLADA, max_steps=120, save_steps=10, save_total_limit=None, logging_steps=10)
+    reference = run(workspace, "mdm", "ref", output_dir=str(tmp_path / "ref"), **values)
+
+    config = stage_args(workspace, "killed", output_dir=str(tmp_path / "killed"), **values)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        _cli("train", "mdm", "--config", config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not (tmp_path / "killed" / "checkpoint-20" / "trainer_state.json").exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "training_complete.json").exists(), "the run finished before it was killed"
+    result = subprocess.run(
+        _cli("train", "mdm", "--config", config), env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming from" in result.stderr
+    final, expected = (
+        load_file(str(tmp_path / "killed" / "model.safetensors")),
+        load_file(str(Path(reference) / "model.safetensors")),
+    )
+    for name in expected:
+        assert torch.allclose(final[name], expected[name], atol=1e-6), name
+
+
+def test_two_process_torchrun_autoencoder_saves_a_loadable_checkpoint(trained, workspace, tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    config = stage_args(
+        workspace,
+        "ddp",
+        model_name_or_path=str(workspace / "mdm"),
+        num_registers=4,
+        prefix_rope_pairs=2,
+        encoder_backbone_config={"model_type": "llada", **TINY_LLADA},
+        output_dir=str(tmp_path / "ddp"),
+        max_steps=3,
+        save_steps=3,
+        ddp_backend="gloo",
+        use_cpu=True,
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            "-m",
+            "crocodil_hf.cli",
+            "train",
+            "autoencoder",
+            "--config",
+            config,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    from crocodil_hf import GuidedLLaDAForMaskedLM, RegisterEncoderModel
+
+    state = json.loads((tmp_path / "ddp" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    GuidedLLaDAForMaskedLM.from_pretrained(tmp_path / "ddp" / "demasker")
+    RegisterEncoderModel.from_pretrained(tmp_path / "ddp" / "encoder")
+
+
+def test_config_errors_are_clear(workspace):
+    with pytest.raises(ValueError, match="unknown argument"):
+        parse_stage_arguments(stage_args(workspace, "bad", output_dir="x", not_a_field=1))
+    with pytest.raises(ValueError, match="shipped"):
+        parse_stage_arguments("no-such/config")
+    model_args, data_args, args = parse_stage_arguments("tiny-python/autoencoder", ["--max_steps", "7"])
+    assert args.max_steps == 7 and model_args.num_registers == 16 and args.all_mask_prob == 0.25
+    for stage in ("mdm", "autoencoder", "registers", "prior", "conditional-prior"):
+        parse_stage_arguments(f"paper/{stage}", ["--bf16", "false"])  # bf16 needs a GPU
