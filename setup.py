@@ -16,7 +16,9 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     include_package_data=True,
-    package_data={"crocodil_hf": ["training/configs/*/*.yaml", "training/configs/*/*.json"]},
+    package_data={
+        "crocodil_hf": ["training/configs/*/*.yaml", "training/configs/*/*.json", "evaluation/templates/*.md"]
+    },
     python_requires=">=3.10",
     install_requires=[
         # torch is installed first by the user (CPU or CUDA build of their choice); the range below is satisfied by

@@ -1,0 +1,178 @@
+"""Sample-quality metrics of the paper (§5): Gen-PPL with unigram entropy, MAUVE, CER.
+
+Conventions (stated in every result):
+- Gen-PPL re-tokenises each sample with the scorer's tokenizer, prepends the scorer's BOS (its EOS when it has no
+  BOS, as GPT-2 does) so that the first real token is scored too, appends nothing, and reports the corpus-level
+  exp(Σ NLL / Σ tokens) (MDLM). Empty samples are counted and contribute no tokens.
+- Entropy is the mean over samples of the unigram entropy (nats) of the sample's scorer tokens; a repetitive sample
+  scores low, which is how low Gen-PPL from degenerate text is exposed.
+- MAUVE uses `mauve.compute_mauve(p_features=…, q_features=…)` with the scorer's final-layer hidden state at the last
+  token as features.
+- CER is micro-averaged: total character edits / total reference characters (`jiwer.cer` on the lists).
+"""
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+
+from .scorer import Scorer
+
+
+def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"`{name}` must be a list of strings, not a string.")
+    texts = list(texts)
+    if not texts:
+        raise ValueError(f"`{name}` is empty: nothing to evaluate.")
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"`{name}` must contain only strings.")
+    return texts
+
+
+def _score_ids(scorer: Scorer, texts: list[str], max_length: int | None = None) -> list[list[int]]:
+    tok = scorer.tokenizer
+    start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    limit = max_length or getattr(scorer.model.config, "max_position_embeddings", 2048)
+    rows = []
+    for text in texts:
+        ids = tok(text, add_special_tokens=False)["input_ids"] if text else []
+        rows.append(([start] if start is not None else []) + ids[: limit - 1])
+    return rows
+
+
+@torch.no_grad()
+def gen_ppl(scorer: Scorer, texts: Sequence[str], batch_size: int = 8) -> dict:
+    """Generative perplexity of `texts` under the scorer, with mean unigram entropy (see module docstring).
+
+    Returns:
+        `{"gen_ppl", "entropy", "num_samples", "num_empty", "num_tokens", "scorer"}`.
+    """
+    texts = _check_texts(texts, "texts")
+    rows = _score_ids(scorer, texts)
+    total_nll, total_tokens = 0.0, 0
+    pad = scorer.tokenizer.pad_token_id if scorer.tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(rows), batch_size):
+        chunk = [r for r in rows[start : start + batch_size] if len(r) > 1]
+        if not chunk:
+            continue
+        width = max(len(r) for r in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, r in enumerate(chunk):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        ids, mask = ids.to(scorer.device), mask.to(scorer.device)
+        logits = scorer.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        targets = ids[:, 1:]
+        valid = mask[:, 1:].bool()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        total_nll += nll[valid].sum().item()
+        total_tokens += int(valid.sum())
+    entropies = [unigram_entropy(r[1:]) for r in rows]
+    return {
+        "gen_ppl": math.exp(total_nll / total_tokens) if total_tokens else float("nan"),
+        "entropy": sum(entropies) / len(entropies),
+        "num_samples": len(texts),
+        "num_empty": sum(1 for t in texts if not t.strip()),
+        "num_tokens": total_tokens,
+        "scorer": scorer.name,
+    }
+
+
+def unigram_entropy(tokens: Sequence[int]) -> float:
+    """Entropy (nats) of the token frequency distribution of one sample; 0 for an empty sample."""
+    if not tokens:
+        return 0.0
+    counts = Counter(tokens)
+    n = len(tokens)
+    return -sum(c / n * math.log(c / n) for c in counts.values())
+
+
+@torch.no_grad()
+def scorer_features(scorer: Scorer, texts: Sequence[str], batch_size: int = 8) -> torch.Tensor:
+    """MAUVE features: the scorer's final-layer hidden state at each sample's last token, `(N, hidden)`."""
+    texts = _check_texts(texts, "texts")
+    rows = _score_ids(scorer, texts)
+    pad = scorer.tokenizer.pad_token_id if scorer.tokenizer.pad_token_id is not None else 0
+    features = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        width = max(max(len(r) for r in chunk), 1)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, r in enumerate(chunk):
+            r = r or [pad]
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        out = scorer.model(
+            input_ids=ids.to(scorer.device), attention_mask=mask.to(scorer.device), output_hidden_states=True
+        )
+        last = mask.sum(dim=1) - 1
+        hidden = out.hidden_states[-1].float().cpu()
+        features.append(hidden[torch.arange(len(chunk)), last])
+    return torch.cat(features)
+
+
+def mauve_score(
+    scorer: Scorer,
+    samples: Sequence[str],
+    references: Sequence[str],
+    num_buckets: int | str = "auto",
+    seed: int = 25,
+    mauve_scaling_factor: float = 5.0,
+) -> dict:
+    """MAUVE(samples, references) with scorer features; returns the score with n and the settings used."""
+    samples = _check_texts(samples, "samples")
+    references = _check_texts(references, "references")
+    if len(references) != len(samples):
+        raise ValueError(
+            f"MAUVE compares equally sized sets: got {len(samples)} samples and {len(references)} references."
+        )
+    if len(samples) < 4:
+        raise ValueError(f"MAUVE needs at least 4 samples per side, got {len(samples)}.")
+    import mauve
+
+    p = scorer_features(scorer, references).numpy()
+    q = scorer_features(scorer, samples).numpy()
+    result = mauve.compute_mauve(
+        p_features=p,
+        q_features=q,
+        num_buckets=num_buckets,
+        seed=seed,
+        mauve_scaling_factor=mauve_scaling_factor,
+        verbose=False,
+    )
+    return {
+        "mauve": float(result.mauve),
+        "num_samples": len(samples),
+        "num_references": len(references),
+        "settings": {
+            "num_buckets": num_buckets,
+            "seed": seed,
+            "mauve_scaling_factor": mauve_scaling_factor,
+            "features": "scorer last-layer hidden state at the final token",
+        },
+        "scorer": scorer.name,
+    }
+
+
+def cer(references: Sequence[str], hypotheses: Sequence[str]) -> dict:
+    """Micro-averaged character error rate (total edits / total reference characters) with `jiwer`."""
+    references = _check_texts(references, "references")
+    hypotheses = list(hypotheses)
+    if len(references) != len(hypotheses):
+        raise ValueError(f"got {len(references)} references and {len(hypotheses)} hypotheses; they must pair up.")
+    if any(not r for r in references):
+        raise ValueError("CER is undefined for an empty reference.")
+    import jiwer
+
+    return {
+        "cer": float(jiwer.cer(references, hypotheses)),
+        "num_samples": len(references),
+        "num_empty": sum(1 for h in hypotheses if not h.strip()),
+    }
+
+
+__all__ = ["cer", "gen_ppl", "mauve_score", "scorer_features", "unigram_entropy"]

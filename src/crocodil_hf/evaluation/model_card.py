@@ -1,0 +1,102 @@
+"""Model cards from sweep results: a `huggingface_hub.ModelCard` with `eval_results` in its metadata."""
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+TEMPLATE = Path(__file__).parent / "templates" / "modelcard_template.md"
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def build_model_card(
+    sweep: dict,
+    model_name: str = "crocodil-python-tiny",
+    repo_id: str = "crocodil-python-tiny",
+    model_description: str = "",
+    training_description: str = "",
+    limitations: str = "",
+    dataset_name: str = "CPython standard library (validation split by file hash)",
+    dataset_type: str = "cpython-stdlib",
+) -> ModelCard:
+    """Build the card of a pipeline from a sweep JSON (`crocodil eval` output) and a description of its training.
+
+    Every measured point becomes an `EvalResult` (Gen-PPL, entropy, MAUVE, CER) whose config names the mode,
+    block length and steps, so the Hub shows the NFE/quality trade-off.
+    """
+    points = sweep.get("points")
+    if not points:
+        raise ValueError("the sweep holds no measured points.")
+    eval_results, rows = [], []
+    for point in points:
+        metrics = point["metrics"]
+        config_name = f"{point['mode']}-block{point['block_length']}-steps{point['steps']}"
+        for metric, name in (
+            ("gen_ppl", "Gen-PPL"),
+            ("entropy", "unigram entropy"),
+            ("mauve", "MAUVE"),
+            ("cer", "CER"),
+        ):
+            if metrics.get(metric) is None:
+                continue
+            eval_results.append(
+                EvalResult(
+                    task_type="text-generation",
+                    task_name=f"{point['mode']} generation",
+                    dataset_type=dataset_type,
+                    dataset_name=dataset_name,
+                    dataset_config=config_name,
+                    metric_type=metric,
+                    metric_name=f"{name} ({config_name}, NFE {point['nfe']['total']:.1f})",
+                    metric_value=round(float(metrics[metric]), 4),
+                    metric_config=f"scorer={sweep.get('scorer')}",
+                )
+            )
+        rows.append(
+            {
+                "mode": point["mode"],
+                "block_length": point["block_length"],
+                "steps": point["steps"],
+                "nfe": _fmt(point["nfe"]["total"], 1),
+                "gen_ppl": _fmt(metrics.get("gen_ppl"), 2),
+                "entropy": _fmt(metrics.get("entropy"), 2),
+                "mauve": _fmt(metrics.get("mauve")),
+                "cer": _fmt(metrics.get("cer")),
+            }
+        )
+    config = sweep.get("config", {})
+    card_data = ModelCardData(
+        language="code",
+        license="apache-2.0",
+        library_name="crocodil_hf",
+        model_name=model_name,
+        tags=["crocodil", "masked-diffusion", "llada", "text-generation", "code"],
+        datasets=[dataset_type],
+        pipeline_tag="text-generation",
+        eval_results=eval_results,
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        model_name=model_name,
+        repo_id=repo_id,
+        gen_length=config.get("gen_length", 64),
+        example_steps=max(1, int(config.get("gen_length", 64)) // 4),
+        model_description=model_description or "See `model_index.json` for the components.",
+        training_description=training_description or "Not recorded.",
+        eval_command=sweep.get("command", "crocodil eval"),
+        scorer=sweep.get("scorer"),
+        num_samples=config.get("num_samples"),
+        references=sweep.get("references", {}).get("description", "held-out programs"),
+        rows=rows,
+        limitations=limitations or "A research artefact; samples are not guaranteed to run.",
+    )
+
+
+__all__ = ["build_model_card"]

@@ -1,0 +1,167 @@
+"""Offline evaluation: Gen-PPL with entropy, MAUVE, CER, the NFE sweep with plots, and model cards."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from crocodil_hf.evaluation.metrics import cer, gen_ppl, mauve_score, unigram_entropy
+from crocodil_hf.evaluation.model_card import build_model_card
+from crocodil_hf.evaluation.sweep import check_sweep, plot_sweep, run_sweep, write_sweep
+from crocodil_hf.pipelines.tiny import TINY_CORPUS, build_tiny_pipeline
+
+
+@pytest.fixture(scope="session")
+def scorer(tmp_path_factory):
+    from crocodil_hf.evaluation.scorer import load_scorer, smollm2_gguf_path
+
+    try:
+        smollm2_gguf_path()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    import os
+
+    cache = os.environ.get("CROCODIL_CACHE")  # reuse a converted scorer when the environment provides one
+    return load_scorer(cache_dir=None if cache else tmp_path_factory.mktemp("scorer-cache"))
+
+
+@pytest.fixture(scope="session")
+def programs():
+    from crocodil_hf.data.corpus import read_source_files, split_program, stdlib_dir
+    from crocodil_hf.data.tokenizer import train_bpe_tokenizer
+
+    tok = train_bpe_tokenizer(TINY_CORPUS * 5, vocab_size=300)
+    pieces = []
+    for _, text in read_source_files(stdlib_dir() / "json"):
+        pieces.extend(p for p in split_program(text, tok, 120) if len(p) > 80)
+    random.Random(0).shuffle(pieces)
+    assert len(pieces) >= 48
+    return pieces[:48]
+
+
+def shuffle_tokens(scorer, text: str, seed: int) -> str:
+    ids = scorer.tokenizer(text, add_special_tokens=False)["input_ids"]
+    random.Random(seed).shuffle(ids)
+    return scorer.tokenizer.decode(ids)
+
+
+def test_gen_ppl_of_real_code_is_far_below_shuffled_code(scorer, programs):
+    real = gen_ppl(scorer, programs[:8])
+    shuffled = gen_ppl(scorer, [shuffle_tokens(scorer, t, i) for i, t in enumerate(programs[:8])])
+    assert real["scorer"] == "smollm2-135m-instruct" and real["num_tokens"] > 100
+    assert real["gen_ppl"] < 0.25 * shuffled["gen_ppl"], (real, shuffled)
+    # shuffling keeps the token multiset: the entropy is the same, only the order changed
+    assert real["entropy"] == pytest.approx(shuffled["entropy"], rel=0.02)
+
+
+def test_entropy_exposes_repetitive_text(scorer, programs):
+    repeated = ["return x\n" * 30] * 4
+    assert gen_ppl(scorer, repeated)["entropy"] < 0.5 * gen_ppl(scorer, programs[:4])["entropy"]
+    assert unigram_entropy([1, 1, 1, 1]) == 0.0
+    assert unigram_entropy([1, 2]) == pytest.approx(0.6931, abs=1e-4)
+
+
+def test_empty_generations_are_counted_not_dropped(scorer, programs):
+    result = gen_ppl(scorer, ["", programs[0], "   "])
+    assert result["num_samples"] == 3 and result["num_empty"] == 2
+
+
+def test_mauve_separates_real_from_shuffled(scorer, programs):
+    real_a, real_b = programs[:24], programs[24:48]
+    shuffled = [shuffle_tokens(scorer, t, i) for i, t in enumerate(real_b)]
+    same = mauve_score(scorer, real_b, real_a, num_buckets=4)
+    different = mauve_score(scorer, shuffled, real_a, num_buckets=4)
+    assert same["num_samples"] == 24 and same["settings"]["num_buckets"] == 4
+    assert same["mauve"] > different["mauve"] + 0.3, (same["mauve"], different["mauve"])
+
+
+def test_cer_matches_hand_computed_values():
+    assert cer(["abcd"], ["abed"])["cer"] == pytest.approx(0.25)
+    # micro-average: 1 edit over 2 + 4 reference characters, not the mean of per-pair rates
+    assert cer(["ab", "cdef"], ["ab", "cxef"])["cer"] == pytest.approx(1 / 6)
+    assert cer(["abc"], [""])["cer"] == pytest.approx(1.0)
+    assert cer(["abc"], [""])["num_empty"] == 1
+
+
+def test_bad_metric_inputs_raise():
+    with pytest.raises(ValueError, match="empty"):
+        cer([], [])
+    with pytest.raises(ValueError, match="pair up"):
+        cer(["a", "b"], ["a"])
+    with pytest.raises(TypeError, match="list"):
+        cer("abc", "abd")
+
+
+def test_bad_metric_inputs_raise_with_scorer(scorer):
+    with pytest.raises(ValueError, match="empty"):
+        gen_ppl(scorer, [])
+    with pytest.raises(ValueError, match="equally sized"):
+        mauve_score(scorer, ["a"] * 5, ["b"] * 6)
+
+
+@pytest.fixture(scope="module")
+def sweep(scorer, tmp_path_factory):
+    pipe = build_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    references = {"texts": TINY_CORPUS[:4], "description": "4 tiny programs"}
+    result = run_sweep(
+        pipe,
+        scorer,
+        modes=["mdm", "con_then_disc", "con_within_disc", "autoencode"],
+        steps=[4, 8],
+        block_lengths=[16],
+        gen_length=16,
+        num_samples=4,
+        batch_size=4,
+        prior_steps=3,
+        references=references,
+    )
+    out = tmp_path_factory.mktemp("sweep")
+    return result, write_sweep(result, out), plot_sweep(result, out)
+
+
+def test_sweep_writes_valid_json_and_plots(sweep):
+    result, path, plots = sweep
+    loaded = json.loads(path.read_text())
+    assert loaded["scorer"] == "smollm2-135m-instruct" and loaded["config"]["num_samples"] == 4
+    assert len(loaded["points"]) == 8
+    for point in loaded["points"]:
+        assert point["nfe"]["demasker_calls"] == point["steps"]
+        assert "gen_ppl" in point["metrics"] and "entropy" in point["metrics"]
+        assert ("cer" in point["metrics"]) == (point["mode"] == "autoencode")
+        assert ("mauve" in point["metrics"]) == (point["mode"] != "autoencode")
+    assert sorted(p.name for p in plots) == ["cer_vs_nfe.png", "gen_ppl_vs_nfe.png", "mauve_vs_nfe.png"]
+    for png in plots:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_card_from_sweep_validates(sweep, tmp_path):
+    from huggingface_hub import ModelCard
+
+    result, _, _ = sweep
+    card = build_model_card(result, training_description="tiny random components")
+    card.save(tmp_path / "README.md")
+    reloaded = ModelCard.load(tmp_path / "README.md")
+    results = reloaded.data.eval_results
+    assert (
+        len(results) == 3 * 6 + 3 * 2
+    )  # (Gen-PPL, entropy, MAUVE) x 6 generation points, (Gen-PPL, entropy, CER) x 2
+    assert {r.metric_type for r in results} == {"gen_ppl", "entropy", "mauve", "cer"}
+    assert reloaded.data.library_name == "crocodil_hf"
+    assert "| autoencode | 16 | 8 |" in reloaded.text
+    with pytest.raises(ValueError, match="no measured points"):
+        build_model_card({"points": []})
+
+
+def test_sweep_rejects_bad_grids_before_compute():
+    pipe = build_tiny_pipeline(conditional=False)
+    with pytest.raises(ValueError, match="unknown mode"):
+        check_sweep(pipe, ["bogus"], [4], [16], 16, 4, None)
+    with pytest.raises(ValueError, match="conditional prior"):
+        check_sweep(pipe, ["con_within_disc"], [4], [16], 16, 4, None)
+    with pytest.raises(ValueError, match="steps=6"):
+        check_sweep(pipe, ["mdm"], [6], [4], 16, 4, None)
+    with pytest.raises(ValueError, match="references"):
+        check_sweep(pipe, ["mdm"], [4], [16], 16, 8, ["a"] * 3)
+    torch.manual_seed(0)
