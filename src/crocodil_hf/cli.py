@@ -1,4 +1,4 @@
-"""The `crocodil` command: train, assemble, tokenizer (generate, autoencode, eval, push arrive with their issues)."""
+"""The `crocodil` command: generate, autoencode, interpolate, train, assemble, tokenizer, eval."""
 
 import argparse
 import logging
@@ -32,6 +32,38 @@ def build_parser() -> argparse.ArgumentParser:
     assemble.add_argument("--conditional-prior", help="output of `crocodil train conditional-prior`")
     assemble.add_argument("--output", required=True, help="pipeline directory to write")
     assemble.add_argument("--overwrite", action="store_true", help="replace an existing pipeline directory")
+
+    gen = sub.add_parser(
+        "generate",
+        help="generate Python programs (default: the shipped crocodil-python-tiny, ConWithinDisc)",
+        description="Sample programs with a CRoCoDiL pipeline; prints them with the NFE breakdown and wall time.",
+    )
+    _pipeline_arg(gen)
+    gen.add_argument("--mode", default="con_within_disc", choices=["con_within_disc", "con_then_disc", "mdm"])
+    gen.add_argument("--num-samples", type=int, default=4)
+    gen.add_argument("--steps", type=int, default=16, help="demasker calls (default 16 = L/4)")
+    gen.add_argument("--gen-length", type=int, default=None, help="tokens to generate (default: the model's L)")
+    gen.add_argument("--block-length", type=int, default=None)
+    gen.add_argument("--prior-steps", type=int, default=50)
+    gen.add_argument("--temperature", type=float, default=0.0)
+    gen.add_argument("--threshold", type=float, default=None, help="confidence threshold (adaptive calls)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--output", help="also write the samples as JSONL")
+
+    ae = sub.add_parser("autoencode", help="encode a file to registers and decode it back; prints the CER")
+    _pipeline_arg(ae)
+    ae.add_argument("file")
+    ae.add_argument("--steps", type=int, default=16)
+    ae.add_argument("--gen-length", type=int, default=None)
+    ae.add_argument("--num-registers", type=int, default=None, help="k <= K registers to decode from")
+
+    it = sub.add_parser("interpolate", help="decode linear interpolations between two files' registers (App. D)")
+    _pipeline_arg(it)
+    it.add_argument("file_a")
+    it.add_argument("file_b")
+    it.add_argument("--alphas", default="0,0.25,0.5,0.75,1")
+    it.add_argument("--steps", type=int, default=16)
+    it.add_argument("--gen-length", type=int, default=None)
 
     ev = sub.add_parser(
         "eval",
@@ -85,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
 
             assemble_pipeline(args.autoencoder, args.prior, args.output, args.conditional_prior, args.overwrite)
             print(f"pipeline written to {args.output}")
+        elif args.command == "generate":
+            return run_generate(args)
+        elif args.command == "autoencode":
+            return run_autoencode(args)
+        elif args.command == "interpolate":
+            return run_interpolate(args)
         elif args.command == "eval":
             return run_eval(args)
         elif args.command == "tokenizer":
@@ -95,6 +133,121 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"crocodil {args.command}: error: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _pipeline_arg(parser) -> None:
+    parser.add_argument(
+        "--pipeline",
+        default="crocodil-python-tiny",
+        help="pipeline directory, Hub id, or shipped name (default: crocodil-python-tiny)",
+    )
+
+
+def _load(name: str):
+    from .pipelines.pipeline_crocodil import CrocodilPipeline
+
+    return CrocodilPipeline.from_pretrained(resolve_pipeline(name))
+
+
+def _model_length(pipe) -> int:
+    """The generation length L the pipeline was trained for (max_length − 1), recorded at assembly time."""
+    return int(getattr(pipe.demasker.config, "default_gen_length", 64))
+
+
+def _read_program(path: str, pipe, gen_length: int) -> tuple[str, bool]:
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.strip():
+        raise ValueError(f"{path} is empty.")
+    ids = pipe.tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) < gen_length:
+        return text, False
+    kept = pipe.tokenizer.decode(ids[: gen_length - 1])
+    return kept[: kept.rfind("\n") + 1] or kept, True
+
+
+def run_generate(args) -> int:
+    import json
+
+    import torch
+
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}.")
+    pipe = _load(args.pipeline)
+    gen_length = args.gen_length or _model_length(pipe)
+    generators = [torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)]
+    out = pipe(
+        mode=args.mode,
+        num_samples=args.num_samples,
+        gen_length=gen_length,
+        block_length=args.block_length,
+        steps=args.steps,
+        prior_steps=args.prior_steps,
+        temperature=args.temperature,
+        threshold=args.threshold,
+        generator=generators,
+    )
+    for i, text in enumerate(out.texts):
+        print(f"# ---- sample {i} ({args.mode}, seed {args.seed + i}) ----")
+        print(text.rstrip("\n"))
+    nfe = out.nfe
+    print(
+        f"# NFE: {nfe['demasker_calls']} demasker calls, {nfe['prior_calls']} prior calls, "
+        f"{nfe['encoder_calls']} encoder calls = {nfe['total']:.2f} demasker-forward equivalents"
+    )
+    print(f"# wall time: {out.wall_time:.2f} s for {args.num_samples} samples of {gen_length} tokens")
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            for i, text in enumerate(out.texts):
+                f.write(
+                    json.dumps(
+                        {
+                            "text": text,
+                            "mode": args.mode,
+                            "seed": args.seed + i,
+                            "steps": args.steps,
+                            "gen_length": gen_length,
+                            "nfe": nfe,
+                        }
+                    )
+                    + "\n"
+                )
+        print(f"# wrote {args.output}")
+    return 0
+
+
+def run_autoencode(args) -> int:
+    from .evaluation.metrics import cer
+
+    pipe = _load(args.pipeline)
+    gen_length = args.gen_length or _model_length(pipe)
+    text, truncated = _read_program(args.file, pipe, gen_length)
+    if truncated:
+        print(f"# note: {args.file} is longer than {gen_length - 1} tokens; autoencoding its first complete lines")
+    out = pipe(
+        mode="autoencode", text=[text], gen_length=gen_length, steps=args.steps, num_registers=args.num_registers
+    )
+    print("# ---- reconstruction ----")
+    print(out.texts[0].rstrip("\n"))
+    print(
+        f"# CER {cer([text], out.texts)['cer']:.3f}; NFE {out.nfe['demasker_calls']} demasker calls, "
+        f"{out.nfe['encoder_calls']} encoder call; {out.wall_time:.2f} s"
+    )
+    return 0
+
+
+def run_interpolate(args) -> int:
+    pipe = _load(args.pipeline)
+    gen_length = args.gen_length or _model_length(pipe)
+    alphas = [float(a) for a in args.alphas.split(",")]
+    text_a, _ = _read_program(args.file_a, pipe, gen_length)
+    text_b, _ = _read_program(args.file_b, pipe, gen_length)
+    texts = pipe.interpolate(text_a, text_b, alphas=alphas, gen_length=gen_length, steps=args.steps)
+    for alpha, text in zip(alphas, texts):
+        print(f"# ---- alpha = {alpha:g} ----")
+        print(text.rstrip("\n"))
     return 0
 
 
@@ -152,12 +305,9 @@ def run_eval(args) -> int:
 
 def resolve_pipeline(name_or_path: str) -> str:
     """A directory, a Hub id, or the name of a pipeline shipped inside the package."""
-    from pathlib import Path
+    from .pipelines.pipeline_crocodil import resolve_shipped
 
-    shipped = Path(__file__).parent / "pretrained" / name_or_path
-    if not Path(name_or_path).exists() and (shipped / "model_index.json").exists():
-        return str(shipped)
-    return name_or_path
+    return resolve_shipped(name_or_path)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ conditional prior on h_φ of the visible tokens (`"con_within_disc"`).
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
@@ -46,6 +47,19 @@ def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
         width = getattr(backbone, "hidden_size", 0)
         layers = getattr(backbone, "num_hidden_layers", None) or getattr(backbone, "n_layers", 0)
     return 2.0 * linear * num_tokens + 4.0 * layers * num_tokens**2 * width
+
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+
+
+def resolve_shipped(name_or_path):
+    """Map the name of a pipeline shipped inside the package (e.g. `"crocodil-python-tiny"`) to its directory;
+    anything else (a directory, a Hub id) is returned unchanged. A local directory of that name wins."""
+    name = str(name_or_path)
+    shipped = SHIPPED_DIR / name
+    if not Path(name).exists() and "/" not in name and (shipped / "model_index.json").exists():
+        return str(shipped)
+    return name_or_path
 
 
 @dataclass
@@ -143,7 +157,7 @@ class CrocodilPipeline(DiffusionPipeline):
         diffusers needs before it can resolve the `crocodil_hf` library named in `model_index.json`."""
         import crocodil_hf  # noqa: F401  (registration side effect)
 
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(resolve_shipped(pretrained_model_name_or_path), **kwargs)
 
     # ------------------------------------------------------------------ helpers
 

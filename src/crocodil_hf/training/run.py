@@ -303,7 +303,8 @@ def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, 
             tokenizer.save_pretrained(Path(args.output_dir, "tokenizer"))
             if encoder_tokenizer is not None:
                 encoder_tokenizer.save_pretrained(Path(args.output_dir, "encoder_tokenizer"))
-            _finish(args.output_dir, stage, result.metrics, {"corpus": str(summary)})
+            _finish(args.output_dir, stage, result.metrics,
+                    {"corpus": str(summary), "max_length": data_args.max_length})
         return args.output_dir
 
     # prior / conditional-prior
@@ -433,8 +434,13 @@ def assemble_pipeline(
         else None
     )
     prior = RegisterPriorTransformer.from_pretrained(prior_dir)
+    demasker = GuidedLLaDAForMaskedLM.from_pretrained(str(autoencoder / "demasker"))
+    record = autoencoder / "training_complete.json"
+    if record.exists() and "max_length" in json.loads(record.read_text()):
+        # the generation length the pipeline was trained for: BOS + L positions
+        demasker.config.default_gen_length = json.loads(record.read_text())["max_length"] - 1
     pipe = CrocodilPipeline(
-        demasker=GuidedLLaDAForMaskedLM.from_pretrained(str(autoencoder / "demasker")),
+        demasker=demasker,
         encoder=RegisterEncoderModel.from_pretrained(str(autoencoder / "encoder")),
         prior=prior,
         scheduler=make_sampling_scheduler(prior.config.num_train_timesteps),
