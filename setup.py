@@ -35,7 +35,7 @@ setup(
         "pyyaml>=6.0",
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6", "prdc==0.2"],  # prdc: reference implementation PRDC is tested against
+        "dev": ["pytest>=8", "ruff>=0.6", "prdc==0.2", "olah==0.5.4"],  # prdc: PRDC reference; olah: loopback Hub
         "eval": [
             "evaluate>=0.4",
             "mauve-text>=0.4",

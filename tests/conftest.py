@@ -1,17 +1,43 @@
-"""Shared tiny fixtures. Every test is offline: the Hub is never contacted."""
+"""Shared tiny fixtures.
+
+The Hub is never contacted: before anything imports `huggingface_hub` (which reads its endpoint once, at import),
+`pytest_configure` points `HF_ENDPOINT` at a free port on 127.0.0.1, where the Hub tests start a local Hub-compatible
+server (tests/hub_server.py), and `HF_HOME` at a temporary directory removed at the end of the session.
+"""
 
 import os
+import shutil
+import tempfile
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
+_HF_HOME = None
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
-hf_logging.set_verbosity_error()
-hf_logging.disable_progress_bar()
+
+def pytest_configure(config):
+    global _HF_HOME
+    from hub_server import free_port
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ.pop(name, None)  # "offline" would also block the loopback Hub; nothing else is reachable
+    os.environ["CROCODIL_TEST_HUB_PORT"] = str(free_port())
+    os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{os.environ['CROCODIL_TEST_HUB_PORT']}"
+    _HF_HOME = tempfile.mkdtemp(prefix="crocodil-hf-home-")
+    os.environ["HF_HOME"] = _HF_HOME
+    os.environ["HF_TOKEN"] = "hf_crocodil_test_token"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def pytest_unconfigure(config):
+    if _HF_HOME:
+        shutil.rmtree(_HF_HOME, ignore_errors=True)
+
 
 VOCAB = 100
 MASK_ID = 99

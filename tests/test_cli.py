@@ -17,8 +17,25 @@ def pipeline_dir(tmp_path_factory):
 
 def test_generate_prints_samples_nfe_and_wall_time_and_writes_jsonl(pipeline_dir, tmp_path, capsys):
     out_file = tmp_path / "samples.jsonl"
-    code = main(["generate", "--pipeline", pipeline_dir, "--num-samples", "2", "--steps", "4", "--gen-length", "16",
-                 "--prior-steps", "3", "--seed", "5", "--output", str(out_file)])
+    code = main(
+        [
+            "generate",
+            "--pipeline",
+            pipeline_dir,
+            "--num-samples",
+            "2",
+            "--steps",
+            "4",
+            "--gen-length",
+            "16",
+            "--prior-steps",
+            "3",
+            "--seed",
+            "5",
+            "--output",
+            str(out_file),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert "# ---- sample 0 (con_within_disc, seed 5) ----" in printed and "sample 1" in printed
@@ -28,8 +45,23 @@ def test_generate_prints_samples_nfe_and_wall_time_and_writes_jsonl(pipeline_dir
 
 
 def test_generate_is_reproducible_per_seed(pipeline_dir, capsys):
-    args = ["generate", "--pipeline", pipeline_dir, "--num-samples", "1", "--steps", "4", "--gen-length", "16",
-            "--prior-steps", "3", "--mode", "con_then_disc", "--temperature", "1.0"]
+    args = [
+        "generate",
+        "--pipeline",
+        pipeline_dir,
+        "--num-samples",
+        "1",
+        "--steps",
+        "4",
+        "--gen-length",
+        "16",
+        "--prior-steps",
+        "3",
+        "--mode",
+        "con_then_disc",
+        "--temperature",
+        "1.0",
+    ]
     main(args)
     first = capsys.readouterr().out.split("# NFE")[0]
     main(args)
@@ -43,8 +75,24 @@ def test_autoencode_and_interpolate_files(pipeline_dir, tmp_path, capsys):
     assert main(["autoencode", str(a), "--pipeline", pipeline_dir, "--steps", "4", "--gen-length", "32"]) == 0
     printed = capsys.readouterr().out
     assert "# ---- reconstruction ----" in printed and "# CER " in printed
-    assert main(["interpolate", str(a), str(b), "--pipeline", pipeline_dir, "--alphas", "0,0.5,1", "--steps", "4",
-                 "--gen-length", "32"]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                str(a),
+                str(b),
+                "--pipeline",
+                pipeline_dir,
+                "--alphas",
+                "0,0.5,1",
+                "--steps",
+                "4",
+                "--gen-length",
+                "32",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.count("# ---- alpha = ") == 3
 
 

@@ -5,7 +5,8 @@ for Hub repositories that carry remote code, and `save_pretrained` writes an `au
 code (DESIGN §3.1).
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+from diffusers import ModelMixin, SchedulerMixin  # noqa: F401  (looked up on this package by diffusers' loader)
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrainedModel  # noqa: F401
 
 from .modeling import (
     GuidedLLaDAConfig,
@@ -48,7 +49,28 @@ def _register_auto_classes() -> None:
         AutoModelForMaskedLM.register(config_cls, model_cls, exist_ok=True)
 
 
+def _register_with_diffusers() -> None:
+    """Make diffusers treat `crocodil_hf` like `transformers`: a library whose classes it loads with `from_pretrained`.
+
+    Without this, `model_index.json` names each component by its module path (`crocodil_hf.modeling....`), which
+    diffusers' Hub download takes for a custom-code file it expects inside the repository. Registered, the components
+    are recorded as `["crocodil_hf", "<Class>"]` and resolved by importing this package. diffusers finds each class's
+    load method by matching base classes it looks up on the library, hence the three base-class attributes below.
+    """
+    from diffusers.pipelines import pipeline_loading_utils
+
+    loadable = {
+        "ModelMixin": ["save_pretrained", "from_pretrained"],
+        "SchedulerMixin": ["save_pretrained", "from_pretrained"],
+        "PreTrainedModel": ["save_pretrained", "from_pretrained"],
+    }
+    pipeline_loading_utils.LOADABLE_CLASSES.setdefault("crocodil_hf", loadable)
+    for name, methods in loadable.items():
+        pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.setdefault(name, methods)
+
+
 _register_auto_classes()
+_register_with_diffusers()
 
 __all__ = [
     "CrocodilPipeline",

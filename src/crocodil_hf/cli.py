@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-mauve", action="store_true", help="skip MAUVE")
     ev.add_argument("--output-dir", required=True)
 
+    push = sub.add_parser("push", help="push a pipeline or a stage output (with its model card) to the Hub")
+    push.add_argument("directory", help="a pipeline directory or a stage output directory")
+    push.add_argument("repo_id", help="org/name on the Hub")
+    push.add_argument("--revision", default=None, help="branch to push to (created from main if missing)")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--commit-message", default=None)
+
     tok = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer (BOS, EOS, PAD, MASK)")
     tok.add_argument("--corpus", help="directory of source files (default: the CPython standard library)")
     tok.add_argument("--vocab-size", type=int, default=8192)
@@ -123,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_autoencode(args)
         elif args.command == "interpolate":
             return run_interpolate(args)
+        elif args.command == "push":
+            return run_push(args)
         elif args.command == "eval":
             return run_eval(args)
         elif args.command == "tokenizer":
@@ -248,6 +257,42 @@ def run_interpolate(args) -> int:
     for alpha, text in zip(alphas, texts):
         print(f"# ---- alpha = {alpha:g} ----")
         print(text.rstrip("\n"))
+    return 0
+
+
+def run_push(args) -> int:
+    from pathlib import Path
+
+    from huggingface_hub import HfApi
+
+    from .evaluation.model_card import minimal_card
+
+    folder = Path(args.directory)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        raise ValueError(f"{folder} is not a non-empty directory.")
+    if args.repo_id.count("/") != 1:
+        raise ValueError(f"repo_id must look like org/name, got {args.repo_id!r}.")
+    api = HfApi()
+    url = api.create_repo(args.repo_id, private=args.private, exist_ok=True)
+    if args.revision and args.revision != "main":
+        api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
+    if not (folder / "README.md").exists():
+        card = minimal_card(folder, args.repo_id)
+        api.upload_file(
+            path_or_fileobj=str(card).encode(),
+            path_in_repo="README.md",
+            repo_id=args.repo_id,
+            revision=args.revision,
+            commit_message="Add model card",
+        )
+    info = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=args.repo_id,
+        revision=args.revision,
+        commit_message=args.commit_message or f"Upload {folder.name} with crocodil push",
+        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "*.pt", "*.bin"],
+    )
+    print(f"pushed {folder} to {url} (revision {args.revision or 'main'}, commit {info.oid})")
     return 0
 
 

@@ -99,4 +99,19 @@ def build_model_card(
     )
 
 
-__all__ = ["build_model_card"]
+def minimal_card(folder: str | Path, repo_id: str) -> ModelCard:
+    """A card for a directory pushed without one: what it is (pipeline or stage) and how it was trained."""
+    import json
+
+    folder = Path(folder)
+    kind = "CrocodilPipeline" if (folder / "model_index.json").exists() else "crocodil_hf stage output"
+    record = folder / "training_complete.json"
+    training = json.loads(record.read_text()) if record.exists() else None
+    data = ModelCardData(library_name="crocodil_hf", tags=["crocodil", "masked-diffusion"], license="apache-2.0")
+    body = f"# {repo_id}\n\nA {kind} built with crocodil_hf (CRoCoDiL, arXiv 2603.20210).\n"
+    if training is not None:
+        body += f"\n## Training\n\n```json\n{json.dumps(training, indent=2, default=str)}\n```\n"
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+__all__ = ["build_model_card", "minimal_card"]

@@ -159,6 +159,19 @@ class CrocodilPipeline(DiffusionPipeline):
 
         return super().from_pretrained(resolve_shipped(pretrained_model_name_or_path), **kwargs)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`DiffusionPipeline.save_pretrained`, plus a copy of the models' remote-code files at the top level.
+
+        transformers looks for the remote code of `AutoModel.from_pretrained(repo, subfolder=..., trust_remote_code=
+        True)` at the repository root, not in the subfolder; the copies make each component loadable alone.
+        """
+        import shutil
+
+        super().save_pretrained(save_directory, *args, **kwargs)
+        for name in ("demasker", "encoder"):
+            for source in sorted(Path(save_directory, name).glob("*.py")):
+                shutil.copy2(source, Path(save_directory, source.name))
+
     # ------------------------------------------------------------------ helpers
 
     @property

@@ -303,8 +303,9 @@ def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, 
             tokenizer.save_pretrained(Path(args.output_dir, "tokenizer"))
             if encoder_tokenizer is not None:
                 encoder_tokenizer.save_pretrained(Path(args.output_dir, "encoder_tokenizer"))
-            _finish(args.output_dir, stage, result.metrics,
-                    {"corpus": str(summary), "max_length": data_args.max_length})
+            _finish(
+                args.output_dir, stage, result.metrics, {"corpus": str(summary), "max_length": data_args.max_length}
+            )
         return args.output_dir
 
     # prior / conditional-prior
