@@ -17,7 +17,14 @@ setup(
     packages=find_packages("src"),
     include_package_data=True,
     package_data={
-        "crocodil_hf": ["training/configs/*/*.yaml", "training/configs/*/*.json", "evaluation/templates/*.md"]
+        "crocodil_hf": [
+            "training/configs/*/*.yaml",
+            "training/configs/*/*.json",
+            "evaluation/templates/*.md",
+            # the shipped default pipeline (weights, configs, tokenizer, remote code, card)
+            "pretrained/*/*",
+            "pretrained/*/*/*",
+        ]
     },
     python_requires=">=3.10",
     install_requires=[
