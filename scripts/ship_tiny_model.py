@@ -28,13 +28,24 @@ def count_parameters(folder: Path) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="runs/tiny-python/pipeline")
-    parser.add_argument("--sweep", default="runs/eval/sweep.json")
+    parser.add_argument("--sweep", nargs="+", default=["runs/eval/sweep.json"],
+                        help="one or more sweep JSONs of the same pipeline and settings (points are merged)")
     parser.add_argument("--runs", default="runs/tiny-python", help="stage outputs (for the training record)")
     parser.add_argument("--training-minutes", default=None, help="wall time of the training run, for the card")
     args = parser.parse_args()
 
     pipeline, runs = Path(args.pipeline), Path(args.runs)
-    sweep = json.loads(Path(args.sweep).read_text())
+    sweeps = [json.loads(Path(p).read_text()) for p in args.sweep]
+    sweep = sweeps[0]
+    for other in sweeps[1:]:
+        if other["scorer"] != sweep["scorer"] or other["config"]["gen_length"] != sweep["config"]["gen_length"]:
+            raise ValueError("sweeps to merge must share scorer and gen_length")
+        sweep["points"] += other["points"]
+        sweep["config"]["modes"] += [m for m in other["config"]["modes"] if m not in sweep["config"]["modes"]]
+        sweep["command"] = sweep.get("command", "") + " ; " + other.get("command", "")
+    order = {"mdm": 0, "con_then_disc": 1, "con_within_disc": 2, "autoencode": 3}
+    sweep["points"].sort(key=lambda p: (order.get(p["mode"], 9), p["block_length"], p["steps"]))
+    (Path(args.sweep[0]).parent / "sweep_merged.json").write_text(json.dumps(sweep, indent=2))
     stages = {}
     for stage in ("mdm", "autoencoder", "registers", "prior", "conditional-prior"):
         record = runs / stage / "training_complete.json"

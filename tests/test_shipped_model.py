@@ -1,0 +1,45 @@
+"""The shipped default pipeline `crocodil-python-tiny`: resolvable by name, runs offline, and behaves."""
+
+import pytest
+import torch
+
+from crocodil_hf.pipelines.pipeline_crocodil import SHIPPED_DIR, CrocodilPipeline, resolve_shipped
+
+SHIPPED = SHIPPED_DIR / "crocodil-python-tiny"
+pytestmark = pytest.mark.skipif(not (SHIPPED / "model_index.json").exists(), reason="no shipped pipeline")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = CrocodilPipeline.from_pretrained("crocodil-python-tiny")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_name_resolves_to_the_shipped_directory():
+    assert resolve_shipped("crocodil-python-tiny") == str(SHIPPED)
+    assert resolve_shipped("org/other") == "org/other"
+
+
+def test_shipped_pipeline_has_every_component_and_a_card(pipe):
+    assert pipe.conditional_prior is not None and pipe.demasker.config.default_gen_length == 64
+    card = (SHIPPED / "README.md").read_text()
+    assert "eval_results" in card or "model-index" in card
+
+
+def test_shipped_model_generates_python_offline(pipe):
+    out = pipe(mode="con_within_disc", num_samples=2, steps=16, gen_length=64, prior_steps=20,
+               generator=[torch.Generator().manual_seed(s) for s in (0, 1)])
+    assert out.nfe["demasker_calls"] == 16 and len(out.texts) == 2
+    assert sum(len(t) for t in out.texts) > 20
+
+
+def test_registers_carry_the_program(pipe):
+    """Guidance works in the shipped model: autoencoding reconstructs held-out-like code far better than the
+    same number of unguided calls."""
+    import jiwer
+
+    texts = ["def add(a, b):\n    return a + b\n", "import os\nimport sys\n\nprint(os.getcwd())\n"]
+    auto = pipe(mode="autoencode", text=texts, gen_length=64, steps=16)
+    plain = pipe(mode="mdm", num_samples=2, gen_length=64, steps=16)
+    assert jiwer.cer(texts, auto.texts) < 0.8 * jiwer.cer(texts, plain.texts)
