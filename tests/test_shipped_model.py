@@ -28,8 +28,14 @@ def test_shipped_pipeline_has_every_component_and_a_card(pipe):
 
 
 def test_shipped_model_generates_python_offline(pipe):
-    out = pipe(mode="con_within_disc", num_samples=2, steps=16, gen_length=64, prior_steps=20,
-               generator=[torch.Generator().manual_seed(s) for s in (0, 1)])
+    out = pipe(
+        mode="con_within_disc",
+        num_samples=2,
+        steps=16,
+        gen_length=64,
+        prior_steps=20,
+        generator=[torch.Generator().manual_seed(s) for s in (0, 1)],
+    )
     assert out.nfe["demasker_calls"] == 16 and len(out.texts) == 2
     assert sum(len(t) for t in out.texts) > 20
 

@@ -156,7 +156,7 @@ def _pipeline_arg(parser) -> None:
 def _load(name: str):
     from .pipelines.pipeline_crocodil import CrocodilPipeline
 
-    return CrocodilPipeline.from_pretrained(resolve_pipeline(name))
+    return CrocodilPipeline.from_pretrained(name)  # resolves shipped names itself
 
 
 def _model_length(pipe) -> int:
@@ -313,7 +313,7 @@ def run_eval(args) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     steps = _int_list(args.steps)
     blocks = _int_list(args.block_length) or [args.gen_length]
-    pipe = CrocodilPipeline.from_pretrained(resolve_pipeline(args.pipeline))
+    pipe = CrocodilPipeline.from_pretrained(args.pipeline)
     check_sweep(pipe, modes, steps, blocks, args.gen_length, args.num_samples, None)
     references = reference_programs(pipe, args.num_samples, args.gen_length, args.corpus, args.seed)
     scorer = load_scorer(args.scorer)
@@ -346,13 +346,6 @@ def run_eval(args) -> int:
         )
     print(f"wrote {path} and {len(plots)} plot(s); scorer {sweep['scorer']}")
     return 0
-
-
-def resolve_pipeline(name_or_path: str) -> str:
-    """A directory, a Hub id, or the name of a pipeline shipped inside the package."""
-    from .pipelines.pipeline_crocodil import resolve_shipped
-
-    return resolve_shipped(name_or_path)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,18 @@ def _score_ids(scorer: Scorer, texts: list[str], max_length: int | None = None) 
     return rows
 
 
+def _pad(rows: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists into `(ids, attention_mask)`; an empty row becomes a single pad token."""
+    width = max(max(len(r) for r in rows), 1)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        r = r or [pad]
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids.to(device), mask.to(device)
+
+
 @torch.no_grad()
 def gen_ppl(scorer: Scorer, texts: Sequence[str], batch_size: int = 8) -> dict:
     """Generative perplexity of `texts` under the scorer, with mean unigram entropy (see module docstring).
@@ -57,13 +69,7 @@ def gen_ppl(scorer: Scorer, texts: Sequence[str], batch_size: int = 8) -> dict:
         chunk = [r for r in rows[start : start + batch_size] if len(r) > 1]
         if not chunk:
             continue
-        width = max(len(r) for r in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, r in enumerate(chunk):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-        ids, mask = ids.to(scorer.device), mask.to(scorer.device)
+        ids, mask = _pad(chunk, pad, scorer.device)
         logits = scorer.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         targets = ids[:, 1:]
         valid = mask[:, 1:].bool()

@@ -5,7 +5,7 @@ import math
 import torch
 from diffusers import DDPMScheduler
 
-from ..modeling.modeling_register_prior import RegisterPriorTransformer
+from ..modeling.modeling_register_prior import RegisterPriorTransformer, add_register_noise
 
 
 def _kth_neighbour_distance(features: torch.Tensor, nearest_k: int) -> torch.Tensor:
@@ -81,16 +81,14 @@ def psnr_curve(
     num_train = noise_scheduler.config.num_train_timesteps
     if data_range is None:
         data_range = (registers.max() - registers.min()).item()
-    batch_size, num_registers, dim = registers.shape
+    batch_size = registers.shape[0]
     curve = []
     for t in timesteps:
         if not 0 <= t < num_train:
             raise ValueError(f"timesteps must lie in [0, {num_train}), got {t}.")
         per_register_t = prior.register_timesteps(torch.full((batch_size,), t, dtype=torch.long))
         noise = torch.randn(registers.shape, generator=generator, dtype=registers.dtype)
-        noisy = noise_scheduler.add_noise(
-            registers.reshape(-1, 1, dim), noise.reshape(-1, 1, dim), per_register_t.reshape(-1)
-        ).view(batch_size, num_registers, dim)
+        noisy = add_register_noise(noise_scheduler, registers, noise, per_register_t)
         pred = prior(noisy, per_register_t, encoder_hidden_states, encoder_attention_mask).sample
         mse = torch.nn.functional.mse_loss(pred.float(), registers.float()).item()
         curve.append({"t": int(t), "psnr": 10 * math.log10(data_range**2 / max(mse, 1e-20))})

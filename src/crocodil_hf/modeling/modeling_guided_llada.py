@@ -106,15 +106,6 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
     def _embedding_std(self) -> float:
         return 1.0 / math.sqrt(self.config.d_model) if self.config.init_fn == "mitchell" else self.config.init_std
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.transformer.wte
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.transformer.wte = value
-
-    def get_output_embeddings(self) -> nn.Module | None:
-        return None if self.config.weight_tying else self.model.transformer.ff_out
-
     @classmethod
     def from_base(
         cls,

@@ -317,6 +317,15 @@ class LLaDAPreTrainedModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained` that raises on missing or mismatched weights unless `strict=False`."""
         return strict_from_pretrained(cls, super().from_pretrained, *args, strict=strict, **kwargs)
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.transformer.wte
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.transformer.wte = value
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return None if self.config.weight_tying else self.model.transformer.ff_out
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """Official "mitchell" init: N(0, 1/fan_in) truncated at 3 std, residual outputs scaled by 1/sqrt(2(l+1)).
@@ -366,15 +375,6 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         super().__init__(config)
         self.model = LLaDAModel(config)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.transformer.wte
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.transformer.wte = value
-
-    def get_output_embeddings(self) -> nn.Module | None:
-        return None if self.config.weight_tying else self.model.transformer.ff_out
 
     def forward(
         self,

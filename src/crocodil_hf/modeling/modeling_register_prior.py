@@ -81,6 +81,16 @@ def block_timesteps(
     return (base + shift[None, :]).clamp(0, num_train_timesteps - 1)
 
 
+def add_register_noise(noise_scheduler, registers: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
+    """`noise_scheduler.add_noise` with one timestep per register: `(B, K, d)` banks, `(B, K)` timesteps.
+
+    `add_noise` broadcasts one timestep per leading index, so registers are flattened into the batch.
+    """
+    batch_size, num_registers, dim = registers.shape
+    noisy = noise_scheduler.add_noise(registers.reshape(-1, 1, dim), noise.reshape(-1, 1, dim), timesteps.reshape(-1))
+    return noisy.view(batch_size, num_registers, dim)
+
+
 @dataclass
 class RegisterPriorOutput(BaseOutput):
     """Output of the register prior.
@@ -355,6 +365,7 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
 __all__ = [
     "RegisterPriorOutput",
     "RegisterPriorTransformer",
+    "add_register_noise",
     "block_timestep_offsets",
     "block_timesteps",
     "register_blocks",

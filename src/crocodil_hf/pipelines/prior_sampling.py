@@ -183,10 +183,16 @@ def sample_registers(
     max_shift = round(max(prior.offsets) * num_train) if prior.offsets else 0
     base += [base[-1] - stride * (i + 1) for i in range(math.ceil(max_shift / stride))]
 
+    # Δ_b·T per register, (1, K); zeros without offsets
+    shift = (
+        prior.register_timesteps(torch.zeros(1, dtype=torch.long, device=device))
+        if prior.offsets
+        else (torch.zeros(1, config.num_registers, dtype=torch.long, device=device))
+    )
     steps = progress_bar(base) if progress_bar is not None else base
     for tau in steps:
-        timesteps = _shifted(prior, tau, batch_size, device, num_train)  # (B, K); < 0 once a block has finished
-        prev = _shifted(prior, tau - stride, batch_size, device, num_train)
+        timesteps = _shifted(tau, shift, batch_size, num_train)  # (B, K); < 0 once a block has finished
+        prev = _shifted(tau - stride, shift, batch_size, num_train)
         x0 = prior(
             sample,
             timesteps.clamp(min=0),
@@ -198,17 +204,12 @@ def sample_registers(
     return RegisterSamples(registers=registers, num_prior_calls=len(base))
 
 
-def _shifted(prior: RegisterPriorTransformer, tau: int, batch_size: int, device, num_train: int) -> torch.Tensor:
+def _shifted(base_time: int, shift: torch.Tensor, batch_size: int, num_train: int) -> torch.Tensor:
     """Effective per-register times `(B, K)` for base time τ: τ + Δ_b·T, capped at T−1 but not floored at 0."""
-    num_registers = prior.config.num_registers
-    base = torch.full((batch_size, num_registers), tau, dtype=torch.long, device=device)
-    if prior.offsets:
-        shift = prior.register_timesteps(torch.zeros(1, dtype=torch.long, device=device))  # (1, K): Δ_b·T
-        base = base + shift
-    return base.clamp(max=num_train - 1)
+    return (base_time + shift).expand(batch_size, -1).clamp(max=num_train - 1)
 
 
-__all__ = [
+__all____all__ = [
     "RegisterSamples",
     "check_sampling_scheduler",
     "ddim_register_step",

@@ -3,7 +3,7 @@
 import torch
 from diffusers import DDPMScheduler
 
-from ..modeling.modeling_register_prior import RegisterPriorTransformer
+from ..modeling.modeling_register_prior import RegisterPriorTransformer, add_register_noise
 
 
 def sample_base_timesteps(
@@ -43,14 +43,11 @@ def register_prior_loss(
             f"`noise_scheduler.num_train_timesteps` ({noise_scheduler.config.num_train_timesteps}) must equal the "
             f"prior's ({prior.config.num_train_timesteps})."
         )
-    batch_size, num_registers, dim = registers.shape
+    batch_size = registers.shape[0]
     base = sample_base_timesteps(prior, batch_size, generator=generator, device=registers.device)
     timesteps = prior.register_timesteps(base)  # (B, K)
     noise = torch.randn(registers.shape, generator=generator, dtype=registers.dtype).to(registers.device)
-    # add_noise broadcasts one timestep per leading index: flatten registers into the batch.
-    noisy = noise_scheduler.add_noise(
-        registers.reshape(-1, 1, dim), noise.reshape(-1, 1, dim), timesteps.reshape(-1)
-    ).view(batch_size, num_registers, dim)
+    noisy = add_register_noise(noise_scheduler, registers, noise, timesteps)
     pred = prior(
         noisy, timesteps, encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask
     ).sample

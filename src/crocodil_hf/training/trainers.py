@@ -45,8 +45,6 @@ class ProgramCollator:
             )
             out["encoder_input_ids"] = encoded["input_ids"]
             out["encoder_attention_mask"] = encoded["attention_mask"]
-        if "registers" in features[0]:
-            out["registers"] = torch.stack([torch.as_tensor(f["registers"], dtype=torch.float32) for f in features])
         return out
 
 
