@@ -37,6 +37,20 @@ def test_logits_cover_text_positions_only(model):
     assert out.num_registers.tolist() == [3, 3]
 
 
+def test_logits_to_keep_runs_the_head_on_those_positions_only(model):
+    ids, z = inputs(n=7)
+    with torch.no_grad():
+        full = model(ids, registers=z, num_registers=3).logits
+        block = model(ids, registers=z, num_registers=3, logits_to_keep=torch.arange(2, 5)).logits
+        last = model(ids, logits_to_keep=2).logits
+        base = model(ids).logits
+    assert block.shape == (2, 3, 112)
+    torch.testing.assert_close(block, full[:, 2:5])
+    torch.testing.assert_close(last, base[:, -2:])
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        model(ids, labels=ids, logits_to_keep=2)
+
+
 def test_registers_change_the_prediction(model):
     ids, z = inputs()
     with torch.no_grad():

@@ -146,6 +146,65 @@ def test_transfer_schedule_matches_llada():
     assert get_num_transfer_tokens(mask, 4).tolist() == [[3, 3, 2, 2], [2, 2, 2, 1]]
 
 
+def _reference_step(logits, sample, counts_column, mask_id, active, threshold):
+    """LLaDA's reference rule, one row at a time: float64 softmax confidence, top-n or threshold per row."""
+    probs = torch.softmax(logits.double(), dim=-1)
+    candidates = logits.argmax(-1)
+    conf = torch.gather(probs, -1, candidates[..., None]).squeeze(-1)
+    out = sample.clone()
+    for b in range(sample.shape[0]):
+        masked = (sample[b] == mask_id) & bool(active[b])
+        if not masked.any():
+            continue
+        row_conf = torch.where(masked, conf[b], torch.tensor(float("-inf"), dtype=torch.float64))
+        if threshold is not None:
+            chosen = row_conf > threshold
+            if not chosen.any():
+                chosen[row_conf.argmax()] = True
+        else:
+            chosen = torch.zeros_like(masked)
+            chosen[torch.topk(row_conf, k=min(int(counts_column[b]), int(masked.sum()))).indices] = True
+        out[b] = torch.where(chosen & masked, candidates[b], sample[b])
+    return out
+
+
+@pytest.mark.parametrize("threshold", [None, 0.2])
+def test_vectorised_step_equals_the_per_row_reference(threshold):
+    g = torch.Generator().manual_seed(3)
+    batch, length, vocab, mask_id = 6, 12, 50, 49
+    scheduler = MaskedDiffusionScheduler(mask_token_id=mask_id)
+    sample = torch.randint(0, mask_id, (batch, length), generator=g)
+    sample[torch.rand(batch, length, generator=g) < 0.6] = mask_id
+    sample[2] = mask_id  # a fully masked row
+    sample[3] = 7  # a row with nothing left to demask
+    active = torch.tensor([True, True, True, True, False, True])
+    scheduler.set_timesteps(3, block_mask=sample == mask_id)
+    for step in range(3):
+        logits = torch.randn(batch, length, vocab, generator=g) * 3
+        logits[..., mask_id] = float("-inf")  # the demasker never proposes [MASK]
+        expected = _reference_step(
+            logits, sample, scheduler.num_transfer_tokens[:, step], mask_id, active, threshold
+        )
+        out = scheduler.step(logits, step, sample, threshold=threshold, active=active)
+        assert torch.equal(out.prev_sample, expected)
+        assert torch.equal(out.prev_sample[4], sample[4])  # inactive rows untouched
+        sample = out.prev_sample
+    if threshold is None:
+        assert not (sample[active] == mask_id).any()  # the schedule commits every masked token of active rows
+
+
+def test_greedy_confidence_is_the_softmax_probability_of_the_candidate():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 30, generator=g) * 4
+    sample = torch.full((2, 5), 29)
+    scheduler = MaskedDiffusionScheduler(mask_token_id=29)
+    scheduler.set_timesteps(5, block_mask=sample == 29)
+    out = scheduler.step(logits, 0, sample)
+    expected = torch.softmax(logits.double(), -1).max(-1).values
+    assert torch.allclose(out.confidence.double(), expected, atol=1e-6)
+    assert torch.equal(out.pred_original_sample, logits.argmax(-1))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

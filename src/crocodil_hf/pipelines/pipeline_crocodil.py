@@ -535,10 +535,10 @@ class CrocodilPipeline(DiffusionPipeline):
                         global_step, refresh_steps, pending_fractions, canvas[:, offset:]
                     ):
                         z0 = self._refresh_registers(canvas, conditional_prior_steps, eta, generator, nfe)
-                    logits = self._demasker_logits(canvas, z0, num_registers)
+                    logits = self._demasker_logits(canvas, z0, num_registers, lo, hi)
                     nfe.demasker_calls += 1
                     out = self.mask_scheduler.step(
-                        logits[:, lo:hi],
+                        logits,
                         step,
                         canvas[:, lo:hi],
                         temperature=temperature,
@@ -588,10 +588,13 @@ class CrocodilPipeline(DiffusionPipeline):
         nfe.prior_calls += sampled.num_prior_calls
         return sampled.registers
 
-    def _demasker_logits(self, canvas, z0, num_registers) -> torch.Tensor:
+    def _demasker_logits(self, canvas, z0, num_registers, lo, hi) -> torch.Tensor:
+        """Logits of the current block only: the output head runs on `hi − lo` positions, not the whole canvas."""
+        keep = torch.arange(lo, hi, device=canvas.device)
         if z0 is None:
-            return self.demasker(canvas).logits
-        return self.demasker(canvas, registers=z0[:, :num_registers].to(self.demasker.dtype)).logits
+            return self.demasker(canvas, logits_to_keep=keep).logits
+        registers = z0[:, :num_registers].to(self.demasker.dtype)
+        return self.demasker(canvas, registers=registers, logits_to_keep=keep).logits
 
     def _account_flops(self, nfe: NFEBreakdown, canvas_len: int, num_registers: int | None) -> None:
         prefix = (num_registers + 2) if num_registers else 0

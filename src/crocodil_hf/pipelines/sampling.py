@@ -116,6 +116,27 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         self.timesteps = torch.arange(num_inference_steps - 1, -1, -1, device=device, dtype=torch.long)
         self.num_transfer_tokens = get_num_transfer_tokens(block_mask.bool(), num_inference_steps)
 
+    def _select(
+        self, confidence: torch.Tensor, mask_index: torch.Tensor, step_index: int, threshold: float | None
+    ) -> torch.Tensor:
+        """Positions to commit, for all rows at once: the top-`n_b` confidences of row b (LLaDA's per-step count),
+        or with a threshold every masked candidate above it (at least the most confident one of a masked row)."""
+        num_masked = mask_index.sum(dim=1)
+        if threshold is not None:
+            chosen = (confidence > threshold) & mask_index
+            best = torch.zeros_like(chosen).scatter_(1, confidence.argmax(dim=1, keepdim=True), True)
+            fallback = (~chosen.any(dim=1) & (num_masked > 0))[:, None]
+            return chosen | (best & fallback & mask_index)
+        column = min(step_index, self.num_transfer_tokens.shape[1] - 1)
+        counts = torch.minimum(self.num_transfer_tokens[:, column].to(num_masked.device).clamp(min=0), num_masked)
+        k_max = int(counts.max()) if counts.numel() else 0
+        transfer = torch.zeros_like(mask_index)
+        if k_max > 0:
+            top = torch.topk(confidence, k=k_max, dim=1).indices  # (B, k_max), most confident first
+            keep = torch.arange(k_max, device=top.device)[None, :] < counts[:, None]
+            transfer.scatter_(1, top, keep)
+        return transfer & mask_index
+
     def step(
         self,
         model_output: torch.Tensor,
@@ -148,38 +169,41 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         batch_size = sample.shape[0]
         if active is None:
             active = torch.ones(batch_size, dtype=torch.bool, device=sample.device)
-        rows = [b for b in range(batch_size) if bool(active[b])]
         mask_index = (sample == self.config.mask_token_id) & active[:, None]
 
         x0 = sample.clone()
-        confidence = torch.full(sample.shape, float("-inf"), dtype=torch.float64, device=sample.device)
         transfer_index = torch.zeros_like(mask_index)
-        if rows:
-            logits = model_output[rows]
+        all_active = bool(active.all())
+        rows = list(range(batch_size)) if all_active else [b for b in range(batch_size) if bool(active[b])]
+        if not rows:
+            confidence = torch.full(sample.shape, float("-inf"), device=sample.device)
+        else:
+            # Only the active rows are sliced out of the (B, L, V) logits, and only when some row is inactive.
+            logits = model_output if all_active else model_output[rows]
             gen = [generator[b] for b in rows] if isinstance(generator, list) else generator
-            noisy = add_gumbel_noise(logits, temperature, gen, list(range(len(rows))))
-            candidates = noisy.argmax(dim=-1)  # (b, L)
-            if remasking == "low_confidence":
-                probs = torch.softmax(logits.to(torch.float64), dim=-1)
-                cand_conf = torch.gather(probs, -1, candidates[..., None]).squeeze(-1)
+            local_rows = list(range(len(rows)))
+            if temperature == 0:
+                candidates = logits.argmax(dim=-1)  # greedy: no noise, no float64 copy of the logits
             else:
-                cand_conf = _uniform(tuple(candidates.shape), gen, list(range(len(rows))), sample.device)
-            x0[rows] = torch.where(mask_index[rows], candidates, sample[rows])
-            confidence[rows] = torch.where(mask_index[rows], cand_conf, torch.full_like(cand_conf, float("-inf")))
-            for b in rows:
-                num_masked = int(mask_index[b].sum())
-                if num_masked == 0:
-                    continue
-                if threshold is not None:
-                    chosen = confidence[b] > threshold
-                    if not bool(chosen.any()):
-                        chosen[confidence[b].argmax()] = True
-                    transfer_index[b] = chosen & mask_index[b]
-                else:
-                    k = int(self.num_transfer_tokens[b, min(step_index, self.num_transfer_tokens.shape[1] - 1)])
-                    k = min(max(k, 0), num_masked)
-                    if k > 0:
-                        transfer_index[b, torch.topk(confidence[b], k=k).indices] = True
+                candidates = add_gumbel_noise(logits, temperature, gen, local_rows).argmax(dim=-1)
+            if remasking == "low_confidence":
+                # p(candidate) = exp(l_c − logsumexp(l)) in the logits' precision (float32 at least), as LLaDA's
+                # softmax in the model dtype; the float64 softmax over the vocabulary was a quarter of a CPU step.
+                work = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+                chosen_logit = torch.gather(work, -1, candidates[..., None]).squeeze(-1)
+                cand_conf = torch.exp(chosen_logit - torch.logsumexp(work, dim=-1))
+            else:
+                cand_conf = _uniform(tuple(candidates.shape), gen, local_rows, sample.device)
+            row_mask = mask_index if all_active else mask_index[rows]
+            row_conf = torch.where(row_mask, cand_conf, torch.full_like(cand_conf, float("-inf")))
+            if all_active:
+                x0 = torch.where(mask_index, candidates, sample)
+                confidence = row_conf
+            else:
+                x0[rows] = torch.where(row_mask, candidates, sample[rows])
+                confidence = torch.full(sample.shape, float("-inf"), dtype=row_conf.dtype, device=sample.device)
+                confidence[rows] = row_conf
+            transfer_index = self._select(confidence, mask_index, step_index, threshold)
         prev_sample = torch.where(transfer_index, x0, sample)
         if not return_dict:
             return prev_sample, transfer_index, x0, confidence

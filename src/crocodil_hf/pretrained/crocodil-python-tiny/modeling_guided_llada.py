@@ -106,15 +106,6 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
     def _embedding_std(self) -> float:
         return 1.0 / math.sqrt(self.config.d_model) if self.config.init_fn == "mitchell" else self.config.init_std
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.transformer.wte
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.transformer.wte = value
-
-    def get_output_embeddings(self) -> nn.Module | None:
-        return None if self.config.weight_tying else self.model.transformer.ff_out
-
     @classmethod
     def from_base(
         cls,
@@ -197,6 +188,7 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> GuidedMaskedLMOutput | tuple:
         """Demask `x_t` guided by registers.
@@ -210,6 +202,9 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
                 tensor (mixed k in one batch), or `None` for all K'.
             position_ids: `(B, n)` text positions, default `0..n−1`.
             labels: `(B, n)` targets, -100 ignored.
+            logits_to_keep: As in transformers: `0` returns logits for all n text positions, an int `m` for the last
+                m, a 1-D tensor for those text positions only (a sampler that demasks one block needs just that
+                block's logits; the output head is then run on those positions alone).
         """
         output_hidden_states = bool(output_hidden_states or self.config.output_hidden_states)
         return_dict = self.config.return_dict if return_dict is None else return_dict
@@ -275,6 +270,11 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
             )
             hidden = outputs.last_hidden_state[:, prefix_len:]
 
+        if not isinstance(logits_to_keep, int) or logits_to_keep:
+            if labels is not None:
+                raise ValueError("`labels` cannot be combined with `logits_to_keep`: the loss needs every position.")
+            keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+            hidden = hidden[:, keep]
         logits = self.model.lm_head(hidden)
         loss = None
         if labels is not None:
