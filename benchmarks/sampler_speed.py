@@ -87,7 +87,7 @@ def measure_batches(pipe, batches: list[int], gen_length: int, steps: int, repea
     rows = []
     for batch in batches:
         z = registers_for(pipe, batch)
-        wall = best_of(lambda: pipe.decode(z, gen_length=gen_length, steps=steps), repeats)
+        wall = best_of(lambda z=z: pipe.decode(z, gen_length=gen_length, steps=steps), repeats)
         flops = steps * batch * demasker_flops(pipe, gen_length, guided=True)
         rows.append(
             {
@@ -157,7 +157,9 @@ def measure_peer(pipe, batch: int, gen_length: int, steps: int, repeats: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", default="crocodil-python-tiny", help="pipeline directory, Hub id or shipped name")
+    parser.add_argument(
+        "--pipeline", default="crocodil-python-tiny", help="pipeline directory, Hub id or shipped name"
+    )
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--batches", default="1,4,16,64", help="comma-separated batch sizes")

@@ -154,6 +154,16 @@ def test_model_card_from_sweep_validates(sweep, tmp_path):
         build_model_card({"points": []})
 
 
+def test_sweep_passes_call_kwargs_to_every_pipeline_call():
+    pipe = build_tiny_pipeline(conditional=False)
+    references = {"texts": TINY_CORPUS[:2], "description": "2 tiny programs"}
+    common = dict(modes=["mdm"], steps=[4], block_lengths=[16], gen_length=16, num_samples=2, references=references)
+    with pytest.raises(ValueError, match="remasking"):  # reaches the pipeline's own input check
+        run_sweep(pipe, None, call_kwargs={"remasking": "bogus"}, **common)
+    with pytest.raises(ValueError, match="must not set"):
+        run_sweep(pipe, None, call_kwargs={"steps": 3}, **common)
+
+
 def test_sweep_rejects_bad_grids_before_compute():
     pipe = build_tiny_pipeline(conditional=False)
     with pytest.raises(ValueError, match="unknown mode"):

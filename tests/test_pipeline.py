@@ -182,9 +182,7 @@ def test_vectorised_step_equals_the_per_row_reference(threshold):
     for step in range(3):
         logits = torch.randn(batch, length, vocab, generator=g) * 3
         logits[..., mask_id] = float("-inf")  # the demasker never proposes [MASK]
-        expected = _reference_step(
-            logits, sample, scheduler.num_transfer_tokens[:, step], mask_id, active, threshold
-        )
+        expected = _reference_step(logits, sample, scheduler.num_transfer_tokens[:, step], mask_id, active, threshold)
         out = scheduler.step(logits, step, sample, threshold=threshold, active=active)
         assert torch.equal(out.prev_sample, expected)
         assert torch.equal(out.prev_sample[4], sample[4])  # inactive rows untouched

@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--prior-steps", type=int, default=50)
     ev.add_argument("--temperature", type=float, default=0.0)
+    ev.add_argument(
+        "--remasking",
+        choices=("low_confidence", "random"),
+        default="low_confidence",
+        help="which candidates each step commits (random + --temperature 1 is ancestral sampling)",
+    )
     ev.add_argument("--scorer", default=None, help="causal LM dir/Hub id (default: offline SmolLM2-135M)")
     ev.add_argument("--corpus", default=None, help="held-out programs source (default: CPython stdlib)")
     ev.add_argument("--seed", type=int, default=0)
@@ -331,6 +337,7 @@ def run_eval(args) -> int:
         args.seed,
         args.temperature,
         compute_mauve=not args.no_mauve,
+        call_kwargs={"remasking": args.remasking} if args.remasking != "low_confidence" else None,
     )
     sweep["command"] = "crocodil eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "crocodil eval"
     sweep["pipeline"] = str(args.pipeline)

@@ -77,8 +77,17 @@ def run_sweep(
     seed: int = 0,
     temperature: float = 0.0,
     compute_mauve: bool = True,
+    call_kwargs: dict | None = None,
 ) -> dict:
-    """Measure every (mode, block length, steps) point; returns the sweep as a JSON-ready dict."""
+    """Measure every (mode, block length, steps) point; returns the sweep as a JSON-ready dict.
+
+    `call_kwargs` go to every pipeline call unchanged (e.g. `{"remasking": "random"}`, `{"num_registers": 4}`,
+    `{"refresh_at": [0.25]}`) and are recorded in the sweep's configuration.
+    """
+    call_kwargs = dict(call_kwargs or {})
+    reserved = {"mode", "text", "num_samples", "gen_length", "block_length", "steps", "temperature", "generator"}
+    if reserved & set(call_kwargs):
+        raise ValueError(f"`call_kwargs` must not set {sorted(reserved & set(call_kwargs))}; use the sweep arguments.")
     block_lengths = list(block_lengths or [gen_length])
     ref_texts = references["texts"] if references else None
     check_sweep(pipe, modes, steps, block_lengths, gen_length, num_samples, ref_texts)
@@ -95,10 +104,12 @@ def run_sweep(
             kwargs = dict(
                 gen_length=gen_length, block_length=block, steps=n_steps, temperature=temperature, generator=generators
             )
+            kwargs.update(call_kwargs)
             if mode == "autoencode":
                 out = pipe(mode=mode, text=ref_texts[start : start + count], **kwargs)
             else:
-                out = pipe(mode=mode, num_samples=count, prior_steps=prior_steps, **kwargs)
+                kwargs.setdefault("prior_steps", prior_steps)
+                out = pipe(mode=mode, num_samples=count, **kwargs)
             texts.extend(out.texts)
             wall += out.wall_time
             nfe = out.nfe if nfe is None else {k: max(nfe[k], out.nfe[k]) for k in nfe}
@@ -129,6 +140,7 @@ def run_sweep(
             "prior_steps": prior_steps,
             "seed": seed,
             "temperature": temperature,
+            "call_kwargs": call_kwargs,
         },
         "scorer": scorer.name,
         "references": {"description": references.get("description"), "n": len(ref_texts)},

@@ -1,0 +1,107 @@
+"""Helpers shared by the benchmark scripts (not part of the package; never run by the tests)."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from crocodil_hf import CrocodilPipeline, GuidedLLaDAForMaskedLM
+
+
+def load_pipeline(name_or_path: str) -> CrocodilPipeline:
+    """Load a pipeline, silence its progress bars and run one small call so no timed point pays the warm-up."""
+    pipe = CrocodilPipeline.from_pretrained(name_or_path)
+    pipe.set_progress_bar_config(disable=True)
+    pipe(mode="mdm", num_samples=2, gen_length=16, steps=2)
+    return pipe
+
+
+def with_components(pipe: CrocodilPipeline, **components) -> CrocodilPipeline:
+    """The same pipeline with some components replaced (e.g. another demasker or prior)."""
+    new = CrocodilPipeline(**{**pipe.components, **components})
+    new.set_progress_bar_config(disable=True)
+    return new
+
+
+def unguided_demasker(llada_dir: str, like: GuidedLLaDAForMaskedLM) -> GuidedLLaDAForMaskedLM:
+    """A plain LLaDA MDM checkpoint wrapped as a guided demasker; with no registers it runs the base model exactly."""
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the register projection is new and unused in mode="mdm"
+    try:
+        model = GuidedLLaDAForMaskedLM.from_base(
+            llada_dir, num_registers=like.config.num_registers, register_dim=like.config.register_dim
+        )
+    finally:
+        logging.set_verbosity(verbosity)
+    return model.eval()
+
+
+def load_scorer_and_references(pipe, num_samples: int, gen_length: int, scorer: str | None = None):
+    from crocodil_hf.evaluation.scorer import load_scorer
+    from crocodil_hf.evaluation.sweep import reference_programs
+
+    return load_scorer(scorer), reference_programs(pipe, num_samples, gen_length)
+
+
+def summary_row(point: dict, **extra) -> dict:
+    m = point["metrics"]
+    row = {
+        **extra,
+        "mode": point["mode"],
+        "block_length": point["block_length"],
+        "steps": point["steps"],
+        "nfe_total": round(point["nfe"]["total"], 2),
+        "demasker_calls": point["nfe"]["demasker_calls"],
+        "prior_calls": point["nfe"]["prior_calls"],
+        "wall_s": round(point["wall_time"], 2),
+        "gen_ppl": round(m["gen_ppl"], 2) if m.get("gen_ppl") is not None else None,
+        "entropy": round(m["entropy"], 3) if m.get("entropy") is not None else None,
+    }
+    for key in ("mauve", "cer"):
+        if key in m:
+            row[key] = round(m[key], 4)
+    return row
+
+
+def write_result(result: dict, output_dir: str | Path, name: str) -> Path:
+    """Print the JSON and write it to `output_dir/name`; the command line is recorded in the result."""
+    result = {"command": "python " + " ".join(sys.argv), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"), **result}
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / name
+    text = json.dumps(result, indent=2)
+    path.write_text(text + "\n")
+    print(text)
+    return path
+
+
+def seeded_generators(count: int, seed: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed + i) for i in range(count)]
+
+
+def plot_curves(rows: list[dict], metric: str, label_key: str, path: str | Path, title: str, log_x: bool = True):
+    """One line per `row[label_key]`: `metric` against NFE total (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for label in dict.fromkeys(r[label_key] for r in rows):
+        pts = sorted((r["nfe_total"], r[metric]) for r in rows if r[label_key] == label and r.get(metric) is not None)
+        if pts:
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel("NFE (demasker-forward equivalents, prior and encoder included)")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,153 @@
+"""Generation curves (paper Fig. 6 / 12 shape): MAUVE, Gen-PPL and entropy against NFE for plain MDM, ConThenDisc and
+ConWithinDisc, and the speed-up of CRoCoDiL at matched quality as a ratio of NFE and of wall time.
+
+Variants (all with the same held-out references, seeds, scorer and sequence length):
+
+* `con_then_disc`, `con_within_disc`: the pipeline as shipped (greedy low-confidence steps, 50 DDIM prior steps; NFE
+  and wall time include the prior and encoder calls).
+* `mdm/guided-demasker`: the pipeline's own demasker with no registers.
+* `mdm/stage0`: the stage-0 MDM demasker the guided one started from (`--stage0`).
+* `mdm/long` (fairness): an MDM demasker trained for as many steps as the guided one (`--mdm-long`: stage 0 + as many
+  MDM steps as the autoencoder stage ran).
+Plain MDM runs with each of `--mdm-samplers` (default: `random` remasking at temperature 1, i.e. ancestral sampling,
+and LLaDA's `low_confidence` remasking at temperature 1; the guided demasker's row uses the first only). Greedy
+unconditional MDM is deterministic, every seed gives the same program, so it is not a baseline.
+
+Speed-up at matched quality: the baseline is the best plain-MDM point at the largest step count (steps = L); for
+each CRoCoDiL mode, the cheapest point whose MAUVE reaches the baseline's (and separately whose Gen-PPL is at most the
+baseline's) gives speed-up = baseline NFE / its NFE (and baseline wall / its wall). `null` = never matched here.
+
+Usage:
+    python benchmarks/generation_curves.py [--pipeline crocodil-python-tiny] [--stage0 runs/tiny-python/mdm]
+        [--mdm-long runs/bench/mdm-long] [--steps 4,8,16,64] [--num-samples 64] [--output-dir runs/bench/generation]
+Prints one JSON object; writes `generation_curves.json`, `mauve_vs_nfe.png` and `gen_ppl_vs_nfe.png`.
+"""
+
+import argparse
+from pathlib import Path
+
+from common import (
+    load_pipeline,
+    load_scorer_and_references,
+    plot_curves,
+    summary_row,
+    unguided_demasker,
+    with_components,
+    write_result,
+)
+
+from crocodil_hf.evaluation.sweep import check_sweep, run_sweep
+
+
+def matched_speedup(rows: list[dict], baseline: dict, metric: str, better) -> dict | None:
+    """Cheapest row reaching the baseline's `metric`; NFE and wall-time ratios against the baseline."""
+    reached = [r for r in rows if r.get(metric) is not None and better(r[metric], baseline[metric])]
+    if not reached:
+        return None
+    best = min(reached, key=lambda r: r["nfe_total"])
+    return {
+        "steps": best["steps"],
+        metric: best[metric],
+        "nfe_total": best["nfe_total"],
+        "speedup_nfe": round(baseline["nfe_total"] / best["nfe_total"], 2),
+        "speedup_wall": round(baseline["wall_s"] / best["wall_s"], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", default="crocodil-python-tiny")
+    parser.add_argument("--stage0", default="runs/tiny-python/mdm", help="stage-0 LLaDA MDM directory ('' to skip)")
+    parser.add_argument("--mdm-long", default="runs/bench/mdm-long", help="long-trained MDM directory ('' to skip)")
+    parser.add_argument(
+        "--mdm-samplers", default="random:1.0,low_confidence:1.0", help="comma list of REMASKING:TEMPERATURE for MDM"
+    )
+    parser.add_argument("--steps", default="4,8,16,64")
+    parser.add_argument("--gen-length", type=int, default=64)
+    parser.add_argument("--num-samples", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--prior-steps", type=int, default=50)
+    parser.add_argument("--scorer", default=None)
+    parser.add_argument("--output-dir", default="runs/bench/generation")
+    args = parser.parse_args()
+    steps = [int(s) for s in args.steps.split(",")]
+    samplers = []
+    for item in args.mdm_samplers.split(","):
+        remasking, _, temp = item.partition(":")
+        if remasking not in ("random", "low_confidence") or not temp:
+            parser.error(f"bad --mdm-samplers entry {item!r}; expected REMASKING:TEMPERATURE, e.g. random:1.0")
+        samplers.append((remasking, float(temp)))
+    for path in (args.stage0, args.mdm_long):
+        if path and not (Path(path) / "config.json").exists():
+            parser.error(f"{path} is not a saved LLaDA model (no config.json); pass '' to skip it")
+
+    pipe = load_pipeline(args.pipeline)
+    check_sweep(
+        pipe,
+        ["con_then_disc", "con_within_disc", "mdm"],
+        steps,
+        [args.gen_length],
+        args.gen_length,
+        args.num_samples,
+        None,
+    )
+    scorer, references = load_scorer_and_references(pipe, args.num_samples, args.gen_length, args.scorer)
+    common = dict(
+        gen_length=args.gen_length,
+        num_samples=args.num_samples,
+        batch_size=args.batch_size,
+        prior_steps=args.prior_steps,
+        references=references,
+    )
+
+    variants = [
+        ("con_then_disc", pipe, "con_then_disc", {}, 0.0),
+        ("con_within_disc", pipe, "con_within_disc", {}, 0.0),
+    ]
+    remasking, temperature = samplers[0]
+    variants.append(("mdm/guided-demasker " + remasking, pipe, "mdm", {"remasking": remasking}, temperature))
+    for name, path in (("mdm/stage0", args.stage0), ("mdm/long", args.mdm_long)):
+        if path:
+            plain = with_components(pipe, demasker=unguided_demasker(path, pipe.demasker))
+            for remasking, temperature in samplers:
+                variants.append((f"{name} {remasking}", plain, "mdm", {"remasking": remasking}, temperature))
+
+    rows = []
+    for label, variant_pipe, mode, kwargs, temp in variants:
+        sweep = run_sweep(variant_pipe, scorer, [mode], steps, temperature=temp, call_kwargs=kwargs, **common)
+        rows += [summary_row(p, variant=label, temperature=temp, **kwargs) for p in sweep["points"]]
+        for p, row in zip(sweep["points"], rows[-len(sweep["points"]) :]):
+            row["samples"] = p["samples"][:2]
+
+    top = max(steps)
+    baselines = [r for r in rows if r["mode"] == "mdm" and r["steps"] == top]
+    baseline = max(baselines, key=lambda r: r["mauve"])
+    speedups = {}
+    for mode in ("con_then_disc", "con_within_disc"):
+        mine = [r for r in rows if r["variant"] == mode]
+        speedups[mode] = {
+            "at_matched_mauve": matched_speedup(mine, baseline, "mauve", lambda a, b: a >= b),
+            "at_matched_gen_ppl": matched_speedup(mine, baseline, "gen_ppl", lambda a, b: a <= b),
+        }
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_curves(rows, "mauve", "variant", out / "mauve_vs_nfe.png", f"MAUVE vs NFE, L={args.gen_length}")
+    plot_curves(rows, "gen_ppl", "variant", out / "gen_ppl_vs_nfe.png", f"Gen-PPL vs NFE, L={args.gen_length}")
+    write_result(
+        {
+            "benchmark": "generation_curves",
+            "pipeline": args.pipeline,
+            "scorer": scorer.name,
+            "references": references["description"],
+            "mdm_samplers": [{"remasking": r, "temperature": t} for r, t in samplers],
+            "baseline": {k: baseline[k] for k in ("variant", "steps", "nfe_total", "wall_s", "mauve", "gen_ppl")},
+            "speedup": speedups,
+            "rows": rows,
+        },
+        out,
+        "generation_curves.json",
+    )
+
+
+if __name__ == "__main__":
+    main()

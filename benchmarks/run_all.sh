@@ -1,0 +1,21 @@
+# Every benchmark of this directory, one after the other on an otherwise idle machine (timings need that), from the
+# repo root after `bash scripts/train_tiny_python.sh` (runs/tiny-python/*). Outputs under runs/bench/ (gitignored);
+# the README's numbers are copied from there into docs/results/benchmarks/.
+#   BEFORE/AFTER: the commits compared by compare_commits.py (default: before and after the sampler clean-up).
+# Measured: ≈ 75 min on 2 CPU cores, of which ≈ 20 min training (the fair MDM baseline + ablation runs).
+set -ex
+BEFORE=${BEFORE:-1e36fcd}
+AFTER=${AFTER:-3977361}
+mkdir -p runs/bench
+# the fair MDM baseline: the stage-0 demasker trained for as many more steps as the autoencoder stage ran (3000)
+if [ ! -f runs/bench/mdm-long/training_complete.json ]; then
+  crocodil train mdm --config tiny-python/mdm --model_name_or_path runs/tiny-python/mdm \
+    --output_dir runs/bench/mdm-long --max_steps 3000 --save_steps 500 --disable_tqdm true
+fi
+python benchmarks/sampler_speed.py --output runs/bench/sampler_speed.json
+python benchmarks/compare_commits.py "$BEFORE" "$AFTER" --rounds 2 -- --batches 1,16 --repeats 2 \
+  > runs/bench/compare_commits.json
+[ -f runs/ablate-prior-no-offsets/training_complete.json ] || bash benchmarks/ablation_train.sh
+python benchmarks/autoencoder_table.py --output-dir runs/bench/autoencoder
+python benchmarks/generation_curves.py --output-dir runs/bench/generation
+python benchmarks/ablations.py --output-dir runs/bench/ablations
