@@ -47,8 +47,14 @@ def test_logits_to_keep_runs_the_head_on_those_positions_only(model):
     assert block.shape == (2, 3, 112)
     torch.testing.assert_close(block, full[:, 2:5])
     torch.testing.assert_close(last, base[:, -2:])
+    keep = ids == MASK_ID
+    with torch.no_grad():
+        packed = model(ids, registers=z, num_registers=3, logits_to_keep=keep).logits
+    torch.testing.assert_close(packed, full[keep])
     with pytest.raises(ValueError, match="logits_to_keep"):
         model(ids, labels=ids, logits_to_keep=2)
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        model(ids, logits_to_keep=keep[:, :3])
 
 
 def test_registers_change_the_prediction(model):

@@ -185,10 +185,22 @@ def test_vectorised_step_equals_the_per_row_reference(threshold):
         expected = _reference_step(logits, sample, scheduler.num_transfer_tokens[:, step], mask_id, active, threshold)
         out = scheduler.step(logits, step, sample, threshold=threshold, active=active)
         assert torch.equal(out.prev_sample, expected)
+        packed = logits[(sample == mask_id) & active[:, None]]  # (N, V): what the pipeline passes
+        assert torch.equal(
+            scheduler.step(packed, step, sample, threshold=threshold, active=active).prev_sample, expected
+        )
         assert torch.equal(out.prev_sample[4], sample[4])  # inactive rows untouched
         sample = out.prev_sample
     if threshold is None:
         assert not (sample[active] == mask_id).any()  # the schedule commits every masked token of active rows
+
+
+def test_step_rejects_logits_of_the_wrong_shape():
+    scheduler = MaskedDiffusionScheduler(mask_token_id=9)
+    sample = torch.full((2, 4), 9)
+    scheduler.set_timesteps(2, block_mask=sample == 9)
+    with pytest.raises(ValueError, match="model_output"):
+        scheduler.step(torch.randn(5, 10), 0, sample)  # 8 masked positions, not 5
 
 
 def test_greedy_confidence_is_the_softmax_probability_of_the_candidate():

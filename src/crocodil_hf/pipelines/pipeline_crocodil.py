@@ -535,7 +535,7 @@ class CrocodilPipeline(DiffusionPipeline):
                         global_step, refresh_steps, pending_fractions, canvas[:, offset:]
                     ):
                         z0 = self._refresh_registers(canvas, conditional_prior_steps, eta, generator, nfe)
-                    logits = self._demasker_logits(canvas, z0, num_registers, lo, hi)
+                    logits = self._demasker_logits(canvas, z0, num_registers, lo, hi, active)
                     nfe.demasker_calls += 1
                     out = self.mask_scheduler.step(
                         logits,
@@ -588,9 +588,11 @@ class CrocodilPipeline(DiffusionPipeline):
         nfe.prior_calls += sampled.num_prior_calls
         return sampled.registers
 
-    def _demasker_logits(self, canvas, z0, num_registers, lo, hi) -> torch.Tensor:
-        """Logits of the current block only: the output head runs on `hi − lo` positions, not the whole canvas."""
-        keep = torch.arange(lo, hi, device=canvas.device)
+    def _demasker_logits(self, canvas, z0, num_registers, lo, hi, active) -> torch.Tensor:
+        """`(N, V)` logits of the N still-masked positions of the current block in active rows: the output head (and
+        the scheduler's softmax) skip committed positions, on average half of a block over a trajectory."""
+        keep = torch.zeros_like(canvas, dtype=torch.bool)
+        keep[:, lo:hi] = (canvas[:, lo:hi] == self.mask_token_id) & active[:, None]
         if z0 is None:
             return self.demasker(canvas, logits_to_keep=keep).logits
         registers = z0[:, :num_registers].to(self.demasker.dtype)

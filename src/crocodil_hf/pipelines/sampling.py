@@ -45,14 +45,22 @@ def _uniform(shape: tuple[int, ...], generator, batch_rows: list[int], device) -
 
 
 def add_gumbel_noise(
-    logits: torch.Tensor, temperature: float, generator=None, batch_rows: list[int] | None = None
+    logits: torch.Tensor,
+    temperature: float,
+    generator=None,
+    batch_rows: list[int] | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """LLaDA's Gumbel-max in float64: argmax(exp(l) / (−log u)^τ) samples softmax(l / τ); τ = 0 is greedy."""
+    """LLaDA's Gumbel-max in float64: argmax(exp(l) / (−log u)^τ) samples softmax(l / τ); τ = 0 is greedy.
+
+    `noise` supplies the float64 uniforms u (same shape as `logits`); otherwise they are drawn from `generator`.
+    """
     if temperature == 0:
         return logits
     logits = logits.to(torch.float64)
-    rows = list(range(logits.shape[0])) if batch_rows is None else batch_rows
-    noise = _uniform(tuple(logits.shape), generator, rows, logits.device)
+    if noise is None:
+        rows = list(range(logits.shape[0])) if batch_rows is None else batch_rows
+        noise = _uniform(tuple(logits.shape), generator, rows, logits.device)
     gumbel_noise = (-torch.log(noise)) ** temperature
     return logits.exp() / gumbel_noise
 
@@ -152,7 +160,9 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         """Commit tokens in the current block.
 
         Args:
-            model_output: `(B, L, V)` demasker logits for the block's positions.
+            model_output: `(B, L, V)` demasker logits for the block's positions, or `(N, V)` logits of just the N
+                masked positions of the active rows in row-major order (what the pipeline computes: the output
+                head and this step then skip every position that can no longer change).
             step_index: Index of this step within the block (0-based); ignored with a threshold.
             sample: `(B, L)` current block ids (`mask_token_id` where still masked).
             temperature: Gumbel temperature (default: config).
@@ -170,39 +180,47 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         if active is None:
             active = torch.ones(batch_size, dtype=torch.bool, device=sample.device)
         mask_index = (sample == self.config.mask_token_id) & active[:, None]
+        num_candidates = int(mask_index.sum())
+        if model_output.dim() == 3:
+            if tuple(model_output.shape[:2]) != tuple(sample.shape):
+                raise ValueError(
+                    f"`model_output` {tuple(model_output.shape)} does not match `sample` {tuple(sample.shape)}."
+                )
+            logits = model_output[mask_index]  # (N, V): only the positions that can be committed
+        elif model_output.dim() == 2 and model_output.shape[0] == num_candidates:
+            logits = model_output
+        else:
+            raise ValueError(
+                f"`model_output` must be (B, L, V) or ({num_candidates}, V) for the masked positions of active rows, "
+                f"got {tuple(model_output.shape)}."
+            )
 
         x0 = sample.clone()
+        confidence = torch.full(sample.shape, float("-inf"), device=sample.device)
         transfer_index = torch.zeros_like(mask_index)
-        all_active = bool(active.all())
-        rows = list(range(batch_size)) if all_active else [b for b in range(batch_size) if bool(active[b])]
-        if not rows:
-            confidence = torch.full(sample.shape, float("-inf"), device=sample.device)
-        else:
-            # Only the active rows are sliced out of the (B, L, V) logits, and only when some row is inactive.
-            logits = model_output if all_active else model_output[rows]
+        if num_candidates:
+            rows = [b for b in range(batch_size) if bool(active[b])]
             gen = [generator[b] for b in rows] if isinstance(generator, list) else generator
             local_rows = list(range(len(rows)))
+            row_mask = mask_index[rows]
             if temperature == 0:
                 candidates = logits.argmax(dim=-1)  # greedy: no noise, no float64 copy of the logits
             else:
-                candidates = add_gumbel_noise(logits, temperature, gen, local_rows).argmax(dim=-1)
+                # draws for every position of the active rows, exactly as before packing (reproducible per sample)
+                shape = (len(rows), sample.shape[1], logits.shape[-1])
+                noise = _uniform(shape, gen, local_rows, sample.device)[row_mask]
+                candidates = add_gumbel_noise(logits, temperature, noise=noise).argmax(dim=-1)
             if remasking == "low_confidence":
                 # p(candidate) = exp(l_c − logsumexp(l)) in the logits' precision (float32 at least), as LLaDA's
                 # softmax in the model dtype; the float64 softmax over the vocabulary was a quarter of a CPU step.
                 work = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
-                chosen_logit = torch.gather(work, -1, candidates[..., None]).squeeze(-1)
+                chosen_logit = torch.gather(work, -1, candidates[:, None]).squeeze(-1)
                 cand_conf = torch.exp(chosen_logit - torch.logsumexp(work, dim=-1))
             else:
-                cand_conf = _uniform(tuple(candidates.shape), gen, local_rows, sample.device)
-            row_mask = mask_index if all_active else mask_index[rows]
-            row_conf = torch.where(row_mask, cand_conf, torch.full_like(cand_conf, float("-inf")))
-            if all_active:
-                x0 = torch.where(mask_index, candidates, sample)
-                confidence = row_conf
-            else:
-                x0[rows] = torch.where(row_mask, candidates, sample[rows])
-                confidence = torch.full(sample.shape, float("-inf"), dtype=row_conf.dtype, device=sample.device)
-                confidence[rows] = row_conf
+                cand_conf = _uniform((len(rows), sample.shape[1]), gen, local_rows, sample.device)[row_mask]
+            x0[mask_index] = candidates.to(x0.dtype)
+            confidence = confidence.to(cand_conf.dtype)
+            confidence[mask_index] = cand_conf
             transfer_index = self._select(confidence, mask_index, step_index, threshold)
         prev_sample = torch.where(transfer_index, x0, sample)
         if not return_dict:

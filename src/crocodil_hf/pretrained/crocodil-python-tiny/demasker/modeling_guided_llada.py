@@ -203,8 +203,9 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
             position_ids: `(B, n)` text positions, default `0..n−1`.
             labels: `(B, n)` targets, -100 ignored.
             logits_to_keep: As in transformers: `0` returns logits for all n text positions, an int `m` for the last
-                m, a 1-D tensor for those text positions only (a sampler that demasks one block needs just that
-                block's logits; the output head is then run on those positions alone).
+                m, a 1-D tensor for those text positions only. A `(B, n)` bool tensor returns `(N, V)` logits of its
+                N true positions in row-major order (a sampler needs logits only where tokens are still masked; the
+                output head then runs on those positions alone).
         """
         output_hidden_states = bool(output_hidden_states or self.config.output_hidden_states)
         return_dict = self.config.return_dict if return_dict is None else return_dict
@@ -273,8 +274,17 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         if not isinstance(logits_to_keep, int) or logits_to_keep:
             if labels is not None:
                 raise ValueError("`labels` cannot be combined with `logits_to_keep`: the loss needs every position.")
-            keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-            hidden = hidden[:, keep]
+            if isinstance(logits_to_keep, int):
+                hidden = hidden[:, -logits_to_keep:]
+            elif logits_to_keep.dtype == torch.bool:
+                if tuple(logits_to_keep.shape) != tuple(hidden.shape[:2]):
+                    raise ValueError(
+                        f"a bool `logits_to_keep` must have shape {tuple(hidden.shape[:2])}, "
+                        f"got {tuple(logits_to_keep.shape)}."
+                    )
+                hidden = hidden[logits_to_keep]
+            else:
+                hidden = hidden[:, logits_to_keep]
         logits = self.model.lm_head(hidden)
         loss = None
         if labels is not None:
