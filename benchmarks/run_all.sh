@@ -5,7 +5,7 @@
 # Measured: ≈ 75 min on 2 CPU cores, of which ≈ 20 min training (the fair MDM baseline + ablation runs).
 set -ex
 BEFORE=${BEFORE:-1e36fcd}
-AFTER=${AFTER:-3977361}
+AFTER=${AFTER:-3600ad3}
 mkdir -p runs/bench
 # the fair MDM baseline: the stage-0 demasker trained for as many more steps as the autoencoder stage ran (3000)
 if [ ! -f runs/bench/mdm-long/training_complete.json ]; then
@@ -13,7 +13,7 @@ if [ ! -f runs/bench/mdm-long/training_complete.json ]; then
     --output_dir runs/bench/mdm-long --max_steps 3000 --save_steps 500 --disable_tqdm true
 fi
 python benchmarks/sampler_speed.py --output runs/bench/sampler_speed.json
-python benchmarks/compare_commits.py "$BEFORE" "$AFTER" --rounds 2 -- --batches 1,16 --repeats 2 \
+python benchmarks/compare_commits.py "$BEFORE" "$AFTER" --rounds 1 -- --batches 1,16 --repeats 3 \
   > runs/bench/compare_commits.json
 [ -f runs/ablate-prior-no-offsets/training_complete.json ] || bash benchmarks/ablation_train.sh
 python benchmarks/autoencoder_table.py --output-dir runs/bench/autoencoder
