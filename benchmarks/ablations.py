@@ -175,6 +175,11 @@ def main() -> None:
     parser.add_argument("--num-banks", type=int, default=256, help="sampled / real register banks for PRDC")
     parser.add_argument("--noise-on", default="runs/ablate-noise-0.8")
     parser.add_argument("--noise-off", default="runs/ablate-noise-1.0")
+    parser.add_argument(
+        "--noise-reference",
+        default="runs/tiny-python/autoencoder",
+        help="also measure this autoencoder (default: the shipped one, 3000 steps with noise); '' to skip",
+    )
     parser.add_argument("--sigmas", default="0,0.25,0.5,0.75,1,1.5,2")
     parser.add_argument("--noise-programs", type=int, default=256)
     parser.add_argument("--scorer", default=None)
@@ -223,6 +228,8 @@ def main() -> None:
     if "noise" in only:
         sigmas = [float(s) for s in args.sigmas.split(",")]
         runs = {"noise on (CS 0.8)": args.noise_on, "noise off": args.noise_off}
+        if args.noise_reference and Path(args.noise_reference, "encoder").exists():
+            runs["reference: " + args.noise_reference] = args.noise_reference
         result["noise"] = ablate_noise(pipe, runs, sigmas, args.noise_programs, args.batch_size)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         plot_noise(result["noise"], Path(args.output_dir) / "register_noise.png")
