@@ -2,7 +2,8 @@
 # repo root after `bash scripts/train_tiny_python.sh` (runs/tiny-python/*). Outputs under runs/bench/ (gitignored);
 # the README's numbers are copied from there into docs/results/benchmarks/.
 #   BEFORE/AFTER: the commits compared by compare_commits.py (default: before and after the sampler clean-up).
-# Measured: ≈ 75 min on 2 CPU cores, of which ≈ 20 min training (the fair MDM baseline + ablation runs).
+# Measured on 2 CPU cores: 55 min with the MDM baseline already trained (its 3000 steps: 46 min more); 17 min of the
+# 55 are the ablation training runs.
 set -ex
 BEFORE=${BEFORE:-1e36fcd}
 AFTER=${AFTER:-3600ad3}
