@@ -104,38 +104,37 @@ def masked_prediction(encoder, demasker, input_ids, enc_mask, sigmas, seed=0):
     return rows
 
 
-def ablate_noise(pipe, runs, sigmas, num_programs, batch_size):
+def weighted_mean(rows, sizes, key, total):
+    """Program-weighted mean of `key` over per-batch rows."""
+    return round(sum(r[key] * n for r, n in zip(rows, sizes)) / total, 4)
+
+
+def ablate_noise(pipe, runs, sigmas, num_programs, batch_size, registers_dir):
     from datasets import load_from_disk
 
-    validation = load_from_disk("runs/tiny-python/registers")["validation"].select(range(num_programs))
+    validation = load_from_disk(registers_dir)["validation"].select(range(num_programs))
     collate = ProgramCollator(eos_token_id=pipe.tokenizer.eos_token_id, max_length=65)
     out = {}
     for name, path in runs.items():
         encoder = RegisterEncoderModel.from_pretrained(Path(path) / "encoder").eval()
         demasker = GuidedLLaDAForMaskedLM.from_pretrained(Path(path) / "demasker").eval()
-        sums = None
+        parts, sizes = [], []  # per batch: one row per sigma, and the batch's number of programs
         for start in range(0, num_programs, batch_size):
             batch = collate([validation[i] for i in range(start, min(start + batch_size, num_programs))])
-            part = masked_prediction(
-                encoder, demasker, batch["input_ids"], batch["encoder_attention_mask"], sigmas, seed=start
+            parts.append(
+                masked_prediction(
+                    encoder, demasker, batch["input_ids"], batch["encoder_attention_mask"], sigmas, seed=start
+                )
             )
-            n = batch["input_ids"].shape[0]
-            if sums is None:
-                sums = [
-                    {**r, "top1_accuracy": r["top1_accuracy"] * n, "cross_entropy": r["cross_entropy"] * n}
-                    for r in part
-                ]
-            else:
-                for acc, r in zip(sums, part):
-                    acc["top1_accuracy"] += r["top1_accuracy"] * n
-                    acc["cross_entropy"] += r["cross_entropy"] * n
+            sizes.append(batch["input_ids"].shape[0])
+
         out[name] = [
             {
-                **r,
-                "top1_accuracy": round(r["top1_accuracy"] / num_programs, 4),
-                "cross_entropy": round(r["cross_entropy"] / num_programs, 4),
+                "sigma": rows[0]["sigma"],
+                "top1_accuracy": weighted_mean(rows, sizes, "top1_accuracy", num_programs),
+                "cross_entropy": weighted_mean(rows, sizes, "cross_entropy", num_programs),
             }
-            for r in sums
+            for rows in zip(*parts)
         ]
     return out
 
@@ -189,7 +188,10 @@ def main() -> None:
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
-    needed = {"offsets": [args.prior_no_offsets, args.registers_dir], "noise": [args.noise_on, args.noise_off]}
+    needed = {
+        "offsets": [args.prior_no_offsets, args.registers_dir],
+        "noise": [args.noise_on, args.noise_off, args.registers_dir],
+    }
     for section in only:
         for path in needed.get(section, []):
             if not Path(path).exists():
@@ -230,7 +232,7 @@ def main() -> None:
         runs = {"noise on (CS 0.8)": args.noise_on, "noise off": args.noise_off}
         if args.noise_reference and Path(args.noise_reference, "encoder").exists():
             runs["reference: " + args.noise_reference] = args.noise_reference
-        result["noise"] = ablate_noise(pipe, runs, sigmas, args.noise_programs, args.batch_size)
+        result["noise"] = ablate_noise(pipe, runs, sigmas, args.noise_programs, args.batch_size, args.registers_dir)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         plot_noise(result["noise"], Path(args.output_dir) / "register_noise.png")
     write_result(result, args.output_dir, "ablations.json")

@@ -115,9 +115,10 @@ def main() -> None:
     rows = []
     for label, variant_pipe, mode, kwargs, temp in variants:
         sweep = run_sweep(variant_pipe, scorer, [mode], steps, temperature=temp, call_kwargs=kwargs, **common)
-        rows += [summary_row(p, variant=label, temperature=temp, **kwargs) for p in sweep["points"]]
-        for p, row in zip(sweep["points"], rows[-len(sweep["points"]) :]):
-            row["samples"] = p["samples"][:2]
+        rows += [
+            {**summary_row(p, variant=label, temperature=temp, **kwargs), "samples": p["samples"][:2]}
+            for p in sweep["points"]
+        ]
 
     top = max(steps)
     baselines = [r for r in rows if r["mode"] == "mdm" and r["steps"] == top]
