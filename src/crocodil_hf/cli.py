@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from .training.run import STAGES
 
-    train.add_argument("stage", choices=STAGES)
+    train.add_argument("stage", choices=list(STAGES))
     train.add_argument("--config", required=True, help="config file or shipped name, e.g. tiny-python/mdm")
 
     assemble = sub.add_parser("assemble", help="assemble a CrocodilPipeline directory from stage outputs")

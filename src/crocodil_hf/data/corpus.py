@@ -167,8 +167,11 @@ def in_validation(key: str, validation_fraction: float) -> bool:
 class CorpusConfig:
     """Everything that determines a built corpus (and its cache key)."""
 
-    source: str | None = None  # directory, dataset name/path; None = the CPython standard library
+    source: str | None = None  # directory, data file(s), saved dataset or Hub id; None = the CPython standard library
     text_column: str = "text"
+    dataset_config: str | None = None  # Hub dataset: configuration name
+    data_dir: str | None = None  # Hub dataset: data_dir
+    split: str | None = None  # dataset split to read (default: all splits)
     max_length: int = 64  # tokens per example including BOS and EOS
     validation_fraction: float = 0.05
     extensions: tuple[str, ...] = (".py",)
@@ -184,22 +187,57 @@ class CorpusConfig:
         return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
 
 
+DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
+
+
+def _data_files(source: Path) -> tuple[str, list[str]] | None:
+    """`(builder, files)` when `source` is a data file or a folder of data files of one format, else None."""
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    by_builder: dict[str, list[str]] = {}
+    for path in files:
+        builder = DATA_FILE_BUILDERS.get(path.suffix)
+        if builder is not None:
+            by_builder.setdefault(builder, []).append(str(path))
+    if not by_builder:
+        return None
+    if len(by_builder) > 1:
+        raise ValueError(f"{source} mixes data file formats {sorted(by_builder)}; keep one format per corpus.")
+    return next(iter(by_builder.items()))
+
+
+def load_text_dataset(config: CorpusConfig):
+    """The `datasets` object behind a non-directory source: data file(s), a saved dataset or a Hub dataset."""
+    from datasets import load_dataset
+
+    source = Path(config.source)
+    if source.is_dir() and ((source / "dataset_info.json").exists() or (source / "dataset_dict.json").exists()):
+        dataset = load_from_disk(str(source))
+        return dataset[config.split] if config.split and isinstance(dataset, DatasetDict) else dataset
+    if source.exists():
+        found = _data_files(source)
+        if found is None:
+            raise ValueError(f"{source} holds no .py, .jsonl, .json, .parquet, .arrow or .csv file.")
+        builder, files = found
+        return load_dataset(builder, data_files=files, split=config.split or "train")
+    # A Hub dataset (gated ones, like bigcode/starcoderdata, need `hf auth login` first).
+    return load_dataset(config.source, name=config.dataset_config, data_dir=config.data_dir, split=config.split)
+
+
+def _is_source_tree(source: str | None) -> bool:
+    if source is None:
+        return True
+    path = Path(source)
+    if not path.is_dir() or (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        return False
+    return _data_files(path) is None
+
+
 def _source_documents(config: CorpusConfig, summary: CorpusSummary) -> Iterable[tuple[str, str]]:
     source = config.source
-    if (
-        source is None
-        or Path(source).is_dir()
-        and not (Path(source) / "dataset_info.json").exists()
-        and not (Path(source) / "dataset_dict.json").exists()
-    ):
+    if _is_source_tree(source):
         yield from read_source_files(source or stdlib_dir(), config.extensions, config.exclude_tests, summary=summary)
         return
-    if Path(source).exists():
-        dataset = load_from_disk(source)
-    else:
-        from datasets import load_dataset
-
-        dataset = load_dataset(source)
+    dataset = load_text_dataset(config)
     splits = dataset.values() if isinstance(dataset, DatasetDict) else [dataset]
     for split in splits:
         if config.text_column not in split.column_names:

@@ -14,6 +14,7 @@ References:
 from dataclasses import dataclass
 
 import torch
+from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
@@ -362,11 +363,35 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
         return RegisterPriorOutput(sample=output)
 
 
+def make_noise_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
+    """The training schedule of the paper's prior: DDPM, cosine (`squaredcos_cap_v2`), x₀-prediction."""
+    return DDPMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="sample",
+        clip_sample=False,
+    )
+
+
+def make_sampling_scheduler(num_train_timesteps: int = 1000, timestep_spacing: str = "trailing") -> DDIMScheduler:
+    """The matching DDIM sampler. `clip_sample=False` matters: registers are not images in [−1, 1]."""
+    return DDIMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="sample",
+        clip_sample=False,
+        set_alpha_to_one=True,
+        timestep_spacing=timestep_spacing,
+    )
+
+
 __all__ = [
     "RegisterPriorOutput",
     "RegisterPriorTransformer",
     "add_register_noise",
     "block_timestep_offsets",
     "block_timesteps",
+    "make_noise_scheduler",
+    "make_sampling_scheduler",
     "register_blocks",
 ]

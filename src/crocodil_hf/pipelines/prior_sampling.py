@@ -9,33 +9,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDIMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..modeling.modeling_register_encoder import normalize_registers
-from ..modeling.modeling_register_prior import RegisterPriorTransformer
-
-
-def make_noise_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
-    """The training schedule of the paper's prior: DDPM, cosine (`squaredcos_cap_v2`), x₀-prediction."""
-    return DDPMScheduler(
-        num_train_timesteps=num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type="sample",
-        clip_sample=False,
-    )
-
-
-def make_sampling_scheduler(num_train_timesteps: int = 1000, timestep_spacing: str = "trailing") -> DDIMScheduler:
-    """The matching DDIM sampler. `clip_sample=False` matters: registers are not images in [−1, 1]."""
-    return DDIMScheduler(
-        num_train_timesteps=num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type="sample",
-        clip_sample=False,
-        set_alpha_to_one=True,
-        timestep_spacing=timestep_spacing,
-    )
+from ..modeling.modeling_register_prior import (  # noqa: F401  (scheduler factories re-exported)
+    RegisterPriorTransformer,
+    make_noise_scheduler,
+    make_sampling_scheduler,
+)
 
 
 def check_sampling_scheduler(scheduler: DDIMScheduler, prior: RegisterPriorTransformer) -> None:

@@ -3,14 +3,97 @@
 - `forward_mask` / `mdm_loss`: masked diffusion forward process and LLaDA's loss (Eq. 5 without z).
 - `register_noise`: the robustness noise of Alg. 1 lines 5–6, scaled to a target cosine similarity.
 - `autoencoder_loss`: Eq. 5 / Alg. 1 with nested dropout and all-mask batches (App. C).
+
+Every random draw takes a `generator`: `None` (the global RNG), one `torch.Generator`, or `RowGenerators` (one
+generator per example, seeded from the run seed, the micro-batch index and the example's row in the global batch). The
+trainers use `RowGenerators`, so the noise an example gets does not depend on how the global batch is split across
+processes: a 2-process run and a 1-process run over the same global batches compute the same losses.
 """
 
+import hashlib
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..modeling.modeling_register_encoder import nested_dropout
+
+
+class RowGenerators:
+    """One `torch.Generator` per example of a batch; draws return `(B, *shape)` with row b drawn from generator b.
+
+    Example:
+        ```python
+        >>> gens = RowGenerators.for_rows(seed=0, step=3, first_row=4, num_rows=2)
+        >>> uniform((2, 5), gens).shape
+        torch.Size([2, 5])
+        ```
+    """
+
+    def __init__(self, seeds: Sequence[int], device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
+
+    @staticmethod
+    def row_seed(seed: int, step: int, row: int) -> int:
+        digest = hashlib.sha256(f"crocodil:{seed}:{step}:{row}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+    @classmethod
+    def for_rows(cls, seed: int, step: int, first_row: int, num_rows: int, device="cpu") -> "RowGenerators":
+        """Generators of rows `first_row … first_row + num_rows − 1` of the global batch of micro-step `step`."""
+        return cls([cls.row_seed(seed, step, first_row + i) for i in range(num_rows)], device)
+
+    @classmethod
+    def from_seeds(cls, seeds: torch.Tensor) -> "RowGenerators":
+        return cls(seeds.tolist(), seeds.device)
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def draw(self, kind: str, shape: tuple[int, ...], low: int = 0, high: int = 1) -> torch.Tensor:
+        if shape[0] != len(self.generators):
+            raise ValueError(f"{len(self.generators)} row generators cannot draw a batch of {shape[0]}.")
+        rows = []
+        for generator in self.generators:
+            if kind == "rand":
+                rows.append(torch.rand(shape[1:], generator=generator, device=self.device))
+            elif kind == "randn":
+                rows.append(torch.randn(shape[1:], generator=generator, device=self.device))
+            else:
+                rows.append(torch.randint(low, high, shape[1:], generator=generator, device=self.device))
+        return torch.stack(rows)
+
+
+Generator = torch.Generator | RowGenerators | None
+
+
+def uniform(shape: tuple[int, ...], generator: Generator = None, device=None) -> torch.Tensor:
+    """U[0, 1) of `shape` (first dimension = batch) from the global RNG, a generator or per-row generators."""
+    if isinstance(generator, RowGenerators):
+        out = generator.draw("rand", shape)
+    else:
+        out = torch.rand(shape, generator=generator)
+    return out.to(device) if device is not None else out
+
+
+def normal(shape: tuple[int, ...], generator: Generator = None, device=None) -> torch.Tensor:
+    """N(0, 1) float32 of `shape` (first dimension = batch)."""
+    if isinstance(generator, RowGenerators):
+        out = generator.draw("randn", shape)
+    else:
+        out = torch.randn(shape, generator=generator, dtype=torch.float32)
+    return out.to(device) if device is not None else out
+
+
+def integers(low: int, high: int, shape: tuple[int, ...], generator: Generator = None, device=None) -> torch.Tensor:
+    """Integers in [low, high) of `shape` (first dimension = batch)."""
+    if isinstance(generator, RowGenerators):
+        out = generator.draw("randint", shape, low, high)
+    else:
+        out = torch.randint(low, high, shape, generator=generator)
+    return out.to(device) if device is not None else out
 
 
 def forward_mask(
@@ -20,7 +103,7 @@ def forward_mask(
     eps: float = 1e-3,
     all_mask_prob: float = 0.0,
     keep_first: bool = True,
-    generator: torch.Generator | None = None,
+    generator: Generator = None,
 ) -> tuple[torch.LongTensor, torch.BoolTensor, torch.Tensor]:
     """Forward process q(x_t | x₀) of masked diffusion: each token is masked independently with probability t.
 
@@ -30,7 +113,7 @@ def forward_mask(
         t: `(B,)` masking levels; drawn t ~ U[eps, 1] when omitted (LLaDA samples p_mask = (1 − eps)·t + eps).
         all_mask_prob: Probability that an example is fully masked regardless of t (App. C's all-mask schedule).
         keep_first: Never mask position 0 (BOS), as generation always starts from a visible BOS.
-        generator: Optional generator.
+        generator: Optional generator (a `torch.Generator` or `RowGenerators`).
 
     Returns:
         `(x_t, masked, p_mask)` with `masked` `(B, L)` and `p_mask` `(B,)` the probability each token had.
@@ -38,12 +121,12 @@ def forward_mask(
     batch_size, length = input_ids.shape
     device = input_ids.device
     if t is None:
-        t = torch.rand(batch_size, generator=generator).to(device)
+        t = uniform((batch_size,), generator, device)
         t = (1 - eps) * t + eps
     p_mask = t.to(device).float().clone()
-    masked = torch.rand(batch_size, length, generator=generator).to(device) < p_mask[:, None]
+    masked = uniform((batch_size, length), generator, device) < p_mask[:, None]
     if all_mask_prob > 0:
-        full = torch.rand(batch_size, generator=generator).to(device) < all_mask_prob
+        full = uniform((batch_size,), generator, device) < all_mask_prob
         masked[full] = True
         p_mask = torch.where(full, torch.ones_like(p_mask), p_mask)
     if keep_first:
@@ -62,7 +145,7 @@ def mdm_loss(logits: torch.Tensor, input_ids: torch.LongTensor, masked: torch.Bo
 
 
 def register_noise(
-    registers: torch.Tensor, cosine_similarity: float = 0.8, generator: torch.Generator | None = None
+    registers: torch.Tensor, cosine_similarity: float = 0.8, generator: Generator = None
 ) -> torch.Tensor:
     """z₀ + e with white Gaussian e scaled so that E[CS(z₀, z₀ + e)] ≈ `cosine_similarity` (Alg. 1 lines 5–6).
 
@@ -76,7 +159,7 @@ def register_noise(
         return registers
     d = registers.shape[-1]
     scale = registers.float().norm(dim=-1, keepdim=True) / math.sqrt(d) * math.sqrt(1 / cosine_similarity**2 - 1)
-    noise = torch.randn(registers.shape, generator=generator, dtype=torch.float32).to(registers.device)
+    noise = normal(tuple(registers.shape), generator, registers.device)
     return (registers.float() + scale * noise).to(registers.dtype)
 
 
@@ -89,7 +172,7 @@ def autoencoder_loss(
     cosine_similarity: float = 0.8,
     all_mask_prob: float = 0.25,
     nested: bool = True,
-    generator: torch.Generator | None = None,
+    generator: Generator = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One robust encoder–demasker step (Alg. 1, App. C): z₀ = h_φ(x₀), z₀ + e, first k registers, x_t ~ q(·|x₀).
 
@@ -108,11 +191,12 @@ def autoencoder_loss(
     registers = encoder(**encoder_inputs).registers  # (B, K, d)
     noisy = register_noise(registers, cosine_similarity, generator=generator)
     batch_size, num_registers = registers.shape[:2]
-    k = (
-        nested_dropout(batch_size, num_registers, generator=generator, device=input_ids.device)
-        if nested
-        else torch.full((batch_size,), num_registers, dtype=torch.long, device=input_ids.device)
-    )
+    if not nested:
+        k = torch.full((batch_size,), num_registers, dtype=torch.long, device=input_ids.device)
+    elif isinstance(generator, RowGenerators):  # k ~ U{1, …, K} per example, as `nested_dropout` draws it
+        k = integers(1, num_registers + 1, (batch_size,), generator, input_ids.device)
+    else:
+        k = nested_dropout(batch_size, num_registers, generator=generator, device=input_ids.device)
     mask_token_id = demasker.config.mask_token_id
     x_t, masked, p_mask = forward_mask(input_ids, mask_token_id, all_mask_prob=all_mask_prob, generator=generator)
     logits = demasker(x_t, registers=noisy.to(demasker.dtype), num_registers=k).logits
@@ -120,4 +204,13 @@ def autoencoder_loss(
     return loss, {"num_registers": k, "p_mask": p_mask}
 
 
-__all__ = ["autoencoder_loss", "forward_mask", "mdm_loss", "register_noise"]
+__all__ = [
+    "RowGenerators",
+    "autoencoder_loss",
+    "forward_mask",
+    "integers",
+    "mdm_loss",
+    "normal",
+    "register_noise",
+    "uniform",
+]

@@ -4,17 +4,17 @@ import torch
 from diffusers import DDPMScheduler
 
 from ..modeling.modeling_register_prior import RegisterPriorTransformer, add_register_noise
+from .losses import Generator, integers, normal
 
 
 def sample_base_timesteps(
-    prior: RegisterPriorTransformer, batch_size: int, generator: torch.Generator | None = None, device=None
+    prior: RegisterPriorTransformer, batch_size: int, generator: Generator = None, device=None
 ) -> torch.LongTensor:
     """Base times t ~ U{−max Δ·T, …, T−1}: starting below 0 lets every offset block see its whole range [0, T−1]
     ("all blocks are trained across the full range of diffusion times", App. E)."""
     num_train = prior.config.num_train_timesteps
     max_shift = round(max(prior.offsets) * num_train) if prior.offsets else 0
-    t = torch.randint(-max_shift, num_train, (batch_size,), generator=generator)
-    return t.to(device) if device is not None else t
+    return integers(-max_shift, num_train, (batch_size,), generator, device)
 
 
 def register_prior_loss(
@@ -23,7 +23,7 @@ def register_prior_loss(
     registers: torch.Tensor,
     encoder_hidden_states: torch.Tensor | None = None,
     encoder_attention_mask: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generator = None,
 ) -> torch.Tensor:
     """L_cont(ψ) = E‖g_ψ(z_t, t [| h_φ(x⁽ʳ⁾)]) − z₀‖² with z_t from `DDPMScheduler.add_noise`, per-block times.
 
@@ -46,7 +46,7 @@ def register_prior_loss(
     batch_size = registers.shape[0]
     base = sample_base_timesteps(prior, batch_size, generator=generator, device=registers.device)
     timesteps = prior.register_timesteps(base)  # (B, K)
-    noise = torch.randn(registers.shape, generator=generator, dtype=registers.dtype).to(registers.device)
+    noise = normal(tuple(registers.shape), generator, registers.device).to(registers.dtype)
     noisy = add_register_noise(noise_scheduler, registers, noise, timesteps)
     pred = prior(
         noisy, timesteps, encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask

@@ -1,17 +1,13 @@
-"""`transformers.Trainer` subclasses for the four CRoCoDiL stages, and their data collators.
+"""The `transformers.Trainer` of every CRoCoDiL stage, and the data collators.
 
-Each trainer only defines its loss (named after the paper); logging, checkpointing, resume, distributed training
-(DDP / FSDP / DeepSpeed through accelerate) and progress bars are the Trainer's own.
+The losses live in the models trained (`objectives.py`); logging, checkpointing, resume, distributed training
+(DDP / FSDP2 / DeepSpeed through accelerate) and progress bars are the Trainer's own.
 """
 
 import torch
-from torch import nn
 from transformers import Trainer
 
-from ..modeling.modeling_register_encoder import RegisterEncoderModel
-from ..pipelines.prior_sampling import make_noise_scheduler
-from .losses import autoencoder_loss, forward_mask, mdm_loss
-from .prior_loss import register_prior_loss
+from .losses import RowGenerators
 
 
 class ProgramCollator:
@@ -63,141 +59,52 @@ class RegisterCollator:
         return out
 
 
-class MDMTrainer(Trainer):
-    """Stage 0, base masked diffusion: LLaDA's loss (Eq. 5 without z; t ~ U[0, 1], 1/t weighting)."""
+class CrocodilTrainer(Trainer):
+    """The one `Trainer` of every stage: the model is a `TrainingObjective` whose `forward` returns the loss, so the
+    Trainer's own `compute_loss`, distributed wrapping, checkpointing and resume apply unchanged. It adds:
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        input_ids = inputs["input_ids"]
-        x_t, masked, p_mask = forward_mask(input_ids, model.config.mask_token_id)
-        logits = model(input_ids=x_t).logits
-        loss = mdm_loss(logits, input_ids, masked, p_mask)
-        return (loss, {"logits": logits}) if return_outputs else loss
-
-
-class CrocodilAutoencoder(nn.Module):
-    """Holds h_φ and f_θ so that one Trainer optimises, checkpoints and resumes both."""
-
-    def __init__(self, encoder: RegisterEncoderModel, demasker: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-        self.demasker = demasker
-
-    @property
-    def config(self):
-        return self.demasker.config
-
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
-        self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
-        self.demasker.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
-
-
-class AutoencoderTrainer(Trainer):
-    """Stage 1, encoder + guided demasker (Alg. 1, App. C).
-
-    Loss: Eq. 5 conditioned on z₀ + e (CS = `register_noise_cs`), nested dropout over k, all-mask rows with
-    probability `all_mask_prob`. The first `clean_warmup_steps` use the dense clean signal (x_t fully masked, no
-    register noise, every k = K) that DESIGN §7 found to teach the registers far faster; during the first
-    `encoder_warmup_steps` only h_φ is updated (the demasker's gradients are dropped before the optimiser step).
+    - `row_seeds`: one seed per example from (seed, micro-batch index, row in the global batch). The noise of an
+      example does not depend on the number of processes or on where a run resumed: a 2-process run equals a
+      1-process run over the same global batches.
+    - `clean_warmup_steps` (autoencoder): the first steps use the clean all-mask signal (`clean=True`).
+    - `encoder_warmup_steps` (autoencoder): only the encoder is updated at first (the demasker's gradients are dropped
+      before the optimiser step, so AdamW leaves it untouched, weight decay included).
     """
 
-    def __init__(
-        self,
-        *args,
-        register_noise_cs: float = 0.8,
-        all_mask_prob: float = 0.25,
-        nested_dropout: bool = True,
-        encoder_warmup_steps: int = 0,
-        clean_warmup_steps: int = 0,
-        **kwargs,
-    ):
+    def __init__(self, *args, clean_warmup_steps: int = 0, encoder_warmup_steps: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.register_noise_cs = register_noise_cs
-        self.all_mask_prob = all_mask_prob
-        self.nested_dropout = nested_dropout
-        self.encoder_warmup_steps = encoder_warmup_steps
         self.clean_warmup_steps = clean_warmup_steps
+        self.encoder_warmup_steps = encoder_warmup_steps
+        self._seed_step, self._micro = -1, 0
+
+    def _row_seeds(self, batch_size: int, device) -> torch.Tensor:
+        step = self.state.global_step
+        if step != self._seed_step:
+            self._seed_step, self._micro = step, 0
+        micro_index = step * self.args.gradient_accumulation_steps + self._micro
+        self._micro += 1
+        first = self.args.process_index * batch_size
+        seeds = [RowGenerators.row_seed(self.args.seed, micro_index, first + i) for i in range(batch_size)]
+        return torch.tensor(seeds, dtype=torch.long, device=device)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        module = model.module if hasattr(model, "module") else model
-        clean = self.state.global_step < self.clean_warmup_steps
-        encoder_inputs = None
-        if "encoder_input_ids" in inputs:
-            encoder_inputs = {
-                "input_ids": inputs["encoder_input_ids"],
-                "attention_mask": inputs["encoder_attention_mask"],
-            }
-        loss, _ = autoencoder_loss(
-            module.encoder,
-            module.demasker,
-            inputs["input_ids"],
-            attention_mask=inputs.get("encoder_attention_mask"),
-            encoder_inputs=encoder_inputs,
-            cosine_similarity=1.0 if clean else self.register_noise_cs,
-            all_mask_prob=1.0 if clean else self.all_mask_prob,
-            nested=not clean and self.nested_dropout,
-        )
-        return loss
+        if model.training:
+            first = next(iter(inputs.values()))
+            inputs = {**inputs, "row_seeds": self._row_seeds(first.shape[0], first.device)}
+            if self.clean_warmup_steps:
+                inputs["clean"] = self.state.global_step < self.clean_warmup_steps
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.state.global_step < self.encoder_warmup_steps:
-            module = model.module if hasattr(model, "module") else model
-            for param in module.demasker.parameters():
+            for param in self.accelerator.unwrap_model(model).demasker.parameters():
                 param.grad = None  # AdamW skips parameters without gradients: the demasker stays frozen
         return loss
 
 
-class PriorTrainer(Trainer):
-    """Stage 2, unconditional register prior (Alg. 5): L_cont = E‖g_ψ(z_t, t) − z₀‖², block-wise offsets."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        module = self.model
-        self.noise_scheduler = make_noise_scheduler(module.config.num_train_timesteps)
-
-    def condition(self, inputs) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        return None, None
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        module = model.module if hasattr(model, "module") else model
-        condition, condition_mask = self.condition(inputs)
-        loss = register_prior_loss(
-            module,
-            self.noise_scheduler,
-            inputs["registers"],
-            encoder_hidden_states=condition,
-            encoder_attention_mask=condition_mask,
-        )
-        return loss
-
-
-class ConditionalPriorTrainer(PriorTrainer):
-    """Stage 3, conditional prior (Alg. 4 as in App. E): condition on h_φ(x⁽ʳ⁾) of the visible tokens of x₀ with a
-    fraction r ~ U[0, 1] masked (the frozen encoder in visible-only mode), through cross-attention."""
-
-    def __init__(self, *args, encoder: RegisterEncoderModel, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.encoder = encoder.eval().requires_grad_(False)
-
-    def condition(self, inputs):
-        input_ids = inputs["input_ids"]
-        valid = inputs["encoder_attention_mask"].bool()
-        r = torch.rand(input_ids.shape[0], 1, device=input_ids.device)
-        hidden = (torch.rand(input_ids.shape, device=input_ids.device) < r) & valid
-        self.encoder.to(input_ids.device)
-        with torch.no_grad():
-            condition = self.encoder(
-                input_ids=input_ids, attention_mask=valid.long(), visible_mask=(~hidden).long()
-            ).registers
-        return condition, None
-
-
 __all__ = [
-    "AutoencoderTrainer",
-    "ConditionalPriorTrainer",
-    "CrocodilAutoencoder",
-    "MDMTrainer",
-    "PriorTrainer",
+    "CrocodilTrainer",
     "ProgramCollator",
     "RegisterCollator",
 ]

@@ -1,0 +1,54 @@
+"""Assembly of a `CrocodilPipeline` directory from the outputs of the training stages (`crocodil assemble`)."""
+
+import json
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
+from ..modeling.modeling_register_encoder import RegisterEncoderModel
+from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_sampling_scheduler
+
+
+def assemble_pipeline(
+    autoencoder_dir: str,
+    prior_dir: str,
+    output_dir: str,
+    conditional_prior_dir: str | None = None,
+    overwrite: bool = False,
+):
+    """Assemble a `CrocodilPipeline` directory from the stage outputs (`crocodil assemble`)."""
+    from .pipeline_crocodil import CrocodilPipeline
+
+    output = Path(output_dir)
+    if (output / "model_index.json").exists() and not overwrite:
+        raise ValueError(f"{output} already holds a pipeline; pass --overwrite to replace it.")
+    autoencoder = Path(autoencoder_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(autoencoder / "tokenizer"))
+    encoder_tokenizer = (
+        AutoTokenizer.from_pretrained(str(autoencoder / "encoder_tokenizer"))
+        if (autoencoder / "encoder_tokenizer").exists()
+        else None
+    )
+    prior = RegisterPriorTransformer.from_pretrained(prior_dir)
+    demasker = GuidedLLaDAForMaskedLM.from_pretrained(str(autoencoder / "demasker"))
+    record = autoencoder / "training_complete.json"
+    if record.exists() and "max_length" in json.loads(record.read_text()):
+        # the generation length the pipeline was trained for: BOS + L positions
+        demasker.config.default_gen_length = json.loads(record.read_text())["max_length"] - 1
+    pipe = CrocodilPipeline(
+        demasker=demasker,
+        encoder=RegisterEncoderModel.from_pretrained(str(autoencoder / "encoder")),
+        prior=prior,
+        scheduler=make_sampling_scheduler(prior.config.num_train_timesteps),
+        tokenizer=tokenizer,
+        conditional_prior=RegisterPriorTransformer.from_pretrained(conditional_prior_dir)
+        if conditional_prior_dir
+        else None,
+        encoder_tokenizer=encoder_tokenizer,
+    )
+    pipe.save_pretrained(output_dir)
+    return pipe
+
+
+__all__ = ["assemble_pipeline"]

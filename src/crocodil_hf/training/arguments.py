@@ -1,0 +1,173 @@
+"""Arguments of `crocodil train STAGE`: three dataclasses shared by every stage, filled from a YAML/JSON config and
+`--key value` overrides by one `HfArgumentParser` (the config file sets the parser's defaults, the command line is
+parsed with the fields' own types, so `--max_steps` without a value or `--max_steps ten` is an argparse error)."""
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class ModelArguments:
+    """What to build or load for the stage."""
+
+    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Demasker tokenizer (dir or Hub id)."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "mdm: LLaDA to fine-tune; autoencoder: base LLaDA for the guided demasker."}
+    )
+    model_config: dict | str | None = field(default=None, metadata={"help": "LLaDA fields for a from-scratch demasker."})
+    encoder_name_or_path: str | None = field(
+        default=None, metadata={"help": "autoencoder: a pretrained backbone; later stages: the trained encoder."}
+    )
+    encoder_backbone_config: dict | str | None = field(
+        default=None, metadata={"help": "From-scratch encoder backbone config (dict with model_type)."}
+    )
+    encoder_tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Encoder's own tokenizer."})
+    num_registers: int = field(default=16, metadata={"help": "K."})
+    prefix_rope_pairs: int = field(default=4, metadata={"help": "Rotary pairs on the prefix-local axis."})
+    prior_config: dict | str | None = field(
+        default=None, metadata={"help": "Prior sizes: hidden_size, num_layers, num_attention_heads, mlp_ratio."}
+    )
+    max_timestep_offset: float = field(default=0.2, metadata={"help": "Largest block offset Δ_B; 0 switches off."})
+
+    def __post_init__(self):
+        # Mapping fields given on the command line arrive as text: `--prior_config '{hidden_size: 32}'` (YAML/JSON).
+        for name in ("model_config", "encoder_backbone_config", "prior_config"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    value = yaml.safe_load(value)
+                except yaml.YAMLError as err:
+                    raise ValueError(f"`{name}` must be a mapping, e.g. '{{hidden_size: 32}}': {err}") from err
+                setattr(self, name, value)
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(f"`{name}` must be a mapping of config fields, got {value!r}.")
+
+
+@dataclass
+class DataArguments:
+    """Where the programs (or registers) come from."""
+
+    corpus: str | None = field(
+        default=None,
+        metadata={
+            "help": "Source: a directory of .py files, a jsonl/parquet/arrow file or folder, a saved dataset, or a "
+            "Hub dataset id; default: the CPython standard library."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset: configuration name."})
+    data_dir: str | None = field(default=None, metadata={"help": "Hub dataset: `data_dir` (e.g. `data/python`)."})
+    dataset_split: str | None = field(default=None, metadata={"help": "Dataset split to read (default: all)."})
+    text_column: str = "text"
+    max_length: int = field(default=64, metadata={"help": "Tokens per program including BOS and EOS (L + 1)."})
+    validation_fraction: float = 0.05
+    max_programs: int | None = None
+    data_cache_dir: str | None = field(default=".cache/crocodil", metadata={"help": "save_to_disk cache root."})
+    registers_dir: str | None = field(default=None, metadata={"help": "prior stages: the registers dataset."})
+
+
+@dataclass
+class CrocodilTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the paper's knobs."""
+
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Allow replacing a finished stage output."})
+    register_noise_cs: float = field(default=0.8, metadata={"help": "Target CS(z₀, z₀ + e) (Alg. 1)."})
+    all_mask_prob: float = field(default=0.25, metadata={"help": "Probability of an all-mask x_t (App. C)."})
+    nested_dropout: bool = field(default=True, metadata={"help": "Nested dropout over k (App. C)."})
+    encoder_warmup_steps: int = field(default=0, metadata={"help": "Steps updating only the encoder (App. C)."})
+    clean_warmup_steps: int = field(default=0, metadata={"help": "Steps of clean all-mask autoencoding first."})
+    use_lora: bool = field(default=False, metadata={"help": "LoRA (peft) on the demasker's linear layers."})
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    num_train_timesteps: int = field(default=1000, metadata={"help": "T of the priors' DDPM schedule."})
+    registers_batch_size: int = field(default=64, metadata={"help": "registers stage: encoding batch size."})
+    registers_dtype: str = field(
+        default="float32",
+        metadata={"help": "registers stage: stored dtype of the banks.", "choices": ["float32", "float16"]},
+    )
+    remove_unused_columns: bool = False
+
+
+def resolve_config(config: str) -> Path:
+    """A config path, or a shipped name like `tiny-python/mdm`."""
+    path = Path(config)
+    if path.is_file():
+        return path
+    for suffix in ("", ".yaml", ".yml", ".json"):
+        candidate = CONFIG_DIR / f"{config}{suffix}"
+        if candidate.is_file():
+            return candidate
+    shipped = sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+    raise ValueError(f"config {config!r} is neither a file nor a shipped config; shipped: {shipped}.")
+
+
+def stage_argument_parser(prog: str = "crocodil train STAGE") -> HfArgumentParser:
+    """The parser behind `crocodil train` (its `--help` lists every field of the three dataclasses)."""
+    return HfArgumentParser((ModelArguments, DataArguments, CrocodilTrainingArguments), prog=prog)
+
+
+def load_config(config: str) -> dict[str, Any]:
+    """Values of a YAML/JSON config file or shipped config name."""
+    path = resolve_config(config)
+    text = path.read_text()
+    try:
+        values = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ValueError(
+            f"config {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}"
+        ) from err
+    if not isinstance(values, dict):
+        raise ValueError(f"config {str(path)!r} must be a mapping of field: value, got {type(values).__name__}.")
+    return values
+
+
+def parse_stage_arguments(
+    config: str | None, overrides: list[str] | None = None, prog: str = "crocodil train STAGE"
+) -> tuple["ModelArguments", "DataArguments", "CrocodilTrainingArguments"]:
+    """YAML/JSON config + `--key value` overrides → the three argument dataclasses.
+
+    The config's values become the parser's defaults; the overrides are parsed by `HfArgumentParser` with each
+    field's type. Unknown keys (in the file or on the command line) are errors.
+
+    Example:
+        ```python
+        >>> model_args, data_args, args = parse_stage_arguments("tiny-python/mdm", ["--max_steps", "10"])
+        ```
+    """
+    values = load_config(config) if config is not None else {}
+    parser = stage_argument_parser(prog)
+    known = {f.name for dc in parser.dataclass_types for f in fields(dc)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown argument(s) {unknown} in {config}; see `crocodil train STAGE --help`.")
+    parser.set_defaults(**values)
+    try:
+        model_args, data_args, args, remaining = parser.parse_args_into_dataclasses(
+            args=list(overrides or []), return_remaining_strings=True
+        )
+    except SystemExit as exit_:  # argparse already printed `prog: error: …`
+        raise ValueError("invalid command-line arguments (see the message above).") from exit_
+    if remaining:
+        raise ValueError(f"unknown argument(s) {remaining}; see `crocodil train STAGE --help`.")
+    if "output_dir" not in values and not any(o.split("=")[0] == "--output_dir" for o in overrides or []):
+        raise ValueError("`output_dir` must be set in the config or with --output_dir.")
+    return model_args, data_args, args
+
+
+__all__ = [
+    "CONFIG_DIR",
+    "CrocodilTrainingArguments",
+    "DataArguments",
+    "ModelArguments",
+    "load_config",
+    "parse_stage_arguments",
+    "resolve_config",
+    "stage_argument_parser",
+]

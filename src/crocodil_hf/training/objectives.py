@@ -1,0 +1,205 @@
+"""Training objectives as `nn.Module`s whose `forward` returns the loss.
+
+Each stage trains exactly one of these. Because the loss is computed inside `forward`, the wrapper that accelerate puts
+around the module (DDP, FSDP2, DeepSpeed) sees every parameter in forward and backward: gradients are all-reduced
+(DDP), parameters gathered and re-sharded (FSDP2, ZeRO-3) as they must be. Nothing outside reads `.module` or
+`.config` of the wrapped object.
+
+`row_seeds` (one int64 per example, made by `CrocodilTrainer`) seed the per-example noise (`RowGenerators`); without
+them the global RNG is used.
+
+Example:
+    ```python
+    >>> objective = MaskedDiffusionObjective(demasker)
+    >>> objective(input_ids=batch)["loss"].backward()
+    ```
+"""
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from ..modeling.modeling_register_encoder import RegisterEncoderModel
+from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_noise_scheduler
+from .losses import RowGenerators, autoencoder_loss, forward_mask, mdm_loss, uniform
+from .prior_loss import register_prior_loss
+
+
+def _generators(row_seeds: torch.Tensor | None) -> RowGenerators | None:
+    return RowGenerators.from_seeds(row_seeds) if row_seeds is not None else None
+
+
+class TrainingObjective(nn.Module):
+    """Base: checkpointing switches and FSDP wrap units gathered from the trained components."""
+
+    def components(self) -> dict[str, nn.Module]:
+        """The trained models by name (their weights are saved under `<name>.` in the objective's state dict)."""
+        raise NotImplementedError
+
+    @property
+    def _no_split_modules(self) -> list[str]:
+        """Union of the components' `_no_split_modules`: accelerate's FSDP auto-wrap policy reads this attribute."""
+        names: list[str] = []
+        for module in self.modules():
+            for name in getattr(module, "_no_split_modules", None) or []:
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def _checkpointable(self):
+        for component in self.components().values():
+            base = component.get_base_model() if hasattr(component, "get_base_model") else component
+            if any(p.requires_grad for p in base.parameters()):
+                yield base
+
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs=None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """What `Trainer` calls for `gradient_checkpointing: true`: every trained component checkpoints its blocks
+        (transformers models with transformers' options, the diffusers prior with its own switch)."""
+        for model in self._checkpointable():
+            if isinstance(model, PreTrainedModel):
+                model.activation_checkpointing_enable(
+                    activation_checkpointing_kwargs=activation_checkpointing_kwargs or {"use_reentrant": False},
+                    every_n_layers=every_n_layers,
+                    offload=offload,
+                )
+                if hasattr(model, "enable_input_require_grads") and not any(
+                    p.requires_grad for p in model.get_input_embeddings().parameters()
+                ):
+                    model.enable_input_require_grads()  # LoRA: a frozen embedding must still feed a checkpoint
+            else:
+                model.enable_gradient_checkpointing()
+
+    def activation_checkpointing_disable(self) -> None:
+        for model in self._checkpointable():
+            if isinstance(model, PreTrainedModel):
+                model.activation_checkpointing_disable()
+            else:
+                model.disable_gradient_checkpointing()
+
+    gradient_checkpointing_enable = activation_checkpointing_enable
+    gradient_checkpointing_disable = activation_checkpointing_disable
+
+
+class MaskedDiffusionObjective(TrainingObjective):
+    """Stage 0, base masked diffusion: LLaDA's loss (Eq. 5 without z; t ~ U[0, 1], 1/t weighting)."""
+
+    def __init__(self, demasker: nn.Module):
+        super().__init__()
+        self.demasker = demasker
+        self.mask_token_id = demasker.config.mask_token_id
+
+    def components(self):
+        return {"demasker": self.demasker}
+
+    def forward(self, input_ids, encoder_attention_mask=None, row_seeds=None) -> dict[str, torch.Tensor]:
+        x_t, masked, p_mask = forward_mask(input_ids, self.mask_token_id, generator=_generators(row_seeds))
+        logits = self.demasker(input_ids=x_t).logits
+        return {"loss": mdm_loss(logits, input_ids, masked, p_mask)}
+
+
+class AutoencoderObjective(TrainingObjective):
+    """Stage 1, encoder h_φ + guided demasker f_θ (Alg. 1, App. C).
+
+    Eq. 5 conditioned on z₀ + e (CS = `register_noise_cs`), nested dropout over k, all-mask rows with probability
+    `all_mask_prob`; `clean=True` (the trainer's clean warm-up) gives the dense clean signal instead: x_t fully
+    masked, no register noise, every k = K.
+    """
+
+    def __init__(
+        self,
+        encoder: RegisterEncoderModel,
+        demasker: nn.Module,
+        register_noise_cs: float = 0.8,
+        all_mask_prob: float = 0.25,
+        nested_dropout: bool = True,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.demasker = demasker
+        self.register_noise_cs = register_noise_cs
+        self.all_mask_prob = all_mask_prob
+        self.nested_dropout = nested_dropout
+
+    def components(self):
+        return {"encoder": self.encoder, "demasker": self.demasker}
+
+    def forward(
+        self,
+        input_ids,
+        encoder_attention_mask=None,
+        encoder_input_ids=None,
+        row_seeds=None,
+        clean: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        encoder_inputs = None
+        if encoder_input_ids is not None:
+            encoder_inputs = {"input_ids": encoder_input_ids, "attention_mask": encoder_attention_mask}
+            encoder_attention_mask = None
+        loss, _ = autoencoder_loss(
+            self.encoder,
+            self.demasker,
+            input_ids,
+            attention_mask=encoder_attention_mask,
+            encoder_inputs=encoder_inputs,
+            cosine_similarity=1.0 if clean else self.register_noise_cs,
+            all_mask_prob=1.0 if clean else self.all_mask_prob,
+            nested=not clean and self.nested_dropout,
+            generator=_generators(row_seeds),
+        )
+        return {"loss": loss}
+
+
+class RegisterPriorObjective(TrainingObjective):
+    """Stages 2 and 3, the register prior: L_cont = E‖g_ψ(z_t, t [| c]) − z₀‖² with block-wise offsets (Alg. 5).
+
+    With an `encoder` (the conditional prior, Alg. 4 as in App. E) the condition is h_φ(x⁽ʳ⁾): the frozen encoder in
+    visible-only mode on x₀ with a fraction r ~ U[0, 1] of its tokens hidden, read through cross-attention.
+    """
+
+    def __init__(self, prior: RegisterPriorTransformer, encoder: RegisterEncoderModel | None = None):
+        super().__init__()
+        self.prior = prior
+        self.encoder = encoder.eval().requires_grad_(False) if encoder is not None else None
+        self.noise_scheduler = make_noise_scheduler(prior.config.num_train_timesteps)
+
+    def components(self):
+        return {"prior": self.prior}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.encoder is not None:
+            self.encoder.eval()  # frozen: no dropout
+        return self
+
+    def condition(self, input_ids, valid, generator) -> torch.Tensor:
+        batch_size = input_ids.shape[0]
+        r = uniform((batch_size, 1), generator, input_ids.device)
+        hidden = (uniform(tuple(input_ids.shape), generator, input_ids.device) < r) & valid
+        with torch.no_grad():
+            return self.encoder(
+                input_ids=input_ids, attention_mask=valid.long(), visible_mask=(~hidden).long()
+            ).registers
+
+    def forward(
+        self, registers, input_ids=None, encoder_attention_mask=None, row_seeds=None
+    ) -> dict[str, torch.Tensor]:
+        generator = _generators(row_seeds)
+        condition = None
+        if self.encoder is not None:
+            if input_ids is None:
+                raise ValueError("the conditional prior needs the programs' `input_ids` next to their registers.")
+            condition = self.condition(input_ids, encoder_attention_mask.bool(), generator)
+        loss = register_prior_loss(
+            self.prior, self.noise_scheduler, registers, encoder_hidden_states=condition, generator=generator
+        )
+        return {"loss": loss}
+
+
+__all__ = [
+    "AutoencoderObjective",
+    "MaskedDiffusionObjective",
+    "RegisterPriorObjective",
+    "TrainingObjective",
+]

@@ -1,0 +1,73 @@
+"""Stage 1, `crocodil train autoencoder`: the register encoder h_φ and the guided demasker f_θ trained together
+(Alg. 1, App. C). Output: `encoder/`, `demasker/` (merged when LoRA is on, with `demasker_adapter/` beside it),
+`tokenizer/` and `encoder_tokenizer/`."""
+
+from pathlib import Path
+
+from ...modeling.configuration_crocodil import GuidedLLaDAConfig
+from ...modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
+from ..objectives import AutoencoderObjective
+from ..trainers import ProgramCollator
+from .common import (
+    MASTER_DTYPE,
+    apply_lora,
+    build_encoder,
+    llada_fields,
+    load_encoder_tokenizer,
+    load_tokenizer,
+    program_data,
+    save_stage,
+    train,
+)
+
+
+def run(model_args, data_args, args, resume: str | None) -> str:
+    tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
+    encoder_tokenizer = load_encoder_tokenizer(model_args)
+    corpus, summary = program_data(tokenizer, data_args, args)
+    encoder = build_encoder(model_args, tokenizer, encoder_tokenizer)
+    guided = {
+        "num_registers": model_args.num_registers,
+        "register_dim": encoder.config.register_dim,
+        "prefix_rope_pairs": model_args.prefix_rope_pairs,
+    }
+    if model_args.model_name_or_path:
+        demasker = GuidedLLaDAForMaskedLM.from_base(model_args.model_name_or_path, dtype=MASTER_DTYPE, **guided)
+    else:
+        demasker = GuidedLLaDAForMaskedLM(
+            GuidedLLaDAConfig(**llada_fields(tokenizer, model_args.model_config), **guided)
+        )
+    if args.use_lora:
+        demasker = apply_lora(demasker, args, modules_to_save=("register_proj",))
+    objective = AutoencoderObjective(
+        encoder,
+        demasker,
+        register_noise_cs=args.register_noise_cs,
+        all_mask_prob=args.all_mask_prob,
+        nested_dropout=args.nested_dropout,
+    )
+    trainer, result = train(
+        objective,
+        args,
+        corpus["train"],
+        ProgramCollator(tokenizer.eos_token_id, data_args.max_length, encoder_tokenizer),
+        resume,
+        clean_warmup_steps=args.clean_warmup_steps,
+        encoder_warmup_steps=args.encoder_warmup_steps,
+    )
+    saves = [lambda out: tokenizer.save_pretrained(Path(out, "tokenizer"))]
+    if encoder_tokenizer is not None:
+        saves.append(lambda out: encoder_tokenizer.save_pretrained(Path(out, "encoder_tokenizer")))
+    save_stage(
+        trainer,
+        objective,
+        {"encoder": "encoder", "demasker": "demasker"},
+        {
+            "stage": "autoencoder",
+            "metrics": result.metrics,
+            "corpus": str(summary),
+            "max_length": data_args.max_length,
+        },
+        extra_saves=saves,
+    )
+    return args.output_dir

@@ -1,0 +1,216 @@
+"""What every stage shares: output-directory rules, data, model builders, the Trainer run and the final save.
+
+The final save is the same for every stage and every distributed backend: all processes take part in gathering the
+full state dict of the trained objective (a collective under FSDP2 / ZeRO-3), the main process splits it by
+component, writes each with `save_pretrained(..., state_dict=)` (the diffusers prior: config + safetensors), loads
+every written component back with its strict `from_pretrained`, checks that it holds the trained values, and only
+then writes `training_complete.json`.
+"""
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+from transformers.trainer_utils import get_last_checkpoint
+
+from ...data.corpus import CorpusConfig, build_program_dataset
+from ...modeling.configuration_crocodil import RegisterEncoderConfig
+from ...modeling.modeling_register_encoder import RegisterEncoderModel
+from ..arguments import CrocodilTrainingArguments, DataArguments, ModelArguments
+from ..trainers import CrocodilTrainer
+
+logger = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "training_complete.json"
+
+
+def check_output_dir(args: CrocodilTrainingArguments) -> str | None:
+    """Refuse to overwrite a finished stage; return the checkpoint to resume from, if any."""
+    output = Path(args.output_dir)
+    if (output / COMPLETE_MARKER).exists() and not args.overwrite_output_dir:
+        raise ValueError(
+            f"{output} already holds a finished stage ({COMPLETE_MARKER}); pass --overwrite_output_dir to replace it."
+        )
+    if args.resume_from_checkpoint:
+        return args.resume_from_checkpoint
+    if output.is_dir() and not args.overwrite_output_dir:
+        return get_last_checkpoint(str(output))
+    return None
+
+
+def load_tokenizer(name_or_path: str | None):
+    if name_or_path is None:
+        raise ValueError("`tokenizer_name_or_path` is required (train one with `crocodil tokenizer`).")
+    return AutoTokenizer.from_pretrained(name_or_path)
+
+
+def load_encoder_tokenizer(model_args: ModelArguments):
+    name = model_args.encoder_tokenizer_name_or_path
+    return AutoTokenizer.from_pretrained(name) if name else None
+
+
+def program_data(tokenizer, data_args: DataArguments, args: CrocodilTrainingArguments):
+    """The program corpus; built (and cached) by the main process first, then read from the cache by the others."""
+    config = CorpusConfig(
+        source=data_args.corpus,
+        text_column=data_args.text_column,
+        max_length=data_args.max_length,
+        validation_fraction=data_args.validation_fraction,
+        max_programs=data_args.max_programs,
+        dataset_config=data_args.dataset_config,
+        data_dir=data_args.data_dir,
+        split=data_args.dataset_split,
+    )
+    with args.main_process_first(desc="building the corpus"):
+        corpus, summary = build_program_dataset(tokenizer, config, cache_dir=data_args.data_cache_dir)
+    logger.info("corpus: %s", summary)
+    return corpus, summary
+
+
+def llada_fields(tokenizer, model_config: dict | None) -> dict:
+    """LLaDA config fields for a from-scratch model: sizes from the config, vocabulary and specials from the tokenizer."""
+    values = dict(model_config or {})
+    vocab = len(tokenizer)
+    values.setdefault("vocab_size", vocab)
+    values.setdefault("embedding_size", vocab)
+    for name in ("mask_token_id", "eos_token_id", "pad_token_id", "bos_token_id"):
+        values.setdefault(name, getattr(tokenizer, name))
+    return values
+
+
+# Base checkpoints are loaded in fp32 (the optimiser's master weights); `bf16: true` trains them under autocast.
+MASTER_DTYPE = torch.float32
+
+
+def build_encoder(model_args: ModelArguments, tokenizer, encoder_tokenizer) -> RegisterEncoderModel:
+    if model_args.encoder_name_or_path is not None:
+        path = Path(model_args.encoder_name_or_path)
+        config_file = path / "config.json"
+        if config_file.exists() and json.loads(config_file.read_text()).get("model_type") == (
+            RegisterEncoderConfig.model_type
+        ):
+            return RegisterEncoderModel.from_pretrained(str(path), dtype=MASTER_DTYPE)
+        return RegisterEncoderModel.from_backbone(
+            str(path), num_registers=model_args.num_registers, dtype=MASTER_DTYPE
+        )
+    if model_args.encoder_backbone_config is None:
+        raise ValueError("set `encoder_name_or_path` (pretrained backbone) or `encoder_backbone_config`.")
+    backbone = dict(model_args.encoder_backbone_config)
+    if backbone.get("model_type") == "llada":
+        backbone = {"model_type": "llada", **llada_fields(encoder_tokenizer or tokenizer, backbone)}
+    else:
+        backbone.setdefault("vocab_size", len(encoder_tokenizer or tokenizer))
+    return RegisterEncoderModel(
+        RegisterEncoderConfig(backbone_config=backbone, num_registers=model_args.num_registers)
+    )
+
+
+def apply_lora(model, args: CrocodilTrainingArguments, modules_to_save: tuple[str, ...] = ()):
+    """LoRA adapters (peft) on every linear layer of the LLaDA blocks; `modules_to_save` stay fully trainable and are
+    stored in the adapter. Parameters in `model._new_parameter_names` that are not modules (the guided demasker's
+    boundary embeddings) stay trainable too; they are saved with the merged model."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=r".*blocks\.\d+\.(q_proj|k_proj|v_proj|attn_out|ff_proj|up_proj|ff_out)",
+        modules_to_save=list(modules_to_save) or None,
+    )
+    peft_model = get_peft_model(model, lora)
+    base = peft_model.get_base_model()
+    for name in getattr(base, "_new_parameter_names", ()):
+        base.get_parameter(name).requires_grad_(True)
+    return peft_model
+
+
+def train(objective, args: CrocodilTrainingArguments, dataset, collator, resume: str | None, **trainer_kwargs):
+    """Run the `CrocodilTrainer` on an objective; returns the trainer and the train result."""
+    trainer = CrocodilTrainer(
+        model=objective, args=args, train_dataset=dataset, data_collator=collator, **trainer_kwargs
+    )
+    result = trainer.train(resume_from_checkpoint=resume)
+    return trainer, result
+
+
+def full_state_dict(trainer) -> dict[str, torch.Tensor]:
+    """The trained objective's full state dict on the main process; every process must call this (a collective when
+    parameters are sharded)."""
+    model = trainer.model_wrapped if trainer.is_deepspeed_enabled else trainer.model
+    return trainer.accelerator.get_state_dict(model)
+
+
+def _component_weights(state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    prefix = name + "."
+    weights = {k[len(prefix) :]: v.detach().cpu() for k, v in state.items() if k.startswith(prefix)}
+    empty = [k for k, v in weights.items() if v.numel() == 0]
+    if not weights or empty:
+        raise RuntimeError(
+            f"the gathered weights of `{name}` are empty ({empty[:3] or 'no tensor'}): the sharded parameters were "
+            "not gathered (DeepSpeed: set `stage3_gather_16bit_weights_on_model_save: true`)."
+        )
+    return weights
+
+
+def _save_and_verify(component, weights: dict[str, torch.Tensor], target: Path) -> None:
+    """Write one trained component to `target` and load it back; raises if the reloaded weights differ."""
+    from diffusers import ModelMixin
+    from peft import PeftModel
+    from safetensors.torch import save_file
+
+    if isinstance(component, PeftModel):
+        adapter_dir = target.parent / f"{target.name}_adapter"
+        component.save_pretrained(str(adapter_dir), state_dict=weights)
+        merged = copy.deepcopy(component).cpu()
+        merged.load_state_dict(weights)
+        component = merged.merge_and_unload()
+        weights = component.state_dict()
+    if isinstance(component, ModelMixin):
+        target.mkdir(parents=True, exist_ok=True)
+        component.save_config(str(target))
+        save_file({k: v.contiguous() for k, v in weights.items()}, str(target / "diffusion_pytorch_model.safetensors"))
+    else:
+        component.save_pretrained(str(target), state_dict=weights)
+    reloaded = type(component).from_pretrained(str(target)).state_dict()
+    for key, value in reloaded.items():
+        if key in weights and not torch.equal(value.to(weights[key].dtype), weights[key]):
+            raise RuntimeError(f"{target}: `{key}` does not load back as trained.")
+
+
+def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_saves=()) -> None:
+    """Gather, save, verify, then mark the stage complete. `layout` maps component name → sub-directory ("" for the
+    output directory itself); `extra_saves` are callables run on the main process (tokenizers)."""
+    state = full_state_dict(trainer)
+    output = Path(trainer.args.output_dir)
+    if trainer.args.process_index == 0:
+        components = objective.components()
+        for name, subdir in layout.items():
+            _save_and_verify(components[name], _component_weights(state, name), output / subdir)
+        for save in extra_saves:
+            save(output)
+        (output / COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
+    trainer.accelerator.wait_for_everyone()
+
+
+def finish(output_dir: str, record: dict) -> None:
+    Path(output_dir, COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
+
+
+__all__ = [
+    "COMPLETE_MARKER",
+    "MASTER_DTYPE",
+    "apply_lora",
+    "build_encoder",
+    "check_output_dir",
+    "finish",
+    "llada_fields",
+    "load_encoder_tokenizer",
+    "load_tokenizer",
+    "program_data",
+    "save_stage",
+    "train",
+]

@@ -1,0 +1,31 @@
+"""Stage 0, `crocodil train mdm`: base masked diffusion (LLaDA's loss) on programs, from scratch or from a LLaDA
+checkpoint. Output: a `LLaDAModelLM` directory with its tokenizer."""
+
+from ...modeling.configuration_llada import LLaDAConfig
+from ...modeling.modeling_llada import LLaDAModelLM
+from ..objectives import MaskedDiffusionObjective
+from ..trainers import ProgramCollator
+from .common import MASTER_DTYPE, apply_lora, llada_fields, load_tokenizer, program_data, save_stage, train
+
+
+def run(model_args, data_args, args, resume: str | None) -> str:
+    tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
+    corpus, summary = program_data(tokenizer, data_args, args)
+    if model_args.model_name_or_path:
+        model = LLaDAModelLM.from_pretrained(model_args.model_name_or_path, dtype=MASTER_DTYPE)
+    else:
+        model = LLaDAModelLM(LLaDAConfig(**llada_fields(tokenizer, model_args.model_config)))
+    if args.use_lora:
+        model = apply_lora(model, args)
+    objective = MaskedDiffusionObjective(model)
+    trainer, result = train(
+        objective, args, corpus["train"], ProgramCollator(tokenizer.eos_token_id, data_args.max_length), resume
+    )
+    save_stage(
+        trainer,
+        objective,
+        {"demasker": ""},
+        {"stage": "mdm", "metrics": result.metrics, "corpus": str(summary)},
+        extra_saves=[tokenizer.save_pretrained],
+    )
+    return args.output_dir

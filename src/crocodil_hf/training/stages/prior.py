@@ -1,0 +1,57 @@
+"""Stages 2 and 3, `crocodil train prior` / `crocodil train conditional-prior`: the register prior g_ψ on the banks
+of the `registers` stage (App. E; the conditional prior as ConWithinDisc needs it). Output: a
+`RegisterPriorTransformer` directory."""
+
+import json
+from pathlib import Path
+
+from datasets import load_from_disk
+
+from ...modeling.modeling_register_encoder import RegisterEncoderModel
+from ...modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets
+from ..objectives import RegisterPriorObjective
+from ..trainers import RegisterCollator
+from .common import save_stage, train
+
+DEFAULT_PRIOR = {"hidden_size": 256, "num_layers": 4, "num_attention_heads": 4, "mlp_ratio": 4.0}
+
+
+def load_registers(registers_dir: str | None):
+    """The registers dataset (memory-mapped Arrow, read as torch tensors) and its `registers_info.json`."""
+    if registers_dir is None:
+        raise ValueError("prior stages need `registers_dir` (the output of `crocodil train registers`).")
+    info_file = Path(registers_dir, "registers_info.json")
+    if not info_file.is_file():
+        raise ValueError(f"{registers_dir} is not the output of `crocodil train registers` (no registers_info.json).")
+    return load_from_disk(registers_dir).with_format("torch"), json.loads(info_file.read_text())
+
+
+def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
+    registers, info = load_registers(data_args.registers_dir)
+    num_registers, register_dim = info["num_registers"], info["register_dim"]
+    conditional = stage == "conditional-prior"
+    prior = RegisterPriorTransformer(
+        num_registers=num_registers,
+        register_dim=register_dim,
+        cross_attention_dim=register_dim if conditional else None,
+        timestep_offsets=block_timestep_offsets(num_registers, model_args.max_timestep_offset),
+        num_train_timesteps=args.num_train_timesteps,
+        **{**DEFAULT_PRIOR, **(model_args.prior_config or {})},
+    )
+    encoder = None
+    collator = RegisterCollator()
+    if conditional:
+        encoder = RegisterEncoderModel.from_pretrained(model_args.encoder_name_or_path or info["encoder"])
+        collator = RegisterCollator(info["eos_token_id"], info["max_length"])
+    objective = RegisterPriorObjective(prior, encoder)
+    trainer, result = train(objective, args, registers["train"], collator, resume)
+    save_stage(trainer, objective, {"prior": ""}, {"stage": stage, "metrics": result.metrics})
+    return args.output_dir
+
+
+def run_unconditional(model_args, data_args, args, resume: str | None) -> str:
+    return _run("prior", model_args, data_args, args, resume)
+
+
+def run_conditional(model_args, data_args, args, resume: str | None) -> str:
+    return _run("conditional-prior", model_args, data_args, args, resume)
