@@ -1,20 +1,42 @@
 #!/usr/bin/env bash
-# Reproduce the tiny CPU pipeline from scratch with the project's own recipe (all stages), then assemble it.
-# Usage: bash scripts/train_tiny_python.sh [RUN_DIR]   (default runs/tiny-python; resumable: rerun after a kill)
+# The whole training chain (tokenizer → mdm → autoencoder → registers → prior → conditional-prior → assemble →
+# generate) with the tiny-python recipe on CPU. Resumable: rerun after a kill.
+#
+#   bash scripts/train_tiny_python.sh [RUN_DIR]          # the shipped recipe (~90 min on 2 cores)
+#   NPROC=2 bash scripts/train_tiny_python.sh RUN_DIR    # every stage as 2 processes (torchrun, gloo)
+#   SMOKE=1 NPROC=2 bash scripts/train_tiny_python.sh RUN_DIR   # tiny models, a few steps (~2 min; CI runs this)
 set -euo pipefail
 RUN="${1:-runs/tiny-python}"
+NPROC="${NPROC:-1}"
 mkdir -p "$RUN"
-export HF_HUB_OFFLINE=1
-[ -f "$RUN/tokenizer/tokenizer.json" ] || crocodil tokenizer --vocab-size 4096 --output "$RUN/tokenizer"
+export HF_HUB_OFFLINE=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
+SMOKE_ARGS=()
+if [ "${SMOKE:-0}" = 1 ]; then
+  LLADA='{d_model: 32, n_heads: 2, n_kv_heads: 2, n_layers: 1, mlp_hidden_size: 64, max_sequence_length: 128}'
+  SMOKE_ARGS=(--max_steps 4 --save_steps 4 --warmup_steps 0 --max_length 33 --max_programs 200
+              --per_device_train_batch_size 4 --model_config "$LLADA" --encoder_backbone_config "{model_type: llada, ${LLADA:1}"
+              --num_registers 4 --prior_config '{hidden_size: 32, num_layers: 1, num_attention_heads: 2}'
+              --clean_warmup_steps 2 --data_cache_dir "$RUN/cache")
+fi
+LAUNCH=(crocodil)
+if [ "$NPROC" -gt 1 ]; then
+  LAUNCH=(torchrun --nproc_per_node "$NPROC" --master_port "${MASTER_PORT:-29551}" -m crocodil_hf.cli)
+  SMOKE_ARGS+=(--ddp_backend gloo)
+fi
+
+[ -f "$RUN/tokenizer/tokenizer.json" ] || crocodil tokenizer --vocab-size "$([ "${SMOKE:-0}" = 1 ] && echo 512 || echo 4096)" --output "$RUN/tokenizer"
 for stage in mdm autoencoder registers prior conditional-prior; do
   if [ -f "$RUN/$stage/training_complete.json" ]; then echo "== $stage: done"; continue; fi
   echo "== $stage: $(date -u +%H:%M:%S)"
-  crocodil train "$stage" --config "tiny-python/$stage" \
+  "${LAUNCH[@]}" train "$stage" --config "tiny-python/$stage" \
     --tokenizer_name_or_path "$RUN/tokenizer" --output_dir "$RUN/$stage" \
     $( [ "$stage" = autoencoder ] && echo --model_name_or_path "$RUN/mdm" ) \
     $( [ "$stage" = registers ] || [ "$stage" = conditional-prior ] && echo --encoder_name_or_path "$RUN/autoencoder/encoder" ) \
-    $( [ "$stage" = prior ] || [ "$stage" = conditional-prior ] && echo --registers_dir "$RUN/registers" )
+    $( [ "$stage" = prior ] || [ "$stage" = conditional-prior ] && echo --registers_dir "$RUN/registers" ) \
+    ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"}
 done
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
   --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite
 echo "== pipeline: $RUN/pipeline ($(date -u +%H:%M:%S))"
+crocodil generate --pipeline "$RUN/pipeline" --num-samples 2 --steps 8 --prior-steps 8

@@ -2,6 +2,7 @@
 saves, also write this process's view of the trained objective's parameters to `$CROCODIL_DUMP_DIR/rank<i>.pt`
 (sharded parameters gathered in full), so that tests can compare what the ranks hold."""
 
+import json
 import os
 import sys
 
@@ -14,10 +15,20 @@ from crocodil_hf.training.stages import autoencoder, mdm, prior
 def _capture(save_stage):
     def wrapped(trainer, objective, *args, **kwargs):
         state = trainer.accelerator.unwrap_model(trainer.model).state_dict()
-        full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().cpu().clone() for k, v in state.items()}
+        full = {
+            k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().cpu().clone() for k, v in state.items()
+        }
         target = os.environ["CROCODIL_DUMP_DIR"]
         os.makedirs(target, exist_ok=True)
-        torch.save(full, os.path.join(target, f"rank{trainer.args.process_index}.pt"))
+        rank = trainer.args.process_index
+        torch.save(full, os.path.join(target, f"rank{rank}.pt"))
+        info = {
+            "sharded": any(hasattr(v, "full_tensor") for v in state.values()),
+            "wrapper": type(trainer.model_wrapped).__name__,
+            "world_size": trainer.args.world_size,
+        }
+        with open(os.path.join(target, f"rank{rank}.json"), "w") as f:
+            json.dump(info, f)
         return save_stage(trainer, objective, *args, **kwargs)
 
     return wrapped

@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
+        add_help=False,  # `crocodil train STAGE --help` lists every field of the stage arguments (see main)
         help="run one training stage",
         description="Run a training stage with a YAML/JSON config; `--key value` pairs override config fields "
         "(any field of ModelArguments, DataArguments or TrainingArguments). Shipped configs: tiny-python/<stage>, "
@@ -24,7 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .training.run import STAGES
 
     train.add_argument("stage", choices=list(STAGES))
-    train.add_argument("--config", required=True, help="config file or shipped name, e.g. tiny-python/mdm")
+    train.add_argument("--config", help="config file or shipped name, e.g. tiny-python/mdm")
+
+    config = sub.add_parser(
+        "config",
+        help="print the path of a shipped config (e.g. for `accelerate launch --config_file`)",
+        description="Print the absolute path of a shipped config: tiny-python/<stage>, paper/<stage>, "
+        "accelerate/fsdp, accelerate/deepspeed_zero3, accelerate/ds_zero3.",
+    )
+    config.add_argument("name", help="shipped config name, e.g. accelerate/fsdp")
 
     assemble = sub.add_parser("assemble", help="assemble a CrocodilPipeline directory from stage outputs")
     assemble.add_argument("--autoencoder", required=True, help="output of `crocodil train autoencoder`")
@@ -118,11 +127,25 @@ def main(argv: list[str] | None = None) -> int:
     if rest and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "train" and {"-h", "--help"} & set(rest):
+        from .training.arguments import stage_argument_parser
+
+        print(f"usage: crocodil train {args.stage} --config CONFIG [--key value ...]\n")
+        stage_argument_parser(f"crocodil train {args.stage}").print_help()
+        return 0
     try:
-        if args.command == "train":
+        if args.command == "config":
+            from .training.arguments import resolve_config
+
+            print(resolve_config(args.name).resolve())
+        elif args.command == "train":
             from .training.run import parse_stage_arguments, run_stage
 
-            model_args, data_args, training_args = parse_stage_arguments(args.config, rest)
+            if args.config is None:
+                raise ValueError("--config is required (a config file or a shipped name such as tiny-python/mdm).")
+            model_args, data_args, training_args = parse_stage_arguments(
+                args.config, rest, prog=f"crocodil train {args.stage}"
+            )
             output = run_stage(args.stage, model_args, data_args, training_args)
             print(f"stage {args.stage} finished: {output}")
         elif args.command == "assemble":

@@ -21,7 +21,9 @@ class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "mdm: LLaDA to fine-tune; autoencoder: base LLaDA for the guided demasker."}
     )
-    model_config: dict | str | None = field(default=None, metadata={"help": "LLaDA fields for a from-scratch demasker."})
+    model_config: dict | str | None = field(
+        default=None, metadata={"help": "LLaDA fields for a from-scratch demasker."}
+    )
     encoder_name_or_path: str | None = field(
         default=None, metadata={"help": "autoencoder: a pretrained backbone; later stages: the trained encoder."}
     )
@@ -142,6 +144,13 @@ def parse_stage_arguments(
         ```
     """
     values = load_config(config) if config is not None else {}
+    overrides = list(overrides or [])
+    # A DeepSpeed config may be given by shipped name (`--deepspeed accelerate/ds_zero3`), from any directory.
+    if isinstance(values.get("deepspeed"), str) and not Path(values["deepspeed"]).is_file():
+        values["deepspeed"] = str(resolve_config(values["deepspeed"]))
+    for i, item in enumerate(overrides[:-1]):
+        if item == "--deepspeed" and not Path(overrides[i + 1]).is_file():
+            overrides[i + 1] = str(resolve_config(overrides[i + 1]))
     parser = stage_argument_parser(prog)
     known = {f.name for dc in parser.dataclass_types for f in fields(dc)}
     unknown = sorted(set(values) - known)
@@ -150,13 +159,13 @@ def parse_stage_arguments(
     parser.set_defaults(**values)
     try:
         model_args, data_args, args, remaining = parser.parse_args_into_dataclasses(
-            args=list(overrides or []), return_remaining_strings=True
+            args=overrides, return_remaining_strings=True
         )
     except SystemExit as exit_:  # argparse already printed `prog: error: …`
         raise ValueError("invalid command-line arguments (see the message above).") from exit_
     if remaining:
         raise ValueError(f"unknown argument(s) {remaining}; see `crocodil train STAGE --help`.")
-    if "output_dir" not in values and not any(o.split("=")[0] == "--output_dir" for o in overrides or []):
+    if "output_dir" not in values and not any(o.split("=")[0] == "--output_dir" for o in overrides):
         raise ValueError("`output_dir` must be set in the config or with --output_dir.")
     return model_args, data_args, args
 

@@ -41,6 +41,8 @@ class TrainingObjective(nn.Module):
         """Union of the components' `_no_split_modules`: accelerate's FSDP auto-wrap policy reads this attribute."""
         names: list[str] = []
         for module in self.modules():
+            if module is self or isinstance(module, TrainingObjective):
+                continue
             for name in getattr(module, "_no_split_modules", None) or []:
                 if name not in names:
                     names.append(name)

@@ -156,15 +156,16 @@ def _component_weights(state: dict[str, torch.Tensor], name: str) -> dict[str, t
     return weights
 
 
-def _save_and_verify(component, weights: dict[str, torch.Tensor], target: Path) -> None:
-    """Write one trained component to `target` and load it back; raises if the reloaded weights differ."""
+def _save_and_verify(component, weights: dict[str, torch.Tensor], target: Path, adapter_dir: Path) -> None:
+    """Write one trained component to `target` (a LoRA model: its adapter to `adapter_dir` and the merged model to
+    `target`) and load it back; raises if the reloaded weights differ."""
     from diffusers import ModelMixin
     from peft import PeftModel
     from safetensors.torch import save_file
 
     if isinstance(component, PeftModel):
-        adapter_dir = target.parent / f"{target.name}_adapter"
         component.save_pretrained(str(adapter_dir), state_dict=weights)
+        _add_new_parameters_to_adapter(component, weights, adapter_dir)
         merged = copy.deepcopy(component).cpu()
         merged.load_state_dict(weights)
         component = merged.merge_and_unload()
@@ -181,6 +182,22 @@ def _save_and_verify(component, weights: dict[str, torch.Tensor], target: Path) 
             raise RuntimeError(f"{target}: `{key}` does not load back as trained.")
 
 
+def _add_new_parameters_to_adapter(component, weights: dict[str, torch.Tensor], adapter_dir: Path) -> None:
+    """Store the trained new parameters that are not modules (the guided demasker's `prefix_start`/`prefix_end`) in
+    the adapter file too, under their full names: `PeftModel.from_pretrained(GuidedLLaDAForMaskedLM.from_base(...),
+    adapter)` then restores them along with the LoRA weights and `register_proj` (a `modules_to_save`)."""
+    from safetensors.torch import load_file, save_file
+
+    names = [n for n in getattr(component.get_base_model(), "_new_parameter_names", ()) if "." not in n]
+    if not names:
+        return
+    path = adapter_dir / "adapter_model.safetensors"
+    adapter = load_file(str(path))
+    for name in names:
+        adapter[f"base_model.model.{name}"] = weights[f"base_model.model.{name}"].contiguous()
+    save_file(adapter, str(path), metadata={"format": "pt"})
+
+
 def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_saves=()) -> None:
     """Gather, save, verify, then mark the stage complete. `layout` maps component name → sub-directory ("" for the
     output directory itself); `extra_saves` are callables run on the main process (tokenizers)."""
@@ -189,7 +206,8 @@ def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_s
     if trainer.args.process_index == 0:
         components = objective.components()
         for name, subdir in layout.items():
-            _save_and_verify(components[name], _component_weights(state, name), output / subdir)
+            adapter_dir = output / (f"{subdir}_adapter" if subdir else "adapter")
+            _save_and_verify(components[name], _component_weights(state, name), output / subdir, adapter_dir)
         for save in extra_saves:
             save(output)
         (output / COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
