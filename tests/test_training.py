@@ -473,3 +473,46 @@ def test_config_errors_are_clear(workspace):
     assert args.max_steps == 7 and model_args.num_registers == 16 and args.all_mask_prob == 0.25
     for stage in ("mdm", "autoencoder", "registers", "prior", "conditional-prior"):
         parse_stage_arguments(f"paper/{stage}", ["--bf16", "false"])  # bf16 needs a GPU
+
+
+def test_train_overrides_are_typed_and_bad_ones_stop_before_any_work(workspace, tmp_path, capsys):
+    from crocodil_hf.cli import main
+
+    config = stage_args(workspace, "typed", model_config=TINY_LLADA, output_dir=str(tmp_path / "never"))
+    for bad in (["--max_steps"], ["--max_steps", "ten"], ["--no_such_field", "1"]):
+        assert main(["train", "mdm", "--config", config, *bad]) == 2, bad
+        assert not (tmp_path / "never").exists()
+    assert "crocodil train mdm" in capsys.readouterr().err
+    model_args, _, args = parse_stage_arguments(config, ["--prior_config", "{hidden_size: 16}", "--use_lora"])
+    assert model_args.prior_config == {"hidden_size": 16} and args.use_lora is True
+
+
+def test_train_help_lists_every_stage_field_and_config_prints_shipped_paths(capsys):
+    from crocodil_hf.cli import main
+
+    assert main(["train", "autoencoder", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert all(f in text for f in ("--register_noise_cs", "--registers_dtype", "--per_device_train_batch_size"))
+    assert main(["config", "accelerate/fsdp"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.is_absolute() and yaml.safe_load(path.read_text())["distributed_type"] == "FSDP"
+    assert main(["config", "no/such"]) == 2
+
+
+def test_corpus_from_jsonl_and_parquet_files_and_folders(tmp_path):
+    from datasets import Dataset
+
+    tokenizer = train_bpe_tokenizer(TINY_CORPUS * 5, vocab_size=300)
+    rows = Dataset.from_dict({"content": [f"x_{i} = {i}\n" for i in range(30)] + ["   "]})
+    rows.to_json(str(tmp_path / "a.jsonl"))
+    (tmp_path / "pq").mkdir()
+    rows.select(range(15)).to_parquet(str(tmp_path / "pq" / "0.parquet"))
+    rows.select(range(15, 31)).to_parquet(str(tmp_path / "pq" / "1.parquet"))
+    for source in (tmp_path / "a.jsonl", tmp_path / "pq"):
+        corpus, summary = build_program_dataset(
+            tokenizer, CorpusConfig(source=str(source), text_column="content", max_length=24, validation_fraction=0.2)
+        )
+        assert summary.files_used == 30 and summary.skipped_empty == 1, source
+        assert sum(summary.programs.values()) == 30
+    with pytest.raises(ValueError, match="no column"):
+        build_program_dataset(tokenizer, CorpusConfig(source=str(tmp_path / "a.jsonl"), max_length=24))

@@ -1,0 +1,109 @@
+"""Training objectives (loss-returning modules): per-row noise makes the loss independent of how a batch is split,
+activation checkpointing changes neither loss nor gradients, FSDP wrap units come from the components."""
+
+import pytest
+import torch
+
+from crocodil_hf import GuidedLLaDAConfig, GuidedLLaDAForMaskedLM, LLaDAConfig, LLaDAModelLM
+from crocodil_hf.modeling.configuration_crocodil import RegisterEncoderConfig
+from crocodil_hf.modeling.modeling_register_encoder import RegisterEncoderModel
+from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer
+from crocodil_hf.training.losses import RowGenerators, forward_mask
+from crocodil_hf.training.objectives import AutoencoderObjective, MaskedDiffusionObjective, RegisterPriorObjective
+
+LLADA = dict(
+    d_model=32, n_heads=2, n_kv_heads=2, n_layers=2, mlp_hidden_size=64, max_sequence_length=64,
+    vocab_size=64, embedding_size=64, mask_token_id=63, eos_token_id=1, pad_token_id=1, bos_token_id=0,
+)  # fmt: skip
+BERT = {
+    "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "intermediate_size": 64, "vocab_size": 64, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+}  # fmt: skip
+
+
+def build(kind: str):
+    torch.manual_seed(0)
+    encoder = RegisterEncoderModel(
+        RegisterEncoderConfig(
+            backbone_config=BERT if kind == "autoencoder-bert" else {"model_type": "llada", **LLADA}, num_registers=4
+        )
+    )
+    if kind == "mdm":
+        return MaskedDiffusionObjective(LLaDAModelLM(LLaDAConfig(**LLADA)))
+    if kind.startswith("autoencoder"):
+        demasker = GuidedLLaDAForMaskedLM(
+            GuidedLLaDAConfig(**LLADA, num_registers=4, register_dim=32, prefix_rope_pairs=2)
+        )
+        return AutoencoderObjective(encoder, demasker)
+    prior = RegisterPriorTransformer(
+        num_registers=4,
+        register_dim=32,
+        hidden_size=32,
+        num_layers=2,
+        num_attention_heads=2,
+        cross_attention_dim=32 if kind == "conditional-prior" else None,
+    )
+    return RegisterPriorObjective(prior, encoder if kind == "conditional-prior" else None)
+
+
+def inputs(kind: str, rows=range(8)) -> dict:
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(2, 63, (8, 12), generator=generator)
+    ids[:, 0] = 0
+    registers = torch.randn(8, 4, 32, generator=generator)
+    rows = list(rows)
+    seeds = torch.tensor([RowGenerators.row_seed(0, 5, r) for r in rows])
+    batch = {"input_ids": ids[rows], "encoder_attention_mask": torch.ones(len(rows), 12, dtype=torch.long)}
+    if kind.endswith("prior"):
+        batch = {"registers": registers[rows], **(batch if kind == "conditional-prior" else {})}
+    return {**batch, "row_seeds": seeds}
+
+
+KINDS = ["mdm", "autoencoder", "autoencoder-bert", "prior", "conditional-prior"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loss_of_a_batch_equals_the_mean_over_its_halves(kind):
+    """What makes DDP equal to one process: row b's noise depends on its global row, not on the split."""
+    objective = build(kind).train()
+    full = objective(**inputs(kind))["loss"]
+    halves = [objective(**inputs(kind, rows))["loss"] for rows in (range(4), range(4, 8))]
+    assert full.item() == pytest.approx(((halves[0] + halves[1]) / 2).item(), rel=1e-5)
+
+
+def test_row_generators_draw_each_row_from_its_own_seed():
+    both = RowGenerators.for_rows(seed=0, step=3, first_row=0, num_rows=2)
+    second = RowGenerators.for_rows(seed=0, step=3, first_row=1, num_rows=1)
+    ids = torch.ones(2, 50, dtype=torch.long)
+    _, masked_both, p_both = forward_mask(ids, 7, generator=both)
+    _, masked_second, p_second = forward_mask(ids[:1], 7, generator=second)
+    assert torch.equal(masked_both[1:], masked_second) and torch.equal(p_both[1:], p_second)
+    other_step = RowGenerators.for_rows(seed=0, step=4, first_row=1, num_rows=1)
+    assert not torch.equal(forward_mask(ids[:1], 7, generator=other_step)[1], masked_second)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_activation_checkpointing_changes_neither_loss_nor_gradients(kind):
+    objective = build(kind).train()
+
+    def step():
+        objective.zero_grad()
+        loss = objective(**inputs(kind))["loss"]
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in objective.named_parameters() if p.grad is not None}
+
+    plain_loss, plain_grads = step()
+    objective.gradient_checkpointing_enable()
+    trained = [m for c in objective.components().values() for m in c.modules()]
+    assert any(getattr(m, "gradient_checkpointing", False) for m in trained), "checkpointing was not switched on"
+    ckpt_loss, ckpt_grads = step()
+    assert ckpt_loss == pytest.approx(plain_loss, abs=1e-6)
+    assert plain_grads.keys() == ckpt_grads.keys()
+    for name, grad in plain_grads.items():
+        assert torch.allclose(grad, ckpt_grads[name], atol=1e-6), name
+
+
+def test_objectives_expose_their_components_wrap_units():
+    assert build("mdm")._no_split_modules == ["LLaDABlock"]
+    assert set(build("autoencoder-bert")._no_split_modules) >= {"LLaDABlock", "BertLayer"}
+    assert build("prior")._no_split_modules == ["RegisterPriorBlock"]
