@@ -42,7 +42,9 @@ setup(
         "pyyaml>=6.0",
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6", "prdc==0.2", "olah==0.5.4"],  # prdc: PRDC reference; olah: loopback Hub
+        "dev": ["pytest>=8", "ruff>=0.6", "prdc==0.2", "olah==0.5.4"],
+        # DeepSpeed ZeRO-3 (accelerate/deepspeed_zero3 config); its ops are JIT-built, so it installs on CPU too.
+        "deepspeed": ["deepspeed>=0.16"],  # prdc: PRDC reference; olah: loopback Hub
         "eval": [
             "evaluate>=0.4",
             "mauve-text>=0.4",

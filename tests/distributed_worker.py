@@ -14,7 +14,15 @@ from crocodil_hf.training.stages import autoencoder, mdm, prior
 
 def _capture(save_stage):
     def wrapped(trainer, objective, *args, **kwargs):
-        state = trainer.accelerator.unwrap_model(trainer.model).state_dict()
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        partitioned = any(getattr(p, "ds_tensor", None) is not None for p in model.parameters())
+        if partitioned:  # ZeRO-3: gather every parameter on every rank to read it
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(model.parameters())):
+                state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            state = model.state_dict()
         full = {
             k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().cpu().clone() for k, v in state.items()
         }
@@ -23,7 +31,7 @@ def _capture(save_stage):
         rank = trainer.args.process_index
         torch.save(full, os.path.join(target, f"rank{rank}.pt"))
         info = {
-            "sharded": any(hasattr(v, "full_tensor") for v in state.values()),
+            "sharded": partitioned or any(hasattr(v, "full_tensor") for v in state.values()),
             "wrapper": type(trainer.model_wrapped).__name__,
             "world_size": trainer.args.world_size,
         }

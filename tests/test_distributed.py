@@ -143,6 +143,28 @@ def test_accelerate_launch_two_cpu_processes_agree_with_one_process(space, refer
     assert max_diff(rank0, torch.load(references[stage] / "rank0.pt")) <= 1e-5
 
 
+def test_deepspeed_zero3_partitions_trains_like_one_process_and_saves_gathered_weights(space, references):
+    pytest.importorskip("deepspeed")
+    stage = "autoencoder"
+    inputs = stage_inputs(references, stage)
+    dump = launch(space, "torchrun", stage, "zero3-autoencoder", *inputs, "--deepspeed", "accelerate/ds_zero3")
+    info = json.loads((dump / "rank0.json").read_text())
+    assert info["wrapper"] == "DeepSpeedEngine" and info["sharded"], info
+    rank0, rank1 = ranks(dump)
+    assert max_diff(rank0, rank1) == 0.0
+    assert max_diff(rank0, torch.load(references[stage] / "rank0.pt")) <= 1e-5
+    check_saved(space / "zero3-autoencoder", stage, rank0)  # gathered: non-empty and equal to the trained parameters
+
+
+def test_streaming_corpus_two_processes_equal_one_process(space):
+    """`streaming: true`: rank 0 reads the stream and dispatches the global batch; same result as one process."""
+    one = launch(space, "single", "mdm", "stream-one", "--streaming", "true")
+    two = launch(space, "torchrun", "mdm", "stream-two", "--streaming", "true")
+    rank0, rank1 = ranks(two)
+    assert max_diff(rank0, rank1) == 0.0
+    assert max_diff(rank0, torch.load(one / "rank0.pt")) <= 1e-5
+
+
 def test_registers_stage_shards_across_processes_into_the_same_dataset(space, references):
     from datasets import load_from_disk
 

@@ -205,8 +205,9 @@ def _data_files(source: Path) -> tuple[str, list[str]] | None:
     return next(iter(by_builder.items()))
 
 
-def load_text_dataset(config: CorpusConfig):
-    """The `datasets` object behind a non-directory source: data file(s), a saved dataset or a Hub dataset."""
+def load_text_dataset(config: CorpusConfig, streaming: bool = False):
+    """The `datasets` object behind a non-directory source: data file(s), a saved dataset or a Hub dataset
+    (an `IterableDataset` with `streaming=True`: rows are read as they are consumed)."""
     from datasets import load_dataset
 
     source = Path(config.source)
@@ -218,9 +219,11 @@ def load_text_dataset(config: CorpusConfig):
         if found is None:
             raise ValueError(f"{source} holds no .py, .jsonl, .json, .parquet, .arrow or .csv file.")
         builder, files = found
-        return load_dataset(builder, data_files=files, split=config.split or "train")
+        return load_dataset(builder, data_files=files, split=config.split or "train", streaming=streaming)
     # A Hub dataset (gated ones, like bigcode/starcoderdata, need `hf auth login` first).
-    return load_dataset(config.source, name=config.dataset_config, data_dir=config.data_dir, split=config.split)
+    return load_dataset(
+        config.source, name=config.dataset_config, data_dir=config.data_dir, split=config.split, streaming=streaming
+    )
 
 
 def _is_source_tree(source: str | None) -> bool:
@@ -232,25 +235,38 @@ def _is_source_tree(source: str | None) -> bool:
     return _data_files(path) is None
 
 
-def _source_documents(config: CorpusConfig, summary: CorpusSummary) -> Iterable[tuple[str, str]]:
+def _source_documents(
+    config: CorpusConfig, summary: CorpusSummary, streaming: bool = False
+) -> Iterable[tuple[str, str]]:
     source = config.source
     if _is_source_tree(source):
         yield from read_source_files(source or stdlib_dir(), config.extensions, config.exclude_tests, summary=summary)
         return
-    dataset = load_text_dataset(config)
-    splits = dataset.values() if isinstance(dataset, DatasetDict) else [dataset]
+    dataset = load_text_dataset(config, streaming=streaming)
+    splits = list(dataset.values()) if isinstance(dataset, dict) else [dataset]  # DatasetDict / IterableDatasetDict
     for split in splits:
-        if config.text_column not in split.column_names:
-            raise ValueError(
-                f"dataset {source!r} has no column {config.text_column!r}; columns: {split.column_names}."
-            )
-        for i, text in enumerate(split[config.text_column]):
+        columns = split.column_names
+        if columns is not None and config.text_column not in columns:
+            raise ValueError(f"dataset {source!r} has no column {config.text_column!r}; columns: {columns}.")
+        # Row by row: a memory-mapped or streamed dataset is never copied into one Python list.
+        texts = (row[config.text_column] for row in split.select_columns([config.text_column]))
+        for i, text in enumerate(texts):
             summary.files_seen += 1
             if not isinstance(text, str) or not text.strip():
                 summary.skipped_empty += 1
                 continue
             summary.files_used += 1
             yield f"{source}#{i}", text
+
+
+def _check_config(tokenizer, config: CorpusConfig) -> None:
+    if config.max_length < 4:
+        raise ValueError(f"`max_length` must be >= 4, got {config.max_length}.")
+    if not 0 <= config.validation_fraction < 1:
+        raise ValueError(f"`validation_fraction` must lie in [0, 1), got {config.validation_fraction}.")
+    for name in ("bos_token_id", "eos_token_id"):
+        if getattr(tokenizer, name, None) is None:
+            raise ValueError(f"the tokenizer needs a `{name}` to wrap programs.")
 
 
 def build_program_dataset(
@@ -269,13 +285,7 @@ def build_program_dataset(
         ```
     """
     config = config or CorpusConfig()
-    if config.max_length < 4:
-        raise ValueError(f"`max_length` must be >= 4, got {config.max_length}.")
-    if not 0 <= config.validation_fraction < 1:
-        raise ValueError(f"`validation_fraction` must lie in [0, 1), got {config.validation_fraction}.")
-    for name in ("bos_token_id", "eos_token_id"):
-        if getattr(tokenizer, name, None) is None:
-            raise ValueError(f"the tokenizer needs a `{name}` to wrap programs.")
+    _check_config(tokenizer, config)
     cache_path = Path(cache_dir) / f"corpus-{config.cache_key(tokenizer)}" if cache_dir is not None else None
     if cache_path is not None and (cache_path / "dataset_dict.json").exists():
         summary = CorpusSummary(**json.loads((cache_path / "summary.json").read_text()))
@@ -306,10 +316,49 @@ def build_program_dataset(
     return corpus, summary
 
 
+def _program_rows(tokenizer, config: CorpusConfig, split: str) -> Iterable[dict]:
+    """Examples of one split, produced lazily from the source (the generator behind `stream_program_dataset`)."""
+    budget, produced = config.max_length - 2, 0
+    for key, text in _source_documents(config, CorpusSummary(), streaming=True):
+        if in_validation(key, config.validation_fraction) != (split == "validation"):
+            continue
+        for piece in split_program(text, tokenizer, budget):
+            ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+            yield {"input_ids": [tokenizer.bos_token_id, *ids, tokenizer.eos_token_id], "text": piece, "path": key}
+            produced += 1
+        if config.max_programs is not None and produced >= config.max_programs:
+            return
+
+
+def stream_program_dataset(tokenizer, config: CorpusConfig | None = None) -> dict:
+    """`train` and `validation` as `datasets.IterableDataset`s built on the fly: sources are read, split and
+    tokenised as the trainer consumes them, so memory stays flat however large the corpus (`streaming: true`).
+    Examples are the same as `build_program_dataset`'s, in source order.
+
+    Example:
+        ```python
+        >>> splits = stream_program_dataset(tokenizer, CorpusConfig(source="data/", max_length=257))
+        >>> next(iter(splits["train"]))["input_ids"][:3]
+        ```
+    """
+    from datasets import Features, IterableDataset, List, Value
+
+    config = config or CorpusConfig()
+    _check_config(tokenizer, config)
+    features = Features({"input_ids": List(Value("int32")), "text": Value("string"), "path": Value("string")})
+    return {
+        split: IterableDataset.from_generator(
+            _program_rows, gen_kwargs={"tokenizer": tokenizer, "config": config, "split": split}, features=features
+        )
+        for split in ("train", "validation")
+    }
+
+
 __all__ = [
     "CorpusConfig",
     "CorpusSummary",
     "build_program_dataset",
+    "stream_program_dataset",
     "in_validation",
     "read_source_files",
     "split_program",

@@ -1,1 +1,1 @@
-"""training (see DESIGN §2)."""
+"""Training: loss-returning objective modules, the CrocodilTrainer, one module per stage (`stages/`), configs."""

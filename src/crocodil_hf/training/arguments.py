@@ -72,6 +72,13 @@ class DataArguments:
     max_programs: int | None = None
     data_cache_dir: str | None = field(default=".cache/crocodil", metadata={"help": "save_to_disk cache root."})
     registers_dir: str | None = field(default=None, metadata={"help": "prior stages: the registers dataset."})
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Build training examples on the fly (an IterableDataset; needs max_steps): memory stays "
+            "flat however large the corpus. mdm and autoencoder stages."
+        },
+    )
 
 
 @dataclass

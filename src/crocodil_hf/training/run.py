@@ -34,6 +34,11 @@ def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, 
     if resume:
         logger.info("resuming from %s", resume)
     set_seed(args.seed)  # models are built before the Trainer seeds: seed here so that inits are reproducible
+    if getattr(args, "hf_deepspeed_config", None) is not None and args.hf_deepspeed_config.is_zero3():
+        import deepspeed
+
+        # Base checkpoints load inside `zero.Init` (partitioned as they load): DeepSpeed must see the whole world.
+        deepspeed.init_distributed()
     return STAGES[stage](model_args, data_args, args, resume)
 
 

@@ -67,8 +67,8 @@ class CrocodilTrainer(Trainer):
       example does not depend on the number of processes or on where a run resumed: a 2-process run equals a
       1-process run over the same global batches.
     - `clean_warmup_steps` (autoencoder): the first steps use the clean all-mask signal (`clean=True`).
-    - `encoder_warmup_steps` (autoencoder): only the encoder is updated at first (the demasker's gradients are dropped
-      before the optimiser step, so AdamW leaves it untouched, weight decay included).
+    - `encoder_warmup_steps` (autoencoder): only the encoder is updated at first (the demasker's optimizer groups
+      have learning rate 0, so AdamW leaves it untouched, weight decay included).
     """
 
     def __init__(self, *args, clean_warmup_steps: int = 0, encoder_warmup_steps: int = 0, **kwargs):
@@ -95,12 +95,38 @@ class CrocodilTrainer(Trainer):
                 inputs["clean"] = self.state.global_step < self.clean_warmup_steps
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if self.state.global_step < self.encoder_warmup_steps:
-            for param in self.accelerator.unwrap_model(model).demasker.parameters():
-                param.grad = None  # AdamW skips parameters without gradients: the demasker stays frozen
-        return loss
+    # Encoder warm-up: the demasker's parameters get their own optimizer groups whose learning rate is 0 for the first
+    # `encoder_warmup_steps` (decoupled weight decay is scaled by the learning rate, so they do not move at all). This
+    # acts through the optimizer and its scheduler only, so it holds under DDP, FSDP2 and DeepSpeed alike.
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.encoder_warmup_steps and not any("crocodil_demasker" in g for g in optimizer.param_groups):
+            frozen = {id(p) for p in (model or self.model).demasker.parameters()}
+            groups = []
+            for group in optimizer.param_groups:
+                for is_demasker in (False, True):
+                    params = [p for p in group["params"] if (id(p) in frozen) == is_demasker]
+                    if params:
+                        groups.append({**group, "params": params, "crocodil_demasker": is_demasker})
+            optimizer.param_groups = []  # nothing stepped yet: regroup in place
+            for group in groups:
+                optimizer.add_param_group(group)
+        return optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        if self.encoder_warmup_steps:
+            if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+                raise ValueError(
+                    f"`encoder_warmup_steps` needs a LambdaLR-based `lr_scheduler_type`, got {type(scheduler).__name__}."
+                )
+            warmup = self.encoder_warmup_steps
+            for i, group in enumerate(scheduler.optimizer.param_groups):
+                if group.get("crocodil_demasker"):
+                    base = scheduler.lr_lambdas[i]
+                    scheduler.lr_lambdas[i] = lambda step, base=base: 0.0 if step < warmup else base(step)
+                    group["lr"] = scheduler.base_lrs[i] * scheduler.lr_lambdas[i](scheduler.last_epoch)
+        return scheduler
 
 
 __all__ = [

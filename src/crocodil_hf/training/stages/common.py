@@ -10,13 +10,14 @@ then writes `training_complete.json`.
 import copy
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
 from transformers.trainer_utils import get_last_checkpoint
 
-from ...data.corpus import CorpusConfig, build_program_dataset
+from ...data.corpus import CorpusConfig, build_program_dataset, stream_program_dataset
 from ...modeling.configuration_crocodil import RegisterEncoderConfig
 from ...modeling.modeling_register_encoder import RegisterEncoderModel
 from ..arguments import CrocodilTrainingArguments, DataArguments, ModelArguments
@@ -64,6 +65,10 @@ def program_data(tokenizer, data_args: DataArguments, args: CrocodilTrainingArgu
         data_dir=data_args.data_dir,
         split=data_args.dataset_split,
     )
+    if data_args.streaming:
+        if args.max_steps <= 0:
+            raise ValueError("`streaming: true` needs `max_steps` (a stream has no length to count epochs by).")
+        return stream_program_dataset(tokenizer, config), "streamed (built on the fly; not counted)"
     with args.main_process_first(desc="building the corpus"):
         corpus, summary = build_program_dataset(tokenizer, config, cache_dir=data_args.data_cache_dir)
     logger.info("corpus: %s", summary)
@@ -198,6 +203,23 @@ def _add_new_parameters_to_adapter(component, weights: dict[str, torch.Tensor], 
     save_file(adapter, str(path), metadata={"format": "pt"})
 
 
+@contextmanager
+def _outside_zero3(args):
+    """Plain (non-partitioned) model construction on the main process alone. Under ZeRO-3 transformers builds models
+    inside `deepspeed.zero.Init`, a collective that would wait for the other processes forever."""
+    ds_config = getattr(args, "hf_deepspeed_config", None)
+    if ds_config is None:
+        yield
+        return
+    from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        set_hf_deepspeed_config(ds_config)
+
+
 def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_saves=()) -> None:
     """Gather, save, verify, then mark the stage complete. `layout` maps component name → sub-directory ("" for the
     output directory itself); `extra_saves` are callables run on the main process (tokenizers)."""
@@ -205,9 +227,10 @@ def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_s
     output = Path(trainer.args.output_dir)
     if trainer.args.process_index == 0:
         components = objective.components()
-        for name, subdir in layout.items():
-            adapter_dir = output / (f"{subdir}_adapter" if subdir else "adapter")
-            _save_and_verify(components[name], _component_weights(state, name), output / subdir, adapter_dir)
+        with _outside_zero3(trainer.args):
+            for name, subdir in layout.items():
+                adapter_dir = output / (f"{subdir}_adapter" if subdir else "adapter")
+                _save_and_verify(components[name], _component_weights(state, name), output / subdir, adapter_dir)
         for save in extra_saves:
             save(output)
         (output / COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))

@@ -40,6 +40,11 @@ def run(model_args, data_args, args, resume: str | None = None) -> str:
 
     if model_args.encoder_name_or_path is None:
         raise ValueError("the registers stage needs `encoder_name_or_path` (the autoencoder stage's encoder/).")
+    if data_args.streaming:
+        raise ValueError(
+            "the registers stage encodes a materialised corpus: set `streaming: false` (it is stored as "
+            "memory-mapped Arrow, never as Python lists)."
+        )
     state = PartialState()
     tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
     encoder_tokenizer = load_encoder_tokenizer(model_args)
