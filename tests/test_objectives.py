@@ -107,3 +107,50 @@ def test_objectives_expose_their_components_wrap_units():
     assert build("mdm")._no_split_modules == ["LLaDABlock"]
     assert set(build("autoencoder-bert")._no_split_modules) >= {"LLaDABlock", "BertLayer"}
     assert build("prior")._no_split_modules == ["RegisterPriorBlock"]
+
+
+def test_paper_scale_models_build_on_meta_with_official_weight_names():
+    """LLaDA-8B-Base sizes (the official config) → an 8.0 B demasker whose names are the official checkpoint's; the
+    guided demasker of paper/autoencoder (K = 128, d = 1024 for Qwen3-Embedding-0.6B) and the ~0.4 B prior of
+    paper/prior, all on the meta device (no memory)."""
+    from crocodil_hf.modeling.modeling_register_prior import block_timestep_offsets
+    from crocodil_hf.training.arguments import parse_stage_arguments
+
+    official = dict(
+        d_model=4096, n_heads=32, n_kv_heads=32, n_layers=32, mlp_hidden_size=12288, vocab_size=126464,
+        embedding_size=126464, max_sequence_length=4096, rope_theta=500000.0, mask_token_id=126336,
+        eos_token_id=126081, pad_token_id=126081, bos_token_id=126080, weight_tying=False,
+    )  # fmt: skip
+    model_args, _, _ = parse_stage_arguments("paper/autoencoder", ["--bf16", "false"])
+    prior_args, _, _ = parse_stage_arguments("paper/prior", ["--bf16", "false"])
+    with torch.device("meta"):
+        llada = LLaDAModelLM(LLaDAConfig(**official))
+        guided = GuidedLLaDAForMaskedLM(
+            GuidedLLaDAConfig(
+                **official,
+                num_registers=model_args.num_registers,
+                register_dim=1024,
+                prefix_rope_pairs=model_args.prefix_rope_pairs,
+            )
+        )
+        prior = RegisterPriorTransformer(
+            num_registers=128,
+            register_dim=1024,
+            timestep_offsets=block_timestep_offsets(128, prior_args.max_timestep_offset),
+            **prior_args.prior_config,
+        )
+    count = sum(p.numel() for p in llada.parameters())
+    assert 7.9e9 < count < 8.1e9, count
+    names = set(llada.state_dict())
+    assert {
+        "model.transformer.wte.weight",
+        "model.transformer.ff_out.weight",
+        "model.transformer.ln_f.weight",
+    } <= names
+    assert (
+        "model.transformer.blocks.31.ff_proj.weight" in names and "model.transformer.blocks.31.q_proj.weight" in names
+    )
+    guided_names = set(guided.state_dict())
+    assert names <= guided_names and guided_names - names == set(GuidedLLaDAForMaskedLM._new_parameter_names)
+    assert 0.3e9 < sum(p.numel() for p in prior.parameters()) < 0.5e9
+    assert model_args.num_registers == 128

@@ -516,3 +516,15 @@ def test_corpus_from_jsonl_and_parquet_files_and_folders(tmp_path):
         assert sum(summary.programs.values()) == 30
     with pytest.raises(ValueError, match="no column"):
         build_program_dataset(tokenizer, CorpusConfig(source=str(tmp_path / "a.jsonl"), max_length=24))
+
+
+def test_a_bf16_base_checkpoint_trains_with_fp32_master_weights(trained, workspace, tmp_path):
+    from crocodil_hf import LLaDAModelLM
+
+    LLaDAModelLM.from_pretrained(trained["mdm"], dtype=torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    assert all(v.dtype == torch.bfloat16 for v in load_file(str(tmp_path / "bf16" / "model.safetensors")).values())
+    out = run(
+        workspace, "mdm", "master", model_name_or_path=str(tmp_path / "bf16"), output_dir=str(tmp_path / "fp32"),
+        max_steps=2, save_steps=2,
+    )  # fmt: skip
+    assert all(v.dtype == torch.float32 for v in load_file(str(Path(out) / "model.safetensors")).values())
