@@ -73,6 +73,12 @@ def launch(space: Path, launcher: str, stage: str, name: str, *extra: str) -> Pa
         per_device = ["--per_device_train_batch_size", "4", "--ddp_backend", "gloo"]
         if launcher == "torchrun":
             command = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", port, WORKER]
+        elif launcher == "accelerate-zero3":  # the shipped accelerate DeepSpeed config, found by name
+            config_file = subprocess.run(
+                [str(BIN / "crocodil"), "config", "accelerate/deepspeed_zero3"], capture_output=True, text=True
+            ).stdout.strip()
+            command = [str(BIN / "accelerate"), "launch", "--config_file", config_file, "--num_processes", "2"]
+            command += ["--mixed_precision", "no", "--main_process_port", port, WORKER]
         else:
             command = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
             command += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port, WORKER]
@@ -143,17 +149,25 @@ def test_accelerate_launch_two_cpu_processes_agree_with_one_process(space, refer
     assert max_diff(rank0, torch.load(references[stage] / "rank0.pt")) <= 1e-5
 
 
-def test_deepspeed_zero3_partitions_trains_like_one_process_and_saves_gathered_weights(space, references):
+@pytest.mark.parametrize(
+    "launcher, stage, extra",
+    [
+        ("torchrun", "autoencoder", ("--deepspeed", "accelerate/ds_zero3")),  # base demasker loads under zero.Init
+        ("accelerate-zero3", "mdm", ()),
+    ],
+)
+def test_deepspeed_zero3_partitions_trains_like_one_process_and_saves_gathered_weights(
+    space, references, launcher, stage, extra
+):
     pytest.importorskip("deepspeed")
-    stage = "autoencoder"
-    inputs = stage_inputs(references, stage)
-    dump = launch(space, "torchrun", stage, "zero3-autoencoder", *inputs, "--deepspeed", "accelerate/ds_zero3")
+    name = f"zero3-{launcher}-{stage}"
+    dump = launch(space, launcher, stage, name, *stage_inputs(references, stage), *extra)
     info = json.loads((dump / "rank0.json").read_text())
-    assert info["wrapper"] == "DeepSpeedEngine" and info["sharded"], info
+    assert info["wrapper"] == "DeepSpeedEngine" and info["sharded"] and info["world_size"] == 2, info
     rank0, rank1 = ranks(dump)
     assert max_diff(rank0, rank1) == 0.0
     assert max_diff(rank0, torch.load(references[stage] / "rank0.pt")) <= 1e-5
-    check_saved(space / "zero3-autoencoder", stage, rank0)  # gathered: non-empty and equal to the trained parameters
+    check_saved(space / name, stage, rank0)  # gathered: non-empty and equal to the trained parameters
 
 
 def test_streaming_corpus_two_processes_equal_one_process(space):

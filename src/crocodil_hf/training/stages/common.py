@@ -204,10 +204,12 @@ def _add_new_parameters_to_adapter(component, weights: dict[str, torch.Tensor], 
 
 
 @contextmanager
-def _outside_zero3(args):
+def _outside_zero3(trainer):
     """Plain (non-partitioned) model construction on the main process alone. Under ZeRO-3 transformers builds models
-    inside `deepspeed.zero.Init`, a collective that would wait for the other processes forever."""
-    ds_config = getattr(args, "hf_deepspeed_config", None)
+    inside `deepspeed.zero.Init`, a collective that would wait for the other processes forever. The DeepSpeed config
+    comes from `--deepspeed` (TrainingArguments) or from an accelerate config (the accelerator's plugin)."""
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    ds_config = getattr(trainer.args, "hf_deepspeed_config", None) or getattr(plugin, "dschf", None)
     if ds_config is None:
         yield
         return
@@ -227,7 +229,7 @@ def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_s
     output = Path(trainer.args.output_dir)
     if trainer.args.process_index == 0:
         components = objective.components()
-        with _outside_zero3(trainer.args):
+        with _outside_zero3(trainer):
             for name, subdir in layout.items():
                 adapter_dir = output / (f"{subdir}_adapter" if subdir else "adapter")
                 _save_and_verify(components[name], _component_weights(state, name), output / subdir, adapter_dir)
