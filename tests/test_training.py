@@ -514,6 +514,10 @@ def test_corpus_from_jsonl_and_parquet_files_and_folders(tmp_path):
         )
         assert summary.files_used == 30 and summary.skipped_empty == 1, source
         assert sum(summary.programs.values()) == 30
+        assert summary.tokens["train"] == sum(len(ids) for ids in corpus["train"]["input_ids"])
+    config = CorpusConfig(source=str(tmp_path / "pq"), text_column="content", max_length=24, validation_fraction=0.2)
+    parallel, _ = build_program_dataset(tokenizer, CorpusConfig(**{**config.__dict__, "num_proc": 2}))
+    assert parallel["train"]["input_ids"] == corpus["train"]["input_ids"]  # map(num_proc=2) builds the same corpus
     with pytest.raises(ValueError, match="no column"):
         build_program_dataset(tokenizer, CorpusConfig(source=str(tmp_path / "a.jsonl"), max_length=24))
 

@@ -172,6 +172,7 @@ class CorpusConfig:
     dataset_config: str | None = None  # Hub dataset: configuration name
     data_dir: str | None = None  # Hub dataset: data_dir
     split: str | None = None  # dataset split to read (default: all splits)
+    num_proc: int | None = None  # dataset sources: processes for the batched split + tokenise `map` (not in the key)
     max_length: int = 64  # tokens per example including BOS and EOS
     validation_fraction: float = 0.05
     extensions: tuple[str, ...] = (".py",)
@@ -180,6 +181,7 @@ class CorpusConfig:
 
     def cache_key(self, tokenizer) -> str:
         fields = asdict(self)
+        fields.pop("num_proc")  # how many processes built it does not change what was built
         fields["source"] = str(self.source or stdlib_dir())
         fields["tokenizer"] = hashlib.sha1(
             json.dumps(tokenizer.get_vocab(), sort_keys=True).encode("utf-8")
@@ -291,6 +293,12 @@ def build_program_dataset(
         summary = CorpusSummary(**json.loads((cache_path / "summary.json").read_text()))
         return load_from_disk(str(cache_path)), summary
 
+    if not _is_source_tree(config.source):
+        corpus, summary = _build_from_dataset(tokenizer, config)
+        if cache_path is not None:
+            corpus.save_to_disk(str(cache_path))
+            (cache_path / "summary.json").write_text(json.dumps(asdict(summary)))
+        return corpus, summary
     summary = CorpusSummary()
     rows = {"train": [], "validation": []}
     budget = config.max_length - 2
@@ -313,6 +321,78 @@ def build_program_dataset(
     if cache_path is not None:
         corpus.save_to_disk(str(cache_path))
         (cache_path / "summary.json").write_text(json.dumps(asdict(summary)))
+    return corpus, summary
+
+
+def _pieces(batch: dict, indices: list[int], tokenizer, config: CorpusConfig) -> dict[str, list]:
+    """Batched `map` function: documents → programs (split, tokenised, wrapped) with their split by path hash."""
+    out = {"input_ids": [], "text": [], "path": [], "split": []}
+    budget = config.max_length - 2
+    for index, text in zip(indices, batch[config.text_column]):
+        if not isinstance(text, str) or not text.strip():
+            continue
+        key = f"{config.source}#{index}"
+        split = "validation" if in_validation(key, config.validation_fraction) else "train"
+        pieces = split_program(text, tokenizer, budget)
+        encoded = tokenizer(pieces, add_special_tokens=False)["input_ids"] if pieces else []
+        for piece, ids in zip(pieces, encoded):
+            out["input_ids"].append([tokenizer.bos_token_id, *ids, tokenizer.eos_token_id])
+            out["text"].append(piece)
+            out["path"].append(key)
+            out["split"].append(split)
+    return out
+
+
+def _count_tokens(dataset: Dataset) -> int:
+    """Σ len(input_ids) in Arrow batches (never the whole column as Python lists)."""
+    import pyarrow.compute as pc
+
+    return sum(
+        pc.sum(pc.list_value_length(batch["input_ids"])).as_py() or 0
+        for batch in dataset.with_format("arrow").iter(batch_size=65536)
+    )
+
+
+def _build_from_dataset(tokenizer, config: CorpusConfig) -> tuple[DatasetDict, CorpusSummary]:
+    """A data-file, saved or Hub source: one batched `map` (in `num_proc` processes) splits and tokenises every
+    document into Arrow, never into Python lists; the split column then partitions it."""
+    from datasets import concatenate_datasets
+
+    dataset = load_text_dataset(config)
+    parts = list(dataset.values()) if isinstance(dataset, DatasetDict) else [dataset]
+    dataset = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+    if config.text_column not in dataset.column_names:
+        raise ValueError(
+            f"dataset {config.source!r} has no column {config.text_column!r}; columns: {dataset.column_names}."
+        )
+    dataset = dataset.select_columns([config.text_column])
+    if config.max_programs is not None:
+        dataset = dataset.select(range(min(len(dataset), config.max_programs)))
+    programs = dataset.map(
+        _pieces,
+        batched=True,
+        with_indices=True,
+        remove_columns=[config.text_column],
+        fn_kwargs={"tokenizer": tokenizer, "config": config},
+        num_proc=config.num_proc,
+        desc="splitting and tokenising",
+    )
+    used = dataset.filter(
+        lambda batch: [isinstance(t, str) and bool(t.strip()) for t in batch[config.text_column]],
+        batched=True,
+        num_proc=config.num_proc,
+    )
+    splits = {name: programs.filter(lambda b, n=name: [s == n for s in b["split"]], batched=True) for name in
+              ("train", "validation")}  # fmt: skip
+    corpus = DatasetDict({name: part.remove_columns("split") for name, part in splits.items()})
+    if config.max_programs is not None and sum(map(len, corpus.values())) > config.max_programs:
+        corpus = DatasetDict({n: d.select(range(min(len(d), config.max_programs))) for n, d in corpus.items()})
+    summary = CorpusSummary(files_seen=len(dataset), files_used=len(used), skipped_empty=len(dataset) - len(used))
+    summary.programs = {name: len(part) for name, part in corpus.items()}
+    summary.tokens = {name: _count_tokens(part) for name, part in corpus.items()}
+    if not len(corpus["train"]):
+        raise ValueError(f"no usable program found in {config.source}: {summary}")
+    logger.info("corpus: %s", summary)
     return corpus, summary
 
 

@@ -66,6 +66,9 @@ class DataArguments:
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset: configuration name."})
     data_dir: str | None = field(default=None, metadata={"help": "Hub dataset: `data_dir` (e.g. `data/python`)."})
     dataset_split: str | None = field(default=None, metadata={"help": "Dataset split to read (default: all)."})
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for splitting and tokenising a dataset source (`map(num_proc=)`)."}
+    )
     text_column: str = "text"
     max_length: int = field(default=64, metadata={"help": "Tokens per program including BOS and EOS (L + 1)."})
     validation_fraction: float = 0.05

@@ -64,6 +64,7 @@ def program_data(tokenizer, data_args: DataArguments, args: CrocodilTrainingArgu
         dataset_config=data_args.dataset_config,
         data_dir=data_args.data_dir,
         split=data_args.dataset_split,
+        num_proc=data_args.preprocessing_num_workers,
     )
     if data_args.streaming:
         if args.max_steps <= 0:
