@@ -140,7 +140,7 @@ def test_torchrun_ddp_ranks_agree_and_equal_one_process(space, references, stage
     check_saved(space / f"ddp-{stage}", stage, rank0)
 
 
-@pytest.mark.parametrize("stage", ["mdm", "autoencoder"])
+@pytest.mark.parametrize("stage", ["mdm", "autoencoder", "prior", "conditional-prior"])
 def test_accelerate_launch_two_cpu_processes_agree_with_one_process(space, references, stage):
     dump = launch(space, "accelerate", stage, f"acc-{stage}", *stage_inputs(references, stage))
     rank0, rank1 = ranks(dump)

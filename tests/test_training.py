@@ -532,3 +532,31 @@ def test_a_bf16_base_checkpoint_trains_with_fp32_master_weights(trained, workspa
         max_steps=2, save_steps=2,
     )  # fmt: skip
     assert all(v.dtype == torch.float32 for v in load_file(str(Path(out) / "model.safetensors")).values())
+
+
+def test_lora_on_a_pretrained_hf_encoder_backbone_saves_an_adapter_peft_loads(trained, workspace, tmp_path):
+    from peft import PeftModel
+    from transformers import BertConfig, BertModel
+
+    from crocodil_hf import RegisterEncoderModel
+
+    torch.manual_seed(0)
+    bert = BertModel(
+        BertConfig(vocab_size=320, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    )
+    bert.save_pretrained(tmp_path / "bert")
+    out = run(
+        workspace, "autoencoder", "lora-enc", model_name_or_path=str(workspace / "mdm"), num_registers=4,
+        prefix_rope_pairs=2, encoder_name_or_path=str(tmp_path / "bert"), output_dir=str(tmp_path / "out"),
+        max_steps=4, save_steps=4, use_lora=True, lora_encoder=True, lora_r=4,
+    )  # fmt: skip
+    checkpoint = load_file(str(next(Path(out).glob("checkpoint-*")) / "model.safetensors"))
+    frozen = {k: v for k, v in bert.state_dict().items() if k.endswith("query.weight")}
+    for name, tensor in frozen.items():  # adapted layers keep their pretrained weights; the adapters moved
+        assert torch.equal(checkpoint[f"encoder.base_model.model.backbone.{name[:-7]}.base_layer.weight"], tensor)
+    assert any("encoder." in k and "lora_B" in k and checkpoint[k].abs().sum() > 0 for k in checkpoint)
+    saved = RegisterEncoderModel.from_pretrained(Path(out) / "encoder").state_dict()  # merged, loads as a plain model
+    base = RegisterEncoderModel.from_backbone(str(tmp_path / "bert"), num_registers=4)
+    restored = PeftModel.from_pretrained(base, Path(out) / "encoder_adapter").merge_and_unload().state_dict()
+    for name, tensor in saved.items():
+        assert torch.allclose(restored[name], tensor, atol=1e-6), name

@@ -109,6 +109,8 @@ class RegisterEncoderModel(PreTrainedModel):
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # Parameters with no pretrained value (a backbone checkpoint never holds them): trained in full under LoRA.
+    _new_parameter_names = ("suffix_registers",)
 
     def __init__(self, config: RegisterEncoderConfig):
         super().__init__(config)

@@ -95,6 +95,10 @@ class CrocodilTrainingArguments(TrainingArguments):
     encoder_warmup_steps: int = field(default=0, metadata={"help": "Steps updating only the encoder (App. C)."})
     clean_warmup_steps: int = field(default=0, metadata={"help": "Steps of clean all-mask autoencoding first."})
     use_lora: bool = field(default=False, metadata={"help": "LoRA (peft) on the demasker's linear layers."})
+    lora_encoder: bool = field(
+        default=False,
+        metadata={"help": "autoencoder: LoRA (peft) on the encoder backbone's blocks too (any HF backbone)."},
+    )
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0

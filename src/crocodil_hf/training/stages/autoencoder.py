@@ -1,5 +1,6 @@
 """Stage 1, `crocodil train autoencoder`: the register encoder h_φ and the guided demasker f_θ trained together
-(Alg. 1, App. C). Output: `encoder/`, `demasker/` (merged when LoRA is on, with `demasker_adapter/` beside it),
+(Alg. 1, App. C). Output: `encoder/`, `demasker/` (merged when LoRA is on, with `demasker_adapter/` /
+`encoder_adapter/` beside them),
 `tokenizer/` and `encoder_tokenizer/`."""
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from ...modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..objectives import AutoencoderObjective
 from ..trainers import ProgramCollator
 from .common import (
+    ENCODER_LORA_TARGETS,
     MASTER_DTYPE,
     apply_lora,
     build_encoder,
@@ -39,6 +41,8 @@ def run(model_args, data_args, args, resume: str | None) -> str:
         )
     if args.use_lora:
         demasker = apply_lora(demasker, args, modules_to_save=("register_proj",))
+    if args.lora_encoder:
+        encoder = apply_lora(encoder, args, target_modules=ENCODER_LORA_TARGETS)
     objective = AutoencoderObjective(
         encoder,
         demasker,

@@ -114,17 +114,28 @@ def build_encoder(model_args: ModelArguments, tokenizer, encoder_tokenizer) -> R
     )
 
 
-def apply_lora(model, args: CrocodilTrainingArguments, modules_to_save: tuple[str, ...] = ()):
-    """LoRA adapters (peft) on every linear layer of the LLaDA blocks; `modules_to_save` stay fully trainable and are
-    stored in the adapter. Parameters in `model._new_parameter_names` that are not modules (the guided demasker's
-    boundary embeddings) stay trainable too; they are saved with the merged model."""
+# LoRA targets: the linear layers of the LLaDA blocks (demasker), and of any backbone's blocks inside the register
+# encoder (LLaDA, Qwen3 / Llama-style, BERT-style names); embeddings, heads and the encoder's registers are not adapted.
+LLADA_LORA_TARGETS = r".*blocks\.\d+\.(q_proj|k_proj|v_proj|attn_out|ff_proj|up_proj|ff_out)"
+ENCODER_LORA_TARGETS = (
+    r".*backbone\..*(blocks|layers|layer)\.\d+\..*"
+    r"(q_proj|k_proj|v_proj|o_proj|attn_out|ff_proj|up_proj|ff_out|gate_proj|down_proj|query|key|value|dense)"
+)
+
+
+def apply_lora(
+    model, args: CrocodilTrainingArguments, modules_to_save: tuple[str, ...] = (), target_modules=LLADA_LORA_TARGETS
+):
+    """LoRA adapters (peft) on `target_modules`; `modules_to_save` stay fully trainable and are stored in the adapter.
+    Parameters in `model._new_parameter_names` (no pretrained value: the guided demasker's register projection and
+    boundary embeddings, the encoder's suffix registers) stay trainable too and are stored in the adapter as well."""
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(
         r=args.lora_r,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
-        target_modules=r".*blocks\.\d+\.(q_proj|k_proj|v_proj|attn_out|ff_proj|up_proj|ff_out)",
+        target_modules=target_modules,
         modules_to_save=list(modules_to_save) or None,
     )
     peft_model = get_peft_model(model, lora)
@@ -246,6 +257,8 @@ def finish(output_dir: str, record: dict) -> None:
 
 __all__ = [
     "COMPLETE_MARKER",
+    "ENCODER_LORA_TARGETS",
+    "LLADA_LORA_TARGETS",
     "MASTER_DTYPE",
     "apply_lora",
     "build_encoder",
