@@ -483,6 +483,11 @@ def test_train_overrides_are_typed_and_bad_ones_stop_before_any_work(workspace, 
         assert main(["train", "mdm", "--config", config, *bad]) == 2, bad
         assert not (tmp_path / "never").exists()
     assert "crocodil train mdm" in capsys.readouterr().err
+    wrong_type = stage_args(workspace, "wrong", max_steps="ten", output_dir=str(tmp_path / "never"))
+    assert main(["train", "mdm", "--config", wrong_type]) == 2 and not (tmp_path / "never").exists()
+    assert "invalid int value: 'ten'" in capsys.readouterr().err  # a wrong type in the file, before any work
+    _, _, args = parse_stage_arguments(stage_args(workspace, "yaml11", learning_rate="1e-3", output_dir="x"))
+    assert args.learning_rate == 1e-3  # YAML reads 1e-3 as text; the field's type makes it a float
     model_args, _, args = parse_stage_arguments(config, ["--prior_config", "{hidden_size: 16}", "--use_lora"])
     assert model_args.prior_config == {"hidden_size": 16} and args.use_lora is True
 
@@ -560,3 +565,17 @@ def test_lora_on_a_pretrained_hf_encoder_backbone_saves_an_adapter_peft_loads(tr
     restored = PeftModel.from_pretrained(base, Path(out) / "encoder_adapter").merge_and_unload().state_dict()
     for name, tensor in saved.items():
         assert torch.allclose(restored[name], tensor, atol=1e-6), name
+
+
+def test_resume_skips_a_checkpoint_whose_writing_was_interrupted(tmp_path, caplog):
+    from crocodil_hf.training.stages.common import last_complete_checkpoint
+
+    for step, files in ((10, {"model.safetensors": "x", "trainer_state.json": "{}"}), (20, {"model.safetensors": "x"}),
+                        (30, {"model.safetensors": "x", "trainer_state.json": '{"global_st'})):  # fmt: skip
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        for name, text in files.items():
+            (tmp_path / f"checkpoint-{step}" / name).write_text(text)
+    (tmp_path / "checkpoint-x").mkdir()
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert "skipping incomplete checkpoint" in caplog.text
+    assert last_complete_checkpoint(tmp_path / "nothing") is None

@@ -1,6 +1,7 @@
 """Arguments of `crocodil train STAGE`: three dataclasses shared by every stage, filled from a YAML/JSON config and
-`--key value` overrides by one `HfArgumentParser` (the config file sets the parser's defaults, the command line is
-parsed with the fields' own types, so `--max_steps` without a value or `--max_steps ten` is an argparse error)."""
+`--key value` overrides by one `HfArgumentParser`: the file's values and the command line are parsed with the fields'
+own types (the command line wins), so `--max_steps` without a value, `--max_steps ten` or `max_steps: ten` in the
+file is an argparse error before any work."""
 
 import json
 from dataclasses import dataclass, field, fields
@@ -170,13 +171,22 @@ def parse_stage_arguments(
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown argument(s) {unknown} in {config}; see `crocodil train STAGE --help`.")
-    parser.set_defaults(**values)
+    # Scalars and lists of the file go through the same typed parsing as the command line (a wrong type in the file
+    # is an argparse error before any work); mappings (model configs, fsdp_config, deepspeed dicts) become defaults.
+    from_file = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            parser.set_defaults(**{key: value})
+        elif isinstance(value, (list, tuple)):
+            from_file += [f"--{key}", *map(str, value)]
+        elif value is not None:
+            from_file += [f"--{key}", str(value)]
     try:
         model_args, data_args, args, remaining = parser.parse_args_into_dataclasses(
-            args=overrides, return_remaining_strings=True
+            args=from_file + overrides, return_remaining_strings=True
         )
     except SystemExit as exit_:  # argparse already printed `prog: error: …`
-        raise ValueError("invalid command-line arguments (see the message above).") from exit_
+        raise ValueError(f"invalid arguments in {config} or on the command line (see the message above).") from exit_
     if remaining:
         raise ValueError(f"unknown argument(s) {remaining}; see `crocodil train STAGE --help`.")
     if "output_dir" not in values and not any(o.split("=")[0] == "--output_dir" for o in overrides):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
-from transformers.trainer_utils import get_last_checkpoint
 
 from ...data.corpus import CorpusConfig, build_program_dataset, stream_program_dataset
 from ...modeling.configuration_crocodil import RegisterEncoderConfig
@@ -38,7 +37,24 @@ def check_output_dir(args: CrocodilTrainingArguments) -> str | None:
     if args.resume_from_checkpoint:
         return args.resume_from_checkpoint
     if output.is_dir() and not args.overwrite_output_dir:
-        return get_last_checkpoint(str(output))
+        return last_complete_checkpoint(output)
+    return None
+
+
+def last_complete_checkpoint(output: str | Path) -> str | None:
+    """The newest `checkpoint-N` whose `trainer_state.json` (the Trainer writes it last) exists and parses. Newer,
+    incomplete ones (a kill while a checkpoint was being written) are skipped with a warning, not resumed from."""
+    steps = {}
+    for path in Path(output).glob("checkpoint-*"):
+        step = path.name.rsplit("-", 1)[-1]
+        if path.is_dir() and step.isdigit():
+            steps[int(step)] = path
+    for step in sorted(steps, reverse=True):
+        try:
+            json.loads((steps[step] / "trainer_state.json").read_text())
+            return str(steps[step])
+        except (OSError, ValueError):
+            logger.warning("skipping incomplete checkpoint %s (no readable trainer_state.json)", steps[step])
     return None
 
 
@@ -264,6 +280,7 @@ __all__ = [
     "build_encoder",
     "check_output_dir",
     "finish",
+    "last_complete_checkpoint",
     "llada_fields",
     "load_encoder_tokenizer",
     "load_tokenizer",
