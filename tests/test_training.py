@@ -579,3 +579,17 @@ def test_resume_skips_a_checkpoint_whose_writing_was_interrupted(tmp_path, caplo
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
     assert "skipping incomplete checkpoint" in caplog.text
     assert last_complete_checkpoint(tmp_path / "nothing") is None
+
+
+def test_a_second_run_into_a_directory_in_use_stops_before_any_work(workspace, tmp_path):
+    from crocodil_hf.training.run import output_lock
+
+    model_args, data_args, args = parse_stage_arguments(
+        stage_args(workspace, "locked", model_config=TINY_LLADA, output_dir=str(tmp_path / "busy"), max_steps=2)
+    )
+    with output_lock(args):  # a first run holds the directory
+        with pytest.raises(ValueError, match="in use by another `crocodil train` run"):
+            run_stage("mdm", model_args, data_args, args)
+        assert not list((tmp_path / "busy").glob("checkpoint-*"))
+    assert run_stage("mdm", model_args, data_args, args) == str(tmp_path / "busy")  # free again once it ended
+    assert not (tmp_path / "busy" / ".crocodil-train.lock").exists()

@@ -9,6 +9,9 @@ command resumes from its last complete checkpoint. Works the same in one process
 """
 
 import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
 
 from transformers import set_seed
 
@@ -25,14 +28,21 @@ from .stages.common import COMPLETE_MARKER, apply_lora, check_output_dir
 
 logger = logging.getLogger(__name__)
 
+LOCK_FILE = ".crocodil-train.lock"
+
 
 def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, args: CrocodilTrainingArguments):
     """Run one training stage end to end; returns the final output directory."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {list(STAGES)}.")
-    resume = check_output_dir(args)
-    if resume:
-        logger.info("resuming from %s", resume)
+    with output_lock(args):
+        resume = check_output_dir(args)
+        if resume:
+            logger.info("resuming from %s", resume)
+        return _run(stage, model_args, data_args, args, resume)
+
+
+def _run(stage, model_args, data_args, args, resume):
     set_seed(args.seed)  # models are built before the Trainer seeds: seed here so that inits are reproducible
     if getattr(args, "hf_deepspeed_config", None) is not None and args.hf_deepspeed_config.is_zero3():
         import deepspeed
@@ -40,6 +50,41 @@ def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, 
         # Base checkpoints load inside `zero.Init` (partitioned as they load): DeepSpeed must see the whole world.
         deepspeed.init_distributed()
     return STAGES[stage](model_args, data_args, args, resume)
+
+
+@contextmanager
+def output_lock(args: CrocodilTrainingArguments):
+    """Hold an exclusive lock on the output directory for the whole run (main process): a second `crocodil train`
+    into the same directory stops at once instead of mixing checkpoints. The OS releases it when the process ends,
+    so a killed run leaves no stale lock."""
+    if args.process_index != 0:
+        yield
+        return
+    import fcntl
+
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    handle = open(output / LOCK_FILE, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise ValueError(
+                f"{output} is in use by another `crocodil train` run ({owner}); wait for it or choose another "
+                "--output_dir."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            (output / LOCK_FILE).unlink(missing_ok=True)  # ours: nothing else opens it without failing at once
+    finally:
+        handle.close()
 
 
 def train_tokenizer_command(corpus: str | None, vocab_size: int, output_dir: str) -> str:
