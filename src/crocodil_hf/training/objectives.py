@@ -32,6 +32,9 @@ def _generators(row_seeds: torch.Tensor | None) -> RowGenerators | None:
 class TrainingObjective(nn.Module):
     """Base: checkpointing switches and FSDP wrap units gathered from the trained components."""
 
+    # Whether some trainable parameter gets no gradient (DDP must then search for unused parameters every step).
+    has_unused_parameters = False
+
     def components(self) -> dict[str, nn.Module]:
         """The trained models by name (their weights are saved under `<name>.` in the objective's state dict)."""
         raise NotImplementedError
@@ -108,6 +111,9 @@ class AutoencoderObjective(TrainingObjective):
     `all_mask_prob`; `clean=True` (the trainer's clean warm-up) gives the dense clean signal instead: x_t fully
     masked, no register noise, every k = K.
     """
+
+    # A backbone's parts the registers never read: a LLaDA backbone's output head, a BERT pooler.
+    has_unused_parameters = True
 
     def __init__(
         self,

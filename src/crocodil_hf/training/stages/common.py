@@ -163,6 +163,8 @@ def apply_lora(
 
 def train(objective, args: CrocodilTrainingArguments, dataset, collator, resume: str | None, **trainer_kwargs):
     """Run the `CrocodilTrainer` on an objective; returns the trainer and the train result."""
+    if args.ddp_find_unused_parameters is None:  # no per-step graph search where every parameter gets a gradient
+        args.ddp_find_unused_parameters = objective.has_unused_parameters
     trainer = CrocodilTrainer(
         model=objective, args=args, train_dataset=dataset, data_collator=collator, **trainer_kwargs
     )
