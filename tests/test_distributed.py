@@ -33,7 +33,20 @@ SAVED = {
     "prior": [("", "prior", "diffusion_pytorch_model.safetensors")],
     "conditional-prior": [("", "prior", "diffusion_pytorch_model.safetensors")],
 }
-_ports = iter(range(29600, 29700))
+
+
+class _FreePorts:
+    """Rendezvous ports the OS reports free right now (fixed numbers collide with other runs on the machine)."""
+
+    def __next__(self) -> int:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+
+_ports = _FreePorts()
 
 
 @pytest.fixture(scope="module")
