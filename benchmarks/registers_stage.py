@@ -1,7 +1,7 @@
 """The `registers` stage, measured: programs encoded per second and bytes stored per program (float32 and float16
 banks), with the shipped crocodil-python-tiny encoder on CPython standard-library programs.
 
-    python benchmarks/registers_stage.py [--programs 2000] [--output docs/results/benchmarks/registers_stage.json]
+    python benchmarks/registers_stage.py [--programs 2000] [--output-dir docs/results/benchmarks]
 """
 
 import argparse
@@ -9,6 +9,8 @@ import json
 import tempfile
 import time
 from pathlib import Path
+
+from common import write_result
 
 from crocodil_hf.pipelines.pipeline_crocodil import resolve_shipped
 from crocodil_hf.training.arguments import parse_stage_arguments
@@ -22,7 +24,7 @@ def dataset_bytes(directory: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=2000)
-    parser.add_argument("--output")
+    parser.add_argument("--output-dir", default="runs/bench")
     args = parser.parse_args()
     pipeline = Path(resolve_shipped("crocodil-python-tiny"))
     encoder_config = json.loads((pipeline / "encoder" / "config.json").read_text())
@@ -63,10 +65,7 @@ def main() -> None:
             )
     k, d = encoder_config["num_registers"], encoder_config["backbone_config"].get("d_model", 0)
     report = {"encoder": "crocodil-python-tiny", "num_registers": k, "register_dim": d, "points": points}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    write_result(report, args.output_dir, "registers_stage.json")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 objective), and peak RSS of reading a corpus materialised vs streamed at 1× and 10× its size.
 
 Each point runs in a fresh Python process; the figure is the growth of peak RSS (`ru_maxrss`) over the process's
-RSS just before the measured work, so imports and weights are not counted. Prints JSON (and writes it with --output).
+RSS just before the measured work, so imports and weights are not counted. Prints the JSON and writes it to --output-dir.
 
-    python benchmarks/training_memory.py [--output docs/results/benchmarks/training_memory.json]
+    python benchmarks/training_memory.py [--output-dir docs/results/benchmarks]
 """
 
 import argparse
@@ -103,7 +103,7 @@ def run_point(*args: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output")
+    parser.add_argument("--output-dir", default="runs/bench")
     parser.add_argument("--base-files", type=int, default=2000, help="1× corpus size in files (10× is also run)")
     parser.add_argument("--point", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -114,6 +114,8 @@ def main() -> None:
         else:
             print(json.dumps(corpus_point(rest[0], int(rest[1]), rest[2], rest[3])))
         return
+
+    from common import write_result
 
     from crocodil_hf.data.tokenizer import train_bpe_tokenizer
 
@@ -135,10 +137,7 @@ def main() -> None:
         "step": {"batch": BATCH, "length": LENGTH, "llada": SIZES, "points": steps},
         "corpus": corpora,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    write_result(report, args.output_dir, "training_memory.json")
 
 
 if __name__ == "__main__":
