@@ -4,6 +4,7 @@ activation checkpointing changes neither loss nor gradients, FSDP wrap units com
 import pytest
 import torch
 
+from conftest import tiny_llada_kwargs
 from crocodil_hf import GuidedLLaDAConfig, GuidedLLaDAForMaskedLM, LLaDAConfig, LLaDAModelLM
 from crocodil_hf.modeling.configuration_crocodil import RegisterEncoderConfig
 from crocodil_hf.modeling.modeling_register_encoder import RegisterEncoderModel
@@ -11,10 +12,7 @@ from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransforme
 from crocodil_hf.training.losses import RowGenerators, forward_mask
 from crocodil_hf.training.objectives import AutoencoderObjective, MaskedDiffusionObjective, RegisterPriorObjective
 
-LLADA = dict(
-    d_model=32, n_heads=2, n_kv_heads=2, n_layers=2, mlp_hidden_size=64, max_sequence_length=64,
-    vocab_size=64, embedding_size=64, mask_token_id=63, eos_token_id=1, pad_token_id=1, bos_token_id=0,
-)  # fmt: skip
+LLADA = tiny_llada_kwargs(d_model=32, n_heads=2, n_kv_heads=2, mlp_hidden_size=64)
 BERT = {
     "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
     "intermediate_size": 64, "vocab_size": 64, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,

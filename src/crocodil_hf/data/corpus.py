@@ -207,13 +207,36 @@ def _data_files(source: Path) -> tuple[str, list[str]] | None:
     return next(iter(by_builder.items()))
 
 
+def _is_saved_dataset(path: Path) -> bool:
+    """A `save_to_disk` directory (a Dataset or a DatasetDict)."""
+    return path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists())
+
+
+def _check_text_column(columns: list[str] | None, config: CorpusConfig) -> None:
+    if columns is not None and config.text_column not in columns:
+        raise ValueError(f"dataset {config.source!r} has no column {config.text_column!r}; columns: {columns}.")
+
+
+def program_examples(text: str, key: str, tokenizer, max_length: int) -> list[dict]:
+    """One document → its examples: pieces of at most `max_length − 2` tokens (`split_program`), each as
+    `{"input_ids": [BOS] piece [EOS], "text": piece, "path": key}`. The one place every corpus builder wraps programs."""
+    pieces = split_program(text, tokenizer, max_length - 2)
+    if not pieces:
+        return []
+    encoded = tokenizer(pieces, add_special_tokens=False)["input_ids"]
+    return [
+        {"input_ids": [tokenizer.bos_token_id, *ids, tokenizer.eos_token_id], "text": piece, "path": key}
+        for piece, ids in zip(pieces, encoded)
+    ]
+
+
 def load_text_dataset(config: CorpusConfig, streaming: bool = False):
     """The `datasets` object behind a non-directory source: data file(s), a saved dataset or a Hub dataset
     (an `IterableDataset` with `streaming=True`: rows are read as they are consumed)."""
     from datasets import load_dataset
 
     source = Path(config.source)
-    if source.is_dir() and ((source / "dataset_info.json").exists() or (source / "dataset_dict.json").exists()):
+    if _is_saved_dataset(source):
         dataset = load_from_disk(str(source))
         return dataset[config.split] if config.split and isinstance(dataset, DatasetDict) else dataset
     if source.exists():
@@ -232,24 +255,21 @@ def _is_source_tree(source: str | None) -> bool:
     if source is None:
         return True
     path = Path(source)
-    if not path.is_dir() or (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+    if not path.is_dir() or _is_saved_dataset(path):
         return False
     return _data_files(path) is None
 
 
-def _source_documents(
-    config: CorpusConfig, summary: CorpusSummary, streaming: bool = False
-) -> Iterable[tuple[str, str]]:
+def _source_documents(config: CorpusConfig, summary: CorpusSummary) -> Iterable[tuple[str, str]]:
+    """`(key, text)` of every document: files of a source tree, or rows of a dataset source read as a stream."""
     source = config.source
     if _is_source_tree(source):
         yield from read_source_files(source or stdlib_dir(), config.extensions, config.exclude_tests, summary=summary)
         return
-    dataset = load_text_dataset(config, streaming=streaming)
+    dataset = load_text_dataset(config, streaming=True)
     splits = list(dataset.values()) if isinstance(dataset, dict) else [dataset]  # DatasetDict / IterableDatasetDict
     for split in splits:
-        columns = split.column_names
-        if columns is not None and config.text_column not in columns:
-            raise ValueError(f"dataset {source!r} has no column {config.text_column!r}; columns: {columns}.")
+        _check_text_column(split.column_names, config)
         # Row by row: a memory-mapped or streamed dataset is never copied into one Python list.
         texts = (row[config.text_column] for row in split.select_columns([config.text_column]))
         for i, text in enumerate(texts):
@@ -301,14 +321,9 @@ def build_program_dataset(
         return corpus, summary
     summary = CorpusSummary()
     rows = {"train": [], "validation": []}
-    budget = config.max_length - 2
     for key, text in _source_documents(config, summary):
         split = "validation" if in_validation(key, config.validation_fraction) else "train"
-        for piece in split_program(text, tokenizer, budget):
-            ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
-            rows[split].append(
-                {"input_ids": [tokenizer.bos_token_id, *ids, tokenizer.eos_token_id], "text": piece, "path": key}
-            )
+        rows[split].extend(program_examples(text, key, tokenizer, config.max_length))
         if config.max_programs is not None and sum(map(len, rows.values())) >= config.max_programs:
             break
     empty = {"input_ids": [], "text": [], "path": []}
@@ -327,18 +342,14 @@ def build_program_dataset(
 def _pieces(batch: dict, indices: list[int], tokenizer, config: CorpusConfig) -> dict[str, list]:
     """Batched `map` function: documents → programs (split, tokenised, wrapped) with their split by path hash."""
     out = {"input_ids": [], "text": [], "path": [], "split": []}
-    budget = config.max_length - 2
     for index, text in zip(indices, batch[config.text_column]):
         if not isinstance(text, str) or not text.strip():
             continue
         key = f"{config.source}#{index}"
         split = "validation" if in_validation(key, config.validation_fraction) else "train"
-        pieces = split_program(text, tokenizer, budget)
-        encoded = tokenizer(pieces, add_special_tokens=False)["input_ids"] if pieces else []
-        for piece, ids in zip(pieces, encoded):
-            out["input_ids"].append([tokenizer.bos_token_id, *ids, tokenizer.eos_token_id])
-            out["text"].append(piece)
-            out["path"].append(key)
+        for example in program_examples(text, key, tokenizer, config.max_length):
+            for column, value in example.items():
+                out[column].append(value)
             out["split"].append(split)
     return out
 
@@ -361,10 +372,7 @@ def _build_from_dataset(tokenizer, config: CorpusConfig) -> tuple[DatasetDict, C
     dataset = load_text_dataset(config)
     parts = list(dataset.values()) if isinstance(dataset, DatasetDict) else [dataset]
     dataset = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
-    if config.text_column not in dataset.column_names:
-        raise ValueError(
-            f"dataset {config.source!r} has no column {config.text_column!r}; columns: {dataset.column_names}."
-        )
+    _check_text_column(dataset.column_names, config)
     dataset = dataset.select_columns([config.text_column])
     if config.max_programs is not None:
         dataset = dataset.select(range(min(len(dataset), config.max_programs)))
@@ -398,13 +406,12 @@ def _build_from_dataset(tokenizer, config: CorpusConfig) -> tuple[DatasetDict, C
 
 def _program_rows(tokenizer, config: CorpusConfig, split: str) -> Iterable[dict]:
     """Examples of one split, produced lazily from the source (the generator behind `stream_program_dataset`)."""
-    budget, produced = config.max_length - 2, 0
-    for key, text in _source_documents(config, CorpusSummary(), streaming=True):
+    produced = 0
+    for key, text in _source_documents(config, CorpusSummary()):
         if in_validation(key, config.validation_fraction) != (split == "validation"):
             continue
-        for piece in split_program(text, tokenizer, budget):
-            ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
-            yield {"input_ids": [tokenizer.bos_token_id, *ids, tokenizer.eos_token_id], "text": piece, "path": key}
+        for example in program_examples(text, key, tokenizer, config.max_length):
+            yield example
             produced += 1
         if config.max_programs is not None and produced >= config.max_programs:
             return
@@ -438,6 +445,7 @@ __all__ = [
     "CorpusConfig",
     "CorpusSummary",
     "build_program_dataset",
+    "program_examples",
     "stream_program_dataset",
     "in_validation",
     "read_source_files",

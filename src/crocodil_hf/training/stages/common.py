@@ -265,11 +265,12 @@ def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_s
                 _save_and_verify(components[name], _component_weights(state, name), output / subdir, adapter_dir)
         for save in extra_saves:
             save(output)
-        (output / COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
+        finish(output, record)
     trainer.accelerator.wait_for_everyone()
 
 
-def finish(output_dir: str, record: dict) -> None:
+def finish(output_dir: str | Path, record: dict) -> None:
+    """Mark a stage complete: the last file a stage writes."""
     Path(output_dir, COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
 
 
