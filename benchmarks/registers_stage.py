@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common import write_result
 
-from crocodil_hf.pipelines.pipeline_crocodil import resolve_shipped
+from crocodil_hf.checks import resolve_shipped
 from crocodil_hf.training.arguments import parse_stage_arguments
 from crocodil_hf.training.run import run_stage
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from crocodil_hf.pipelines.pipeline_crocodil import SHIPPED_DIR, CrocodilPipeline, resolve_shipped
+from crocodil_hf.checks import SHIPPED_DIR, resolve_shipped
+from crocodil_hf.pipelines.pipeline_crocodil import CrocodilPipeline
 
 SHIPPED = SHIPPED_DIR / "crocodil-python-tiny"
 pytestmark = pytest.mark.skipif(not (SHIPPED / "model_index.json").exists(), reason="no shipped pipeline")

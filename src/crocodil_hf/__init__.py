@@ -1,95 +1,71 @@
 """crocodil_hf: CRoCoDiL (Continuous and Robust Conditioned Diffusion for Language), Hugging Face native.
 
-Importing the package registers the three transformers models with the Auto classes, so that local code is used even
-for Hub repositories that carry remote code, and `save_pretrained` writes an `auto_map` with self-contained remote
-code (DESIGN §3.1).
+The package imports lazily (like transformers' own `__init__`): `import crocodil_hf` loads neither torch nor
+transformers, so `crocodil --help` answers at once; the first access to a class below imports its module. Importing
+any model or pipeline module registers the three transformers models with the Auto classes (so that local code is
+used even for Hub repositories that carry remote code, and `save_pretrained` writes an `auto_map` with
+self-contained remote code) and registers `crocodil_hf` as a library with diffusers' pipeline loader.
+
+Example:
+    ```python
+    >>> from crocodil_hf import CrocodilPipeline
+    >>> pipe = CrocodilPipeline.from_pretrained("crocodil-python-tiny")
+    ```
 """
 
-from diffusers import ModelMixin, SchedulerMixin  # noqa: F401  (looked up on this package by diffusers' loader)
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrainedModel  # noqa: F401
-
-from .modeling import (
-    GuidedLLaDAConfig,
-    GuidedLLaDAForMaskedLM,
-    GuidedMaskedLMOutput,
-    LLaDAConfig,
-    LLaDAModel,
-    LLaDAModelLM,
-    RegisterEncoderConfig,
-    RegisterEncoderModel,
-    RegisterEncoderOutput,
-    nested_dropout,
-    normalize_registers,
-)
-from .modeling.modeling_register_prior import (
-    RegisterPriorOutput,
-    RegisterPriorTransformer,
-    block_timestep_offsets,
-    block_timesteps,
-    register_blocks,
-)
-from .pipelines.pipeline_crocodil import CrocodilPipeline, CrocodilPipelineOutput
-from .pipelines.sampling import MaskedDiffusionScheduler
+import importlib
 
 __version__ = "0.1.0.dev0"
 
+# public name -> module (relative to this package) that defines it
+_LAZY = {
+    **dict.fromkeys(
+        [
+            "GuidedLLaDAConfig",
+            "GuidedLLaDAForMaskedLM",
+            "GuidedMaskedLMOutput",
+            "LLaDAConfig",
+            "LLaDAModel",
+            "LLaDAModelLM",
+            "RegisterEncoderConfig",
+            "RegisterEncoderModel",
+            "RegisterEncoderOutput",
+            "nested_dropout",
+            "normalize_registers",
+        ],
+        ".modeling",
+    ),
+    **dict.fromkeys(
+        [
+            "RegisterPriorOutput",
+            "RegisterPriorTransformer",
+            "block_timestep_offsets",
+            "block_timesteps",
+            "register_blocks",
+        ],
+        ".modeling.modeling_register_prior",
+    ),
+    "CrocodilPipeline": ".pipelines.pipeline_crocodil",
+    "CrocodilPipelineOutput": ".pipelines.pipeline_crocodil",
+    "MaskedDiffusionScheduler": ".pipelines.sampling",
+}
+# Base classes diffusers' pipeline loader looks up on a registered library to find each component's load method.
+_LOADER_BASES = {"ModelMixin": "diffusers", "SchedulerMixin": "diffusers", "PreTrainedModel": "transformers"}
 
-def _register_auto_classes() -> None:
-    for config_cls, model_cls in (
-        (LLaDAConfig, LLaDAModelLM),
-        (GuidedLLaDAConfig, GuidedLLaDAForMaskedLM),
-        (RegisterEncoderConfig, RegisterEncoderModel),
-    ):
-        AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
-        AutoModel.register(config_cls, model_cls, exist_ok=True)
-        # Written into config.json's auto_map on save, with the modeling files copied beside the weights.
-        config_cls.register_for_auto_class()
-        model_cls.register_for_auto_class("AutoModel")
-    for config_cls, model_cls in ((LLaDAConfig, LLaDAModelLM), (GuidedLLaDAConfig, GuidedLLaDAForMaskedLM)):
-        AutoModelForMaskedLM.register(config_cls, model_cls, exist_ok=True)
+__all__ = sorted(_LAZY)
 
 
-def _register_with_diffusers() -> None:
-    """Make diffusers treat `crocodil_hf` like `transformers`: a library whose classes it loads with `from_pretrained`.
-
-    Without this, `model_index.json` names each component by its module path (`crocodil_hf.modeling....`), which
-    diffusers' Hub download takes for a custom-code file it expects inside the repository. Registered, the components
-    are recorded as `["crocodil_hf", "<Class>"]` and resolved by importing this package. diffusers finds each class's
-    load method by matching base classes it looks up on the library, hence the three base-class attributes below.
-    """
-    from diffusers.pipelines import pipeline_loading_utils
-
-    loadable = {
-        "ModelMixin": ["save_pretrained", "from_pretrained"],
-        "SchedulerMixin": ["save_pretrained", "from_pretrained"],
-        "PreTrainedModel": ["save_pretrained", "from_pretrained"],
-    }
-    pipeline_loading_utils.LOADABLE_CLASSES.setdefault("crocodil_hf", loadable)
-    for name, methods in loadable.items():
-        pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.setdefault(name, methods)
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _LOADER_BASES:
+        importlib.import_module(".modeling", __name__)  # a pipeline load: register the models first
+        value = getattr(importlib.import_module(_LOADER_BASES[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-_register_auto_classes()
-_register_with_diffusers()
-
-__all__ = [
-    "CrocodilPipeline",
-    "CrocodilPipelineOutput",
-    "MaskedDiffusionScheduler",
-    "GuidedLLaDAConfig",
-    "GuidedLLaDAForMaskedLM",
-    "GuidedMaskedLMOutput",
-    "LLaDAConfig",
-    "LLaDAModel",
-    "LLaDAModelLM",
-    "RegisterEncoderConfig",
-    "RegisterEncoderModel",
-    "RegisterEncoderOutput",
-    "RegisterPriorOutput",
-    "RegisterPriorTransformer",
-    "block_timestep_offsets",
-    "block_timesteps",
-    "nested_dropout",
-    "normalize_registers",
-    "register_blocks",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_LOADER_BASES))

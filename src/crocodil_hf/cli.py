@@ -2,16 +2,23 @@
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command; imports nothing heavy (`crocodil --help` answers at once)."""
     from . import __version__
+    from .pipelines import GENERATION_MODES, REMASKING
 
     parser = argparse.ArgumentParser(
         prog="crocodil", description="CRoCoDiL: continuous-register guided masked diffusion for language."
     )
     parser.add_argument("--version", action="version", version=f"crocodil_hf {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (also CROCODIL_DEBUG=1); allowed anywhere"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser(
@@ -22,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(any field of ModelArguments, DataArguments or TrainingArguments). Shipped configs: tiny-python/<stage>, "
         "paper/<stage>. Works under `accelerate launch` and `torchrun`.",
     )
-    from .training.run import STAGES
+    from .training.stages import STAGES  # names only: no torch
 
     train.add_argument("stage", choices=list(STAGES))
     train.add_argument("--config", help="config file or shipped name, e.g. tiny-python/mdm")
@@ -48,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sample programs with a CRoCoDiL pipeline; prints them with the NFE breakdown and wall time.",
     )
     _pipeline_arg(gen)
-    gen.add_argument("--mode", default="con_within_disc", choices=["con_within_disc", "con_then_disc", "mdm"])
+    gen.add_argument("--mode", default="con_within_disc", choices=GENERATION_MODES)
     gen.add_argument("--num-samples", type=int, default=4)
     gen.add_argument("--steps", type=int, default=16, help="demasker calls (default 16 = L/4)")
     gen.add_argument("--gen-length", type=int, default=None, help="tokens to generate (default: the model's L)")
@@ -57,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=0.0)
     gen.add_argument("--threshold", type=float, default=None, help="confidence threshold (adaptive calls)")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--output", help="also write the samples as JSONL")
+    gen.add_argument("--output", help="also write the samples as JSONL (a new file)")
+    gen.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
 
     ae = sub.add_parser("autoencode", help="encode a file to registers and decode it back; prints the CER")
     _pipeline_arg(ae)
@@ -94,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--temperature", type=float, default=0.0)
     ev.add_argument(
         "--remasking",
-        choices=("low_confidence", "random"),
+        choices=REMASKING,
         default="low_confidence",
         help="which candidates each step commits (random + --temperature 1 is ancestral sampling)",
     )
@@ -102,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--corpus", default=None, help="held-out programs source (default: CPython stdlib)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--no-mauve", action="store_true", help="skip MAUVE")
-    ev.add_argument("--output-dir", required=True)
+    ev.add_argument("--output-dir", required=True, help="a new or empty directory (or one `crocodil eval` wrote)")
+    ev.add_argument("--overwrite", action="store_true", help="write into a non-empty directory crocodil did not write")
 
     push = sub.add_parser("push", help="push a pipeline or a stage output (with its model card) to the Hub")
     push.add_argument("directory", help="a pipeline directory or a stage output directory")
@@ -114,11 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     tok = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer (BOS, EOS, PAD, MASK)")
     tok.add_argument("--corpus", help="directory of source files (default: the CPython standard library)")
     tok.add_argument("--vocab-size", type=int, default=8192)
-    tok.add_argument("--output", required=True)
+    tok.add_argument("--output", required=True, help="a new or empty directory")
+    tok.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty directory crocodil did not write"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `crocodil` command; returns the exit status (0 ok, 2 a user error, 1 an unexpected failure, 130 an
+    interrupt). Errors print one line, `crocodil <command>: error: <what>; <what is allowed>`; `--debug` (anywhere
+    on the command line) or `CROCODIL_DEBUG=1` adds the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("CROCODIL_DEBUG", "").lower() not in ("", "0", "false", "no")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
@@ -126,51 +144,134 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if rest and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "train" and {"-h", "--help"} & set(rest):
         from .training.arguments import stage_argument_parser
 
         print(f"usage: crocodil train {args.stage} --config CONFIG [--key value ...]\n")
         stage_argument_parser(f"crocodil train {args.stage}").print_help()
         return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "config":
-            from .training.arguments import resolve_config
+        return COMMANDS[args.command](args, rest) or 0
+    except KeyboardInterrupt:
+        print(f"crocodil {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001  (the one place every failure becomes one line)
+        if debug:
+            traceback.print_exc()
+        message, status = explain_error(err)
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        print(f"crocodil {args.command}: error: {message}" + (hint if status == 1 else ""), file=sys.stderr)
+        return status
 
-            print(resolve_config(args.name).resolve())
-        elif args.command == "train":
-            from .training.run import parse_stage_arguments, run_stage
 
-            if args.config is None:
-                raise ValueError("--config is required (a config file or a shipped name such as tiny-python/mdm).")
-            model_args, data_args, training_args = parse_stage_arguments(
-                args.config, rest, prog=f"crocodil train {args.stage}"
-            )
-            output = run_stage(args.stage, model_args, data_args, training_args)
-            print(f"stage {args.stage} finished: {output}")
-        elif args.command == "assemble":
-            from .training.run import assemble_pipeline
+def explain_error(err: BaseException) -> tuple[str, int]:
+    """One line for an exception and the exit status: 2 for what the user can fix (bad values, paths, files, the
+    network, a full disk), 1 for an unexpected failure (a bug: the line names the exception type)."""
+    import errno
 
-            assemble_pipeline(args.autoencoder, args.prior, args.output, args.conditional_prior, args.overwrite)
-            print(f"pipeline written to {args.output}")
-        elif args.command == "generate":
-            return run_generate(args)
-        elif args.command == "autoencode":
-            return run_autoencode(args)
-        elif args.command == "interpolate":
-            return run_interpolate(args)
-        elif args.command == "push":
-            return run_push(args)
-        elif args.command == "eval":
-            return run_eval(args)
-        elif args.command == "tokenizer":
-            from .training.run import train_tokenizer_command
+    if isinstance(err, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({err.reason} at byte {err.start}); convert it to UTF-8.", 2
+    if isinstance(err, ValueError):
+        return str(err).strip() or type(err).__name__, 2
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        where = f" while writing {err.filename}" if err.filename else ""
+        return f"no space left on device{where}; free some space and rerun (partial files were removed).", 2
+    hub = _hub_error(err)
+    if hub:
+        return hub, 2
+    if type(err).__name__ == "SafetensorError":
+        return f"a weights file is not a valid safetensors file ({err}); re-download or re-save it.", 2
+    if isinstance(err, OSError):
+        if err.filename is not None and err.strerror:
+            return f"{err.strerror}: {err.filename}; check the path.", 2
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, 2
+    return f"unexpected {type(err).__name__}: {err}", 1
 
-            train_tokenizer_command(args.corpus, args.vocab_size, args.output)
-            print(f"tokenizer written to {args.output}")
-    except ValueError as err:
-        print(f"crocodil {args.command}: error: {err}", file=sys.stderr)
-        return 2
+
+def _hub_error(err: BaseException) -> str | None:
+    """A readable line for failures to reach or find something on the Hugging Face Hub."""
+    names = {type(e).__name__ for e in _chain(err)}
+    if names & {
+        "OfflineModeIsEnabled",
+        "LocalEntryNotFoundError",
+        "ConnectError",
+        "ConnectTimeout",
+        "TimeoutException",
+    }:
+        return (
+            "cannot reach the Hugging Face Hub (offline or no network); use a local directory, or set HF_HUB_OFFLINE=0 "
+            "and check the connection."
+        )
+    if names & {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError", "GatedRepoError"}:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return f"not found on the Hugging Face Hub ({first}); check the repository id, revision and your token."
+    if "HfHubHTTPError" in names:
+        return f"the Hugging Face Hub refused the request: {str(err).strip().splitlines()[0]}"
+    return None
+
+
+def _chain(err: BaseException):
+    while err is not None:
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def run_config(args, rest) -> int:
+    from .training.arguments import resolve_config
+
+    print(resolve_config(args.name).resolve())
+    return 0
+
+
+def run_train(args, rest) -> int:
+    if args.config is None:
+        raise ValueError("--config is required; give a config file or a shipped name such as tiny-python/mdm.")
+    from .training.run import parse_stage_arguments, run_stage
+
+    model_args, data_args, training_args = parse_stage_arguments(
+        args.config, rest, prog=f"crocodil train {args.stage}"
+    )
+    output = run_stage(args.stage, model_args, data_args, training_args)
+    print(f"stage {args.stage} finished: {output}")
+    return 0
+
+
+def run_assemble(args, rest) -> int:
+    from .checks import claim_output_dir
+
+    for option, value in (("--autoencoder", args.autoencoder), ("--prior", args.prior)):
+        _check_stage_dir(option, value)
+    if args.conditional_prior:
+        _check_stage_dir("--conditional-prior", args.conditional_prior)
+    claim_output_dir(args.output, "assemble", args.overwrite)
+    from .training.run import assemble_pipeline
+
+    assemble_pipeline(args.autoencoder, args.prior, args.output, args.conditional_prior, args.overwrite)
+    print(f"pipeline written to {args.output}")
+    return 0
+
+
+def _check_stage_dir(option: str, value: str) -> None:
+    from pathlib import Path
+
+    if not Path(value).is_dir():
+        raise ValueError(f"{option} {value} is not a directory; expected the output directory of `crocodil train`.")
+
+
+def run_tokenizer(args, rest) -> int:
+    from pathlib import Path
+
+    from .checks import check_number, claim_output_dir
+
+    check_number("--vocab-size", args.vocab_size, minimum=260, integer=True)
+    if args.corpus is not None and not Path(args.corpus).is_dir():
+        raise ValueError(f"--corpus {args.corpus} is not a directory; expected a directory of source files.")
+    claim_output_dir(args.output, "tokenizer", args.overwrite)
+    from .training.run import train_tokenizer_command
+
+    train_tokenizer_command(args.corpus, args.vocab_size, args.output)
+    print(f"tokenizer written to {args.output}")
     return 0
 
 
@@ -183,22 +284,22 @@ def _pipeline_arg(parser) -> None:
 
 
 def _load(name: str):
+    """Load a pipeline after checking the source: an empty or foreign directory is refused before anything loads."""
+    from .checks import check_pipeline_source
+
+    source = check_pipeline_source(name)
     from .pipelines.pipeline_crocodil import CrocodilPipeline
 
-    return CrocodilPipeline.from_pretrained(name)  # resolves shipped names itself
+    return CrocodilPipeline.from_pretrained(source)
 
 
 def _model_length(pipe) -> int:
     """The generation length L the pipeline was trained for (max_length − 1), recorded at assembly time."""
-    return int(getattr(pipe.demasker.config, "default_gen_length", 64))
+    return pipe.trained_gen_length or 64
 
 
-def _read_program(path: str, pipe, gen_length: int) -> tuple[str, bool]:
-    from pathlib import Path
-
-    text = Path(path).read_text(encoding="utf-8")
-    if not text.strip():
-        raise ValueError(f"{path} is empty.")
+def _fit_program(path: str, text: str, pipe, gen_length: int) -> tuple[str, bool]:
+    """The program, or its first complete lines when it is longer than `gen_length - 1` tokens."""
     ids = pipe.tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids) < gen_length:
         return text, False
@@ -206,13 +307,29 @@ def _read_program(path: str, pipe, gen_length: int) -> tuple[str, bool]:
     return kept[: kept.rfind("\n") + 1] or kept, True
 
 
-def run_generate(args) -> int:
+def _check_common(args) -> None:
+    """Option values shared by generate / autoencode / interpolate, checked before the pipeline loads."""
+    from .checks import check_number
+
+    check_number("--steps", args.steps, minimum=1, integer=True)
+    check_number("--gen-length", args.gen_length, minimum=1, integer=True, allow_none=True)
+
+
+def run_generate(args, rest=None) -> int:
     import json
 
+    from .checks import check_number, check_output_file
+
+    _check_common(args)
+    check_number("--num-samples", args.num_samples, minimum=1, integer=True)
+    check_number("--block-length", args.block_length, minimum=1, integer=True, allow_none=True)
+    check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
+    check_number("--temperature", args.temperature, minimum=0)
+    check_number("--threshold", args.threshold, minimum=0, maximum=1, exclusive_minimum=True, allow_none=True)
+    if args.output:
+        check_output_file(args.output, args.overwrite)
     import torch
 
-    if args.num_samples < 1:
-        raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}.")
     pipe = _load(args.pipeline)
     gen_length = args.gen_length or _model_length(pipe)
     generators = [torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)]
@@ -237,31 +354,53 @@ def run_generate(args) -> int:
     )
     print(f"# wall time: {out.wall_time:.2f} s for {args.num_samples} samples of {gen_length} tokens")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            for i, text in enumerate(out.texts):
-                f.write(
-                    json.dumps(
-                        {
-                            "text": text,
-                            "mode": args.mode,
-                            "seed": args.seed + i,
-                            "steps": args.steps,
-                            "gen_length": gen_length,
-                            "nfe": nfe,
-                        }
-                    )
-                    + "\n"
-                )
+        rows = [
+            {"text": text, "mode": args.mode, "seed": args.seed + i, "steps": args.steps, "gen_length": gen_length}
+            | {"nfe": nfe}
+            for i, text in enumerate(out.texts)
+        ]
+        _write_atomic(args.output, "".join(json.dumps(row) + "\n" for row in rows))
         print(f"# wrote {args.output}")
     return 0
 
 
-def run_autoencode(args) -> int:
+def _write_atomic(path: str, text: str) -> None:
+    """Write through a temporary file and rename: a failure (a full disk) leaves no partial file behind."""
+    import tempfile
+    from pathlib import Path
+
+    target = Path(path)
+    handle = tempfile.NamedTemporaryFile(
+        "w",
+        encoding="utf-8",
+        dir=target.parent if str(target.parent) else ".",
+        prefix=f".{target.name}.",
+        delete=False,
+    )
+    try:
+        with handle:
+            handle.write(text)
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def run_autoencode(args, rest=None) -> int:
+    from .checks import check_number, read_text_file
+
+    _check_common(args)
+    check_number("--num-registers", args.num_registers, minimum=1, integer=True, allow_none=True)
+    text = read_text_file(args.file)
     from .evaluation.metrics import cer
 
     pipe = _load(args.pipeline)
+    if args.num_registers is not None and args.num_registers > pipe.num_registers_max:
+        raise ValueError(
+            f"--num-registers {args.num_registers} is more than the pipeline's K = {pipe.num_registers_max}."
+        )
     gen_length = args.gen_length or _model_length(pipe)
-    text, truncated = _read_program(args.file, pipe, gen_length)
+    text, truncated = _fit_program(args.file, text, pipe, gen_length)
     if truncated:
         print(f"# note: {args.file} is longer than {gen_length - 1} tokens; autoencoding its first complete lines")
     out = pipe(
@@ -276,12 +415,28 @@ def run_autoencode(args) -> int:
     return 0
 
 
-def run_interpolate(args) -> int:
+def _alphas(value: str) -> list[float]:
+    import math
+
+    try:
+        alphas = [float(a) for a in value.split(",") if a.strip()]
+    except ValueError:
+        alphas = []
+    if not alphas or not all(math.isfinite(a) for a in alphas):
+        raise ValueError(f"--alphas must be a comma list of finite numbers such as 0,0.5,1; got {value!r}.")
+    return alphas
+
+
+def run_interpolate(args, rest=None) -> int:
+    from .checks import read_text_file
+
+    _check_common(args)
+    alphas = _alphas(args.alphas)
+    texts_in = [read_text_file(args.file_a), read_text_file(args.file_b)]
     pipe = _load(args.pipeline)
     gen_length = args.gen_length or _model_length(pipe)
-    alphas = [float(a) for a in args.alphas.split(",")]
-    text_a, _ = _read_program(args.file_a, pipe, gen_length)
-    text_b, _ = _read_program(args.file_b, pipe, gen_length)
+    text_a, _ = _fit_program(args.file_a, texts_in[0], pipe, gen_length)
+    text_b, _ = _fit_program(args.file_b, texts_in[1], pipe, gen_length)
     texts = pipe.interpolate(text_a, text_b, alphas=alphas, gen_length=gen_length, steps=args.steps)
     for alpha, text in zip(alphas, texts):
         print(f"# ---- alpha = {alpha:g} ----")
@@ -289,18 +444,20 @@ def run_interpolate(args) -> int:
     return 0
 
 
-def run_push(args) -> int:
+def run_push(args, rest=None) -> int:
     from pathlib import Path
 
+    from .checks import OUTPUT_MARKER
+
+    folder = Path(args.directory)
+    if not folder.is_dir() or not any(p.name != OUTPUT_MARKER for p in folder.iterdir()):
+        raise ValueError(f"{folder} is not a non-empty directory; expected a pipeline or a stage output directory.")
+    if args.repo_id.count("/") != 1 or not all(args.repo_id.split("/")):
+        raise ValueError(f"repo_id must look like org/name, got {args.repo_id!r}.")
     from huggingface_hub import HfApi
 
     from .evaluation.model_card import minimal_card
 
-    folder = Path(args.directory)
-    if not folder.is_dir() or not any(folder.iterdir()):
-        raise ValueError(f"{folder} is not a non-empty directory.")
-    if args.repo_id.count("/") != 1:
-        raise ValueError(f"repo_id must look like org/name, got {args.repo_id!r}.")
     api = HfApi()
     url = api.create_repo(args.repo_id, private=args.private, exist_ok=True)
     if args.revision and args.revision != "main":
@@ -319,30 +476,50 @@ def run_push(args) -> int:
         repo_id=args.repo_id,
         revision=args.revision,
         commit_message=args.commit_message or f"Upload {folder.name} with crocodil push",
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "*.pt", "*.bin"],
+        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "*.pt", "*.bin", OUTPUT_MARKER, ".crocodil-*"],
     )
     print(f"pushed {folder} to {url} (revision {args.revision or 'main'}, commit {info.oid})")
     return 0
 
 
-def _int_list(value: str | None) -> list[int] | None:
+def _int_list(option: str, value: str | None) -> list[int] | None:
     if value is None:
         return None
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError as err:
-        raise ValueError(f"expected a comma list of integers, got {value!r}.") from err
+        values = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ValueError(f"{option} must be a comma list of positive integers such as 8,16; got {value!r}.")
+    return values
 
 
-def run_eval(args) -> int:
+def run_eval(args, rest=None) -> int:
+    from pathlib import Path
+
+    from .checks import check_number, check_pipeline_source, claim_output_dir
+    from .pipelines import MODES
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if not modes or unknown:
+        raise ValueError(
+            f"--modes {args.modes!r} names unknown mode(s) {unknown}; expected some of {', '.join(MODES)}."
+        )
+    steps = _int_list("--steps", args.steps)
+    blocks = _int_list("--block-length", args.block_length) or [args.gen_length]
+    for option in ("gen_length", "num_samples", "batch_size", "prior_steps"):
+        check_number(f"--{option.replace('_', '-')}", getattr(args, option), minimum=1, integer=True)
+    check_number("--temperature", args.temperature, minimum=0)
+    if args.corpus is not None and not Path(args.corpus).exists():
+        raise ValueError(f"--corpus {args.corpus} does not exist; expected a directory of programs or a data file.")
+    source = check_pipeline_source(args.pipeline)
+    claim_output_dir(args.output_dir, "eval", args.overwrite)
     from .evaluation.scorer import load_scorer
     from .evaluation.sweep import check_sweep, plot_sweep, reference_programs, run_sweep, write_sweep
     from .pipelines.pipeline_crocodil import CrocodilPipeline
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    steps = _int_list(args.steps)
-    blocks = _int_list(args.block_length) or [args.gen_length]
-    pipe = CrocodilPipeline.from_pretrained(args.pipeline)
+    pipe = CrocodilPipeline.from_pretrained(source)
     check_sweep(pipe, modes, steps, blocks, args.gen_length, args.num_samples, None)
     references = reference_programs(pipe, args.num_samples, args.gen_length, args.corpus, args.seed)
     scorer = load_scorer(args.scorer)
@@ -376,6 +553,19 @@ def run_eval(args) -> int:
         )
     print(f"wrote {path} and {len(plots)} plot(s); scorer {sweep['scorer']}")
     return 0
+
+
+COMMANDS = {
+    "config": run_config,
+    "train": run_train,
+    "assemble": run_assemble,
+    "generate": run_generate,
+    "autoencode": run_autoencode,
+    "interpolate": run_interpolate,
+    "push": run_push,
+    "eval": run_eval,
+    "tokenizer": run_tokenizer,
+}
 
 
 if __name__ == "__main__":

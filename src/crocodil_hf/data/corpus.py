@@ -48,19 +48,26 @@ class CorpusSummary:
     skipped_empty: int = 0
     skipped_non_utf8: int = 0
     skipped_unreadable: int = 0
+    skipped_syntax: int = 0
     skipped_tests: int = 0
     programs: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
 
     @property
     def skipped(self) -> int:
-        return self.skipped_binary + self.skipped_empty + self.skipped_non_utf8 + self.skipped_unreadable
+        return (
+            self.skipped_binary
+            + self.skipped_empty
+            + self.skipped_non_utf8
+            + self.skipped_unreadable
+            + self.skipped_syntax
+        )
 
     def __str__(self) -> str:
         return (
             f"{self.files_used}/{self.files_seen} files used; skipped {self.skipped_binary} binary, "
             f"{self.skipped_empty} empty, {self.skipped_non_utf8} non-UTF-8, {self.skipped_unreadable} unreadable, "
-            f"{self.skipped_tests} tests; programs {self.programs}; tokens {self.tokens}"
+            f"{self.skipped_syntax} not parsing, {self.skipped_tests} tests; programs {self.programs}; tokens {self.tokens}"
         )
 
 
@@ -73,7 +80,8 @@ def read_source_files(
 ) -> Iterable[tuple[str, str]]:
     """Yield `(relative_path, text)` for readable UTF-8 text files under `root`, in sorted order.
 
-    Binary (NUL bytes), empty (whitespace only), non-UTF-8 and unreadable files are skipped and counted in `summary`.
+    Binary (NUL bytes), empty (whitespace only), non-UTF-8 and unreadable files, and `.py` files that do not parse
+    (`ast.parse`), are skipped and counted in `summary`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -105,8 +113,25 @@ def read_source_files(
         if not text.strip():
             summary.skipped_empty += 1
             continue
+        if path.suffix == ".py" and not parses_as_python(text):
+            summary.skipped_syntax += 1
+            continue
         summary.files_used += 1
         yield relative, text
+
+
+def parses_as_python(text: str) -> bool:
+    """Whether `text` is a syntactically valid Python module for this interpreter (`ast.parse`)."""
+    import ast
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes etc.: still a program
+        try:
+            ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+    return True
 
 
 def split_program(text: str, tokenizer, budget: int) -> list[str]:
@@ -163,6 +188,9 @@ def in_validation(key: str, validation_fraction: float) -> bool:
     return (digest % 10_000) < validation_fraction * 10_000
 
 
+CORPUS_FILTERS_VERSION = 2  # 2: `.py` files that do not parse are skipped
+
+
 @dataclass
 class CorpusConfig:
     """Everything that determines a built corpus (and its cache key)."""
@@ -182,6 +210,7 @@ class CorpusConfig:
     def cache_key(self, tokenizer) -> str:
         fields = asdict(self)
         fields.pop("num_proc")  # how many processes built it does not change what was built
+        fields["filters"] = CORPUS_FILTERS_VERSION  # a change of what is skipped is a new corpus
         fields["source"] = str(self.source or stdlib_dir())
         fields["tokenizer"] = hashlib.sha1(
             json.dumps(tokenizer.get_vocab(), sort_keys=True).encode("utf-8")

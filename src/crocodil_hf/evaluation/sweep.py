@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..pipelines.pipeline_crocodil import MODES
+from ..pipelines import MODES
 from .metrics import cer, gen_ppl, mauve_score
 
 

@@ -25,3 +25,8 @@ __all__ = [
     "nested_dropout",
     "normalize_registers",
 ]
+
+
+from .._registration import register  # noqa: E402  (after the classes it registers)
+
+register()

@@ -17,7 +17,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_crocodil import GuidedLLaDAConfig
 from .configuration_llada import LLaDAConfig
-from .modeling_llada import LLaDAModel, LLaDAPreTrainedModel
+from .modeling_llada import LLaDAModel, LLaDAPreTrainedModel, check_token_ids
 
 
 @dataclass
@@ -213,6 +213,8 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
             raise ValueError("pass exactly one of `input_ids` and `inputs_embeds`.")
         if input_ids is not None and input_ids.dim() != 2:
             raise ValueError(f"`input_ids` must have shape (batch, seq_len), got {tuple(input_ids.shape)}.")
+        if input_ids is not None:
+            check_token_ids(input_ids, self.config.vocab_size)
 
         if registers is None:
             if num_registers is not None:
@@ -230,6 +232,8 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         else:
             text_embeds = self.model.transformer.wte(input_ids) if inputs_embeds is None else inputs_embeds
             batch_size, seq_len = text_embeds.shape[:2]
+            if not registers.is_floating_point():
+                raise ValueError(f"`registers` must be a floating-point tensor, got dtype {registers.dtype}.")
             if (
                 registers.dim() != 3
                 or registers.shape[0] != batch_size

@@ -25,6 +25,18 @@ from transformers.utils import ModelOutput
 from .configuration_llada import LLaDAConfig
 
 
+def check_token_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    """Raise a `ValueError` naming the vocabulary size when ids are not integers in `[0, vocab_size)` (an embedding
+    lookup would fail with a bare `IndexError`, or a device-side assert on GPU)."""
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise ValueError(f"`input_ids` must be integer token ids, got dtype {input_ids.dtype}.")
+    if input_ids.numel() and bool(((input_ids < 0) | (input_ids >= vocab_size)).any()):
+        low, high = int(input_ids.min()), int(input_ids.max())
+        raise ValueError(
+            f"`input_ids` must lie in [0, {vocab_size}) (the vocabulary size), got values in [{low}, {high}]."
+        )
+
+
 class LLaDARMSNorm(nn.Module):
     """RMSNorm with the official numerics: normalise in float32, cast back, then scale."""
 
@@ -245,6 +257,7 @@ class LLaDAModel(nn.Module):
         if inputs_embeds is None:
             if input_ids.dim() != 2:
                 raise ValueError(f"`input_ids` must have shape (batch, seq_len), got {tuple(input_ids.shape)}.")
+            check_token_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.transformer.wte(input_ids)
         elif inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.d_model:
             raise ValueError(
@@ -288,12 +301,26 @@ def strict_from_pretrained(cls, from_pretrained, *args, strict: bool = True, **k
     """Call transformers' `from_pretrained` and raise when a weight is missing or mismatched (DESIGN §8): a trained
     component is never silently random-initialised. `strict=False` restores transformers' warn-only behaviour."""
     want_info = kwargs.pop("output_loading_info", False)
-    model, info = from_pretrained(*args, output_loading_info=True, **kwargs)
-    if strict and (info["missing_keys"] or info["mismatched_keys"]):
+    if strict:  # load mismatched shapes as "mismatched" (reported below) rather than transformers' bare RuntimeError
+        kwargs.setdefault("ignore_mismatched_sizes", True)
+    where = f"{args[0] if args else ''!s}" + (f" (subfolder {kwargs['subfolder']})" if kwargs.get("subfolder") else "")
+    try:
+        model, info = from_pretrained(*args, output_loading_info=True, **kwargs)
+    except Exception as err:
+        if type(err).__name__ != "SafetensorError":
+            raise
         raise ValueError(
-            f"{cls.__name__}.from_pretrained({args[0] if args else ''!s}): checkpoint does not match the model; "
-            f"missing {sorted(info['missing_keys'])}, mismatched {info['mismatched_keys']} "
-            "(pass strict=False to initialise them instead)."
+            f"{cls.__name__}.from_pretrained({where}): a weights file is corrupt or truncated ({err}); re-download "
+            "or re-save it."
+        ) from err
+    if strict and (info["missing_keys"] or info["mismatched_keys"] or info["unexpected_keys"]):
+        where = f"{args[0] if args else ''!s}" + (
+            f" (subfolder {kwargs['subfolder']})" if kwargs.get("subfolder") else ""
+        )
+        raise ValueError(
+            f"{cls.__name__}.from_pretrained({where}): the checkpoint does not match the model; "
+            f"missing {sorted(info['missing_keys'])}, unexpected {sorted(info['unexpected_keys'])}, "
+            f"mismatched {info['mismatched_keys']} (pass strict=False to initialise or drop them instead)."
         )
     return (model, info) if want_info else model
 

@@ -19,7 +19,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_crocodil import RegisterEncoderConfig
 from .configuration_llada import LLaDAConfig
-from .modeling_llada import LLaDAModelLM, strict_from_pretrained
+from .modeling_llada import LLaDAModelLM, check_token_ids, strict_from_pretrained
 
 
 def nested_dropout(
@@ -189,6 +189,7 @@ class RegisterEncoderModel(PreTrainedModel):
         if inputs_embeds is None:
             if input_ids.dim() != 2:
                 raise ValueError(f"`input_ids` must have shape (batch, seq_len), got {tuple(input_ids.shape)}.")
+            check_token_ids(input_ids, self.backbone.get_input_embeddings().num_embeddings)
             inputs_embeds = self.backbone.get_input_embeddings()(input_ids)
         elif inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.register_dim:
             raise ValueError(

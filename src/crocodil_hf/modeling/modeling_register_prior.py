@@ -181,6 +181,24 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
     _supports_gradient_checkpointing = True
     _no_split_modules = ["RegisterPriorBlock"]
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
+        """`ModelMixin.from_pretrained` that raises when a weight is missing, unexpected or mis-shaped (a trained prior
+        is never silently random or half-initialised); `strict=False` keeps diffusers' warn-only behaviour."""
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        problems = {k: info.get(k) for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)}
+        if strict and problems:
+            where = str(pretrained_model_name_or_path)
+            if kwargs.get("subfolder"):
+                where += f" (subfolder {kwargs['subfolder']})"
+            found = "; ".join(f"{k.replace('_', ' ')} {sorted(map(str, v))}" for k, v in problems.items())
+            raise ValueError(
+                f"{cls.__name__}.from_pretrained({where}): the checkpoint does not match the model: {found} "
+                "(pass strict=False to initialise or drop them instead)."
+            )
+        return (model, info) if want_info else model
+
     @register_to_config
     def __init__(
         self,

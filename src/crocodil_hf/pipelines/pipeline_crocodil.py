@@ -7,6 +7,7 @@ from: none (`"mdm"`), the encoder (`"autoencode"`), the prior (`"con_then_disc"`
 conditional prior on h_φ of the visible tokens (`"con_within_disc"`).
 """
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,15 +15,17 @@ from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
 
+from ..checks import check_number, resolve_shipped
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
+from . import MODES, REMASKING
 from .prior_sampling import sample_registers
-from .sampling import REMASKING, MaskedDiffusionScheduler
+from .sampling import MaskedDiffusionScheduler
 
-MODES = ("con_then_disc", "con_within_disc", "autoencode", "mdm")
+logger = logging.get_logger(__name__)
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -49,17 +52,12 @@ def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
     return 2.0 * linear * num_tokens + 4.0 * layers * num_tokens**2 * width
 
 
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
-
-
-def resolve_shipped(name_or_path):
-    """Map the name of a pipeline shipped inside the package (e.g. `"crocodil-python-tiny"`) to its directory;
-    anything else (a directory, a Hub id) is returned unchanged. A local directory of that name wins."""
-    name = str(name_or_path)
-    shipped = SHIPPED_DIR / name
-    if not Path(name).exists() and "/" not in name and (shipped / "model_index.json").exists():
-        return str(shipped)
-    return name_or_path
+def check_texts(name: str, texts) -> None:
+    """Input programs: `None`, or a non-empty list of non-empty strings."""
+    if texts is not None and (
+        not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) and t.strip() for t in texts)
+    ):
+        raise ValueError(f"`{name}` must be a non-empty string or a non-empty list of non-empty strings.")
 
 
 @dataclass
@@ -153,11 +151,60 @@ class CrocodilPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "CrocodilPipeline":
-        """Load a saved pipeline (a directory or a Hub id). Importing this class registers crocodil_hf's models, which
-        diffusers needs before it can resolve the `crocodil_hf` library named in `model_index.json`."""
-        import crocodil_hf  # noqa: F401  (registration side effect)
+        """Load a saved pipeline (a directory, a Hub id or a shipped name). Importing this module registered
+        crocodil_hf's models, which diffusers needs to resolve the `crocodil_hf` library named in `model_index.json`."""
+        source = resolve_shipped(pretrained_model_name_or_path)
+        if Path(source).is_dir():
+            cls.check_model_index(source)
+        try:
+            return super().from_pretrained(source, **kwargs)
+        except Exception as err:
+            if type(err).__name__ != "SafetensorError" or not Path(source).is_dir():
+                raise
+            from safetensors import safe_open
 
-        return super().from_pretrained(resolve_shipped(pretrained_model_name_or_path), **kwargs)
+            for path in sorted(Path(source).rglob("*.safetensors")):
+                try:
+                    with safe_open(str(path), "pt"):
+                        pass
+                except Exception:  # noqa: BLE001  (any failure to open is the answer)
+                    raise ValueError(f"{path} is corrupt or truncated ({err}); re-download or re-save it.") from err
+            raise
+
+    # component -> the classes it may be (by name: `model_index.json` records names)
+    _component_classes = {
+        "demasker": ("GuidedLLaDAForMaskedLM",),
+        "encoder": ("RegisterEncoderModel",),
+        "prior": ("RegisterPriorTransformer",),
+        "conditional_prior": ("RegisterPriorTransformer",),
+        "mask_scheduler": ("MaskedDiffusionScheduler",),
+        "scheduler": ("DDIMScheduler", "DDPMScheduler"),
+    }
+
+    @classmethod
+    def check_model_index(cls, directory) -> None:
+        """Check a saved pipeline's `model_index.json` before loading: every required component present, each named
+        with a class it can be, and its folder there; errors name the component."""
+        import json
+
+        index_path = Path(directory, "model_index.json")
+        try:
+            index = json.loads(index_path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{index_path} is not a readable JSON file ({err}); re-save the pipeline.") from None
+        for component in ("demasker", "encoder", "prior", "scheduler", "tokenizer"):
+            if not isinstance(index.get(component), list) or index[component][1] is None:
+                raise ValueError(f"{index_path}: the required component `{component}` is missing.")
+        for component, spec in index.items():
+            if component.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or spec[1] is None:
+                continue
+            allowed = cls._component_classes.get(component)
+            if allowed and spec[1] not in allowed:
+                raise ValueError(
+                    f"{index_path}: component `{component}` names class {spec[1]!r}; expected {' or '.join(allowed)}."
+                )
+            if not Path(directory, component).is_dir():
+                raise ValueError(f"{directory}: the folder of component `{component}` is missing.")
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`DiffusionPipeline.save_pretrained`, plus a copy of the models' remote-code files at the top level.
@@ -177,6 +224,33 @@ class CrocodilPipeline(DiffusionPipeline):
     @property
     def num_registers_max(self) -> int:
         return self.demasker.config.num_registers
+
+    @property
+    def trained_gen_length(self) -> int | None:
+        """L, the generation length the pipeline was trained for (`max_length - 1` of the autoencoder stage, recorded
+        as the demasker's `default_gen_length` by `crocodil assemble`); `None` when not recorded."""
+        return getattr(self.demasker.config, "default_gen_length", None)
+
+    @property
+    def max_gen_length(self) -> int:
+        """The longest `gen_length` the demasker accepts: its `max_sequence_length` minus the BOS prefix."""
+        bos, _ = self._special_ids()
+        return int(self.demasker.config.max_sequence_length) - (bos is not None)
+
+    def check_registers(self, registers, num_samples: int, num_registers: int) -> None:
+        """Registers passed by the caller: a finite floating tensor of shape `(num_samples, >= k, d)`."""
+        d = self.demasker.config.register_dim
+        if not isinstance(registers, torch.Tensor) or not registers.is_floating_point():
+            kind = registers.dtype if isinstance(registers, torch.Tensor) else type(registers).__name__
+            raise ValueError(f"`registers` must be a floating-point tensor, got {kind}.")
+        if registers.dim() != 3 or registers.shape[0] != num_samples or registers.shape[1] < num_registers:
+            raise ValueError(
+                f"`registers` must have shape ({num_samples}, >= {num_registers}, {d}), got {tuple(registers.shape)}."
+            )
+        if registers.shape[2] != d:
+            raise ValueError(f"`registers` must have width d = {d}, got {tuple(registers.shape)}.")
+        if not bool(torch.isfinite(registers).all()):
+            raise ValueError("`registers` contain NaN or infinite values; expected finite registers (norm √d).")
 
     @property
     def mask_token_id(self) -> int:
@@ -225,9 +299,8 @@ class CrocodilPipeline(DiffusionPipeline):
             >>> z = pipe.encode(["print('hi')"])
             ```
         """
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        if not texts:
-            raise ValueError("`texts` must not be empty.")
+        texts = [texts] if isinstance(texts, str) else texts
+        check_texts("texts", texts)
         return self.encoder(**self.encoder_inputs(texts)).registers
 
     def _visible_condition(self, canvas: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -295,12 +368,19 @@ class CrocodilPipeline(DiffusionPipeline):
             raise ValueError("`mode='autoencode'` needs `text=` (a string or a list of strings).")
         if mode != "autoencode" and text is not None:
             raise ValueError(f"`text` is only used with `mode='autoencode'`, got mode {mode!r}.")
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
-        if not isinstance(gen_length, int) or gen_length < 1:
-            raise ValueError(f"`gen_length` must be a positive integer, got {gen_length!r}.")
+        check_texts("text", text)
+        check_number("`num_samples`", num_samples, minimum=1, integer=True)
+        check_number("`gen_length`", gen_length, minimum=1, integer=True)
+        limit = self.max_gen_length
+        if gen_length > limit:
+            raise ValueError(
+                f"`gen_length` ({gen_length}) must be <= {limit}: the demasker's max_sequence_length "
+                f"({self.demasker.config.max_sequence_length}) minus the BOS prefix."
+            )
         if not isinstance(block_length, int) or block_length < 1 or gen_length % block_length != 0:
-            raise ValueError(f"`gen_length` ({gen_length}) must be a multiple of `block_length` ({block_length}).")
+            raise ValueError(
+                f"`block_length` ({block_length}) must be a positive divisor of `gen_length` ({gen_length})."
+            )
         num_blocks = gen_length // block_length
         if not isinstance(steps, int) or steps < 1 or steps % num_blocks != 0:
             raise ValueError(
@@ -309,19 +389,14 @@ class CrocodilPipeline(DiffusionPipeline):
             )
         if steps > gen_length:
             raise ValueError(f"`steps` ({steps}) must be <= `gen_length` ({gen_length}): a step commits >= 1 token.")
-        if temperature < 0:
-            raise ValueError(f"`temperature` must be >= 0, got {temperature}.")
+        check_number("`temperature`", temperature, minimum=0)
         if remasking not in REMASKING:
             raise ValueError(f"`remasking` must be one of {REMASKING}, got {remasking!r}.")
-        if threshold is not None and not 0 < threshold <= 1:
-            raise ValueError(f"`threshold` must lie in (0, 1], got {threshold}.")
-        if not isinstance(num_registers, int) or not 1 <= num_registers <= self.num_registers_max:
-            raise ValueError(f"`num_registers` must lie in [1, K={self.num_registers_max}], got {num_registers}.")
-        if not isinstance(prior_steps, int) or prior_steps < 1:
-            raise ValueError(f"`prior_steps` must be a positive integer, got {prior_steps!r}.")
-        if eta < 0:
-            raise ValueError(f"`eta` must be >= 0, got {eta}.")
-        if any(not 0 < f < 1 for f in refresh_at):
+        check_number("`threshold`", threshold, minimum=0, maximum=1, exclusive_minimum=True, allow_none=True)
+        check_number("`num_registers`", num_registers, minimum=1, maximum=self.num_registers_max, integer=True)
+        check_number("`prior_steps`", prior_steps, minimum=1, integer=True)
+        check_number("`eta`", eta, minimum=0)
+        if any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in refresh_at):
             raise ValueError(f"`refresh_at` fractions must lie in (0, 1), got {list(refresh_at)}.")
         if mode == "con_within_disc" and self.conditional_prior is None:
             raise ValueError("`mode='con_within_disc'` needs a `conditional_prior` component; this pipeline has none.")
@@ -388,13 +463,14 @@ class CrocodilPipeline(DiffusionPipeline):
         """
         start = time.perf_counter()
         texts_in = [text] if isinstance(text, str) else text
+        check_texts("text", texts_in)
         if mode == "autoencode" and texts_in:
             num_samples = len(texts_in)
         if gen_length is None:
             if mode == "autoencode" and texts_in:
                 gen_length = max(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts_in) + 1
             else:
-                gen_length = 128
+                gen_length = self.trained_gen_length or 128
         block_length = gen_length if block_length is None else block_length
         steps = gen_length if steps is None else steps
         num_registers = self.num_registers_max if num_registers is None else num_registers
@@ -420,11 +496,13 @@ class CrocodilPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs,
         )
         refresh_at = sorted(refresh_at) if mode == "con_within_disc" else []
-        if registers is not None and (
-            registers.dim() != 3 or registers.shape[0] != num_samples or registers.shape[1] < num_registers
-        ):
-            raise ValueError(
-                f"`registers` must have shape ({num_samples}, >= {num_registers}, d), got {tuple(registers.shape)}."
+        if registers is not None:
+            self.check_registers(registers, num_samples, num_registers)
+        if self.trained_gen_length and gen_length > self.trained_gen_length:
+            logger.warning(
+                "gen_length %d is longer than the %d tokens this pipeline was trained on; expect degraded text.",
+                gen_length,
+                self.trained_gen_length,
             )
         device = self._execution_device
         nfe = NFEBreakdown()
@@ -614,6 +692,8 @@ class CrocodilPipeline(DiffusionPipeline):
 
         Keyword arguments are those of `__call__` (`gen_length`, `steps`, `block_length`, `num_registers`, ...).
         """
+        if not isinstance(registers, torch.Tensor) or registers.dim() != 3:
+            raise ValueError("`registers` must be a `(B, K', d)` tensor of register banks.")
         kwargs.setdefault("num_registers", min(registers.shape[1], self.num_registers_max))
         return self(mode="con_then_disc", registers=registers, num_samples=registers.shape[0], **kwargs)
 
@@ -622,8 +702,8 @@ class CrocodilPipeline(DiffusionPipeline):
         self, text_a: str, text_b: str, alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), **kwargs
     ) -> list[str]:
         """Decode z_α = (1−α)·h_φ(a) + α·h_φ(b), renormalised per register, for each α (App. D, Fig. 8)."""
-        if not alphas:
-            raise ValueError("`alphas` must not be empty.")
+        if not alphas or not all(isinstance(a, (int, float)) and math.isfinite(a) for a in alphas):
+            raise ValueError(f"`alphas` must be a non-empty list of finite numbers, got {list(alphas)}.")
         z = self.encode([text_a, text_b])
         mixed = torch.stack([(1 - a) * z[0] + a * z[1] for a in alphas])
         if "gen_length" not in kwargs:

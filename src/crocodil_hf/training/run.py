@@ -15,6 +15,7 @@ from pathlib import Path
 
 from transformers import set_seed
 
+from ..checks import claim_output_dir
 from ..pipelines.assembly import assemble_pipeline
 from .arguments import (
     CrocodilTrainingArguments,
@@ -23,7 +24,7 @@ from .arguments import (
     parse_stage_arguments,
     resolve_config,
 )
-from .stages import STAGES
+from .stages import STAGES, stage_runner
 from .stages.common import COMPLETE_MARKER, apply_lora, check_output_dir
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,11 @@ LOCK_FILE = ".crocodil-train.lock"
 
 def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, args: CrocodilTrainingArguments):
     """Run one training stage end to end; returns the final output directory."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; expected one of {list(STAGES)}.")
+    stage_runner(stage)  # an unknown stage fails here, before the lock or any output
+    if args.process_index == 0:
+        output = Path(args.output_dir)
+        ours = output.is_dir() and (any(output.glob("checkpoint-*")) or (output / COMPLETE_MARKER).exists())
+        claim_output_dir(output, "train", args.overwrite_output_dir or ours, option="--overwrite_output_dir")
     with output_lock(args):
         resume = check_output_dir(args)
         if resume:
@@ -49,7 +53,7 @@ def _run(stage, model_args, data_args, args, resume):
 
         # Base checkpoints load inside `zero.Init` (partitioned as they load): DeepSpeed must see the whole world.
         deepspeed.init_distributed()
-    return STAGES[stage](model_args, data_args, args, resume)
+    return stage_runner(stage)(model_args, data_args, args, resume)
 
 
 @contextmanager

@@ -4,10 +4,16 @@ The losses live in the models trained (`objectives.py`); logging, checkpointing,
 (DDP / FSDP2 / DeepSpeed through accelerate) and progress bars are the Trainer's own.
 """
 
+import os
+import shutil
+
 import torch
 from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .losses import RowGenerators
+
+STAGING_DIR = ".staging"  # under output_dir: checkpoints being written (renamed into place when complete)
 
 
 class ProgramCollator:
@@ -69,6 +75,9 @@ class CrocodilTrainer(Trainer):
     - `clean_warmup_steps` (autoencoder): the first steps use the clean all-mask signal (`clean=True`).
     - `encoder_warmup_steps` (autoencoder): only the encoder is updated at first (the demasker's optimizer groups
       have learning rate 0, so AdamW leaves it untouched, weight decay included).
+    - Atomic checkpoints: every process writes `checkpoint-N` under `<output_dir>/.staging/`; once all have finished,
+      the main process renames it into place. A kill or a full disk mid-save leaves no `checkpoint-N` to resume from
+      (a failed save removes its partial files; a staging directory left by a kill is removed by the next run).
     """
 
     def __init__(self, *args, clean_warmup_steps: int = 0, encoder_warmup_steps: int = 0, **kwargs):
@@ -76,6 +85,7 @@ class CrocodilTrainer(Trainer):
         self.clean_warmup_steps = clean_warmup_steps
         self.encoder_warmup_steps = encoder_warmup_steps
         self._seed_step, self._micro = -1, 0
+        self._staging = False
 
     def _row_seeds(self, batch_size: int, device) -> torch.Tensor:
         step = self.state.global_step
@@ -94,6 +104,42 @@ class CrocodilTrainer(Trainer):
             if self.clean_warmup_steps:
                 inputs["clean"] = self.state.global_step < self.clean_warmup_steps
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def _get_output_dir(self, trial) -> str:
+        run_dir = super()._get_output_dir(trial)
+        return os.path.join(run_dir, STAGING_DIR) if self._staging else run_dir
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = self._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staged, final = os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name)
+        if self.args.process_index == 0:
+            shutil.rmtree(staged, ignore_errors=True)  # left by a killed save of the same step
+        self.accelerator.wait_for_everyone()
+        self._staging = True
+        failed = True
+        try:
+            super()._save_checkpoint(model, trial)  # its rotation sees only the staging folder: nothing to delete
+            failed = False
+        finally:
+            self._staging = False
+            if failed and self.args.process_index == 0:
+                shutil.rmtree(staged, ignore_errors=True)  # e.g. a full disk: no partial checkpoint stays behind
+        self.accelerator.wait_for_everyone()
+        if self.args.process_index == 0:
+            if os.path.isdir(final):  # an incomplete checkpoint of this step from a killed run (never resumed from)
+                shutil.rmtree(final)
+            os.replace(staged, final)
+            if self.state.best_model_checkpoint == staged:
+                self.state.best_model_checkpoint = final
+            if self.args.should_save:
+                rotate_checkpoints(
+                    output_dir=run_dir,
+                    save_total_limit=self.args.save_total_limit,
+                    best_model_checkpoint=self.state.best_model_checkpoint,
+                    use_mtime=True,
+                )
+        self.accelerator.wait_for_everyone()
 
     # Encoder warm-up: the demasker's parameters get their own optimizer groups whose learning rate is 0 for the first
     # `encoder_warmup_steps` (decoupled weight decay is scaled by the learning rate, so they do not move at all). This
@@ -130,6 +176,7 @@ class CrocodilTrainer(Trainer):
 
 
 __all__ = [
+    "STAGING_DIR",
     "CrocodilTrainer",
     "ProgramCollator",
     "RegisterCollator",

@@ -10,6 +10,7 @@ then writes `training_complete.json`.
 import copy
 import json
 import logging
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ...data.corpus import CorpusConfig, build_program_dataset, stream_program_d
 from ...modeling.configuration_crocodil import RegisterEncoderConfig
 from ...modeling.modeling_register_encoder import RegisterEncoderModel
 from ..arguments import CrocodilTrainingArguments, DataArguments, ModelArguments
-from ..trainers import CrocodilTrainer
+from ..trainers import STAGING_DIR, CrocodilTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ def check_output_dir(args: CrocodilTrainingArguments) -> str | None:
         raise ValueError(
             f"{output} already holds a finished stage ({COMPLETE_MARKER}); pass --overwrite_output_dir to replace it."
         )
+    staging = output / STAGING_DIR
+    if staging.is_dir() and args.process_index == 0:
+        logger.warning("removing %s: a checkpoint save that did not finish (the run was killed while saving)", staging)
+        shutil.rmtree(staging, ignore_errors=True)
     if args.resume_from_checkpoint:
         return args.resume_from_checkpoint
     if output.is_dir() and not args.overwrite_output_dir:
@@ -259,14 +264,39 @@ def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_s
     output = Path(trainer.args.output_dir)
     if trainer.args.process_index == 0:
         components = objective.components()
-        with _outside_zero3(trainer):
-            for name, subdir in layout.items():
-                adapter_dir = output / (f"{subdir}_adapter" if subdir else "adapter")
-                _save_and_verify(components[name], _component_weights(state, name), output / subdir, adapter_dir)
-        for save in extra_saves:
-            save(output)
+        try:
+            with _outside_zero3(trainer):
+                for name, subdir in layout.items():
+                    adapter_dir = output / (f"{subdir}_adapter" if subdir else "adapter")
+                    _save_and_verify(components[name], _component_weights(state, name), output / subdir, adapter_dir)
+            for save in extra_saves:
+                save(output)
+        except BaseException:
+            _remove_partial_save(output, layout)  # e.g. a full disk: rerunning the command saves again from scratch
+            raise
         finish(output, record)
     trainer.accelerator.wait_for_everyone()
+
+
+def _remove_partial_save(output: Path, layout: dict[str, str]) -> None:
+    """Remove what a failed final save wrote (the checkpoints stay, so the same command resumes and saves again)."""
+    for subdir in layout.values():
+        if subdir:
+            for path in (output / subdir, output / f"{subdir}_adapter"):
+                shutil.rmtree(path, ignore_errors=True)
+        else:
+            shutil.rmtree(output / "adapter", ignore_errors=True)
+            for name in (
+                "config.json",
+                "diffusion_pytorch_model.safetensors",
+                "model.safetensors",
+                "generation_config.json",
+            ):
+                (output / name).unlink(missing_ok=True)
+    for name in ("tokenizer", "encoder_tokenizer"):
+        shutil.rmtree(output / name, ignore_errors=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        (output / name).unlink(missing_ok=True)
 
 
 def finish(output_dir: str | Path, record: dict) -> None:

@@ -1,0 +1,183 @@
+"""Checks of user inputs that run before any model loads: files to read, directories and files to write, pipeline
+sources, numeric options. Torch-free, so that the CLI answers a bad argument at once.
+
+Every check raises `ValueError` worded `<what was wrong>; <what is allowed>`, which the CLI prints as
+`crocodil <command>: error: <message>` with exit status 2.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+OUTPUT_MARKER = ".crocodil-output.json"  # written into every directory a crocodil command creates or claims
+SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def shipped_pipelines() -> list[str]:
+    """Names of the pipelines shipped inside the package (`crocodil generate --pipeline NAME`)."""
+    return sorted(p.parent.name for p in SHIPPED_DIR.glob("*/model_index.json"))
+
+
+def resolve_shipped(name_or_path):
+    """Map the name of a pipeline shipped inside the package (e.g. `"crocodil-python-tiny"`) to its directory;
+    anything else (a directory, a Hub id) is returned unchanged. A local directory of that name wins."""
+    name = str(name_or_path)
+    shipped = SHIPPED_DIR / name
+    if not Path(name).exists() and "/" not in name and (shipped / "model_index.json").exists():
+        return str(shipped)
+    return name_or_path
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+
+
+def check_pipeline_source(name: str) -> str:
+    """A saved pipeline directory, a shipped pipeline name or a Hub id `org/name`; returns what to load.
+
+    Example:
+        ```python
+        >>> check_pipeline_source("crocodil-python-tiny").endswith("crocodil-python-tiny")
+        True
+        ```
+    """
+    allowed = (
+        f"expected a directory written by `crocodil assemble`, a shipped pipeline ({', '.join(shipped_pipelines())}) "
+        "or a Hub id org/name"
+    )
+    name = str(name)
+    if not name.strip():
+        raise ValueError(f"the pipeline name is empty; {allowed}.")
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{name} is a file, not a pipeline directory; {allowed}.")
+        if not (path / "model_index.json").is_file():
+            raise ValueError(f"{name} is not a pipeline directory (it has no model_index.json); {allowed}.")
+        return str(path)
+    resolved = resolve_shipped(name)
+    if resolved != name:
+        return resolved
+    if _looks_local(name) or name.count("/") != 1 or not all(name.split("/")):
+        raise ValueError(f"{name} does not exist; {allowed}.")
+    return name
+
+
+def read_text_file(path: str | os.PathLike, what: str = "a program") -> str:
+    """Read a UTF-8 text file for `autoencode` / `interpolate`: missing, directory, binary (NUL bytes), non-UTF-8 and
+    empty files are refused with their name."""
+    path = Path(path)
+    allowed = f"expected a UTF-8 text file with {what}"
+    if not path.exists():
+        raise ValueError(f"{path} does not exist; {allowed}.")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; {allowed}.")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read {path} ({err.strerror or err}); {allowed}.") from None
+    if b"\x00" in raw:
+        raise ValueError(f"{path} is a binary file (it contains NUL bytes); {allowed}.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); {allowed}."
+        ) from None
+    if not text.strip():
+        raise ValueError(f"{path} is empty; {allowed}.")
+    return text
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """A file to write at the end of a command: its directory must exist and it must not exist yet (unless
+    `overwrite`), so that nothing is computed and then lost, and no file is replaced silently."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; expected a file path for the output.")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"the directory of {path} does not exist; create {parent} first or choose another path.")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{parent} is not writable; choose another output path.")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} already exists; choose another path or pass --overwrite to replace it.")
+    return path
+
+
+def _written_by(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / OUTPUT_MARKER).read_text())["command"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def claim_output_dir(
+    path: str | os.PathLike, command: str, overwrite: bool = False, option: str = "--overwrite"
+) -> Path:
+    """Make `path` the output directory of `crocodil <command>`: create it, or accept it when it is empty or was
+    written by the same command before; a non-empty directory crocodil did not write is refused unless `overwrite`.
+    A marker file records the claim. Nothing is deleted.
+
+    Example:
+        ```python
+        >>> out = claim_output_dir("runs/eval-1", "eval")
+        ```
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file; expected a directory for the output of `crocodil {command}`.")
+    if path.is_dir() and any(not p.name.startswith(".crocodil") for p in path.iterdir()):  # our marker and locks
+        owner = _written_by(path)
+        if owner != command and not overwrite:
+            found = f"was written by `crocodil {owner}`" if owner else "holds files crocodil did not write"
+            raise ValueError(
+                f"{path} is not empty and {found}; choose a new or empty directory, or pass {option} to write "
+                "into it anyway."
+            )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / OUTPUT_MARKER).write_text(json.dumps({"command": command}) + "\n")
+    except OSError as err:
+        raise ValueError(f"cannot write to {path} ({err.strerror or err}); choose another directory.") from None
+    return path
+
+
+def check_number(
+    name: str,
+    value,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    integer: bool = False,
+    exclusive_minimum: bool = False,
+    allow_none: bool = False,
+):
+    """A finite number (an `int` when `integer`) within bounds; the message names the option and the range."""
+    if value is None and allow_none:
+        return value
+    low = "" if minimum is None else (f"> {minimum}" if exclusive_minimum else f">= {minimum}")
+    high = "" if maximum is None else f"<= {maximum}"
+    kind = "an integer" if integer else "a finite number"
+    allowed = " and ".join(p for p in (low, high) if p)
+    allowed = f"{kind} {allowed}".strip()
+    is_number = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not is_number or not math.isfinite(value):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+    too_low = minimum is not None and (value <= minimum if exclusive_minimum else value < minimum)
+    if too_low or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+    return value
+
+
+__all__ = [
+    "OUTPUT_MARKER",
+    "check_number",
+    "check_output_file",
+    "check_pipeline_source",
+    "claim_output_dir",
+    "read_text_file",
+    "resolve_shipped",
+    "shipped_pipelines",
+]

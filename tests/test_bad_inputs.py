@@ -1,0 +1,498 @@
+"""Bad inputs, as a new user would give them: each case checks the exit status (or the exception type), that no
+traceback is printed, words of the message, and that nothing the user had was changed.
+
+CLI cases run `crocodil_hf.cli.main` in-process (an uncaught exception would fail the test); a few run the installed
+entry point in a subprocess for the real exit status, `--debug` and the start-up time.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from crocodil_hf.cli import main
+
+SHIPPED = "crocodil-python-tiny"
+
+
+class Files:
+    """Builds the files a case needs under one temporary directory."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, name: str) -> str:
+        return str(self.root / name)
+
+    def text(self, name: str, content: str = "def f(x):\n    return x\n") -> str:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        return str(path)
+
+    def raw(self, name: str, content: bytes) -> str:
+        path = self.root / name
+        path.write_bytes(content)
+        return str(path)
+
+    def dir(self, name: str) -> str:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def foreign(self, name: str) -> str:
+        """A non-empty directory of the user's, with one file that must survive."""
+        self.text(f"{name}/notes.txt", "keep me\n")
+        return str(self.root / name)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse errors
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# (id, argv builder, words the error must contain). Exit status 2 for all.
+CLI_CASES = [
+    # generate: option values, checked before anything loads
+    ("gen-length-0", lambda f: ["generate", "--gen-length", "0"], ["--gen-length", ">= 1", "0"]),
+    ("gen-length-negative", lambda f: ["generate", "--gen-length", "-5"], ["--gen-length", ">= 1"]),
+    ("gen-length-huge", lambda f: ["generate", "--gen-length", "100000"], ["gen_length", "max_sequence_length"]),
+    ("temperature-nan", lambda f: ["generate", "--temperature", "nan"], ["--temperature", "finite"]),
+    ("temperature-inf", lambda f: ["generate", "--temperature", "inf"], ["--temperature", "finite"]),
+    ("temperature-negative", lambda f: ["generate", "--temperature", "-1"], ["--temperature", ">= 0"]),
+    ("threshold-0", lambda f: ["generate", "--threshold", "0"], ["--threshold", "> 0"]),
+    ("threshold-above-1", lambda f: ["generate", "--threshold", "1.5"], ["--threshold", "<= 1"]),
+    ("threshold-nan", lambda f: ["generate", "--threshold", "nan"], ["--threshold", "finite"]),
+    ("num-samples-0", lambda f: ["generate", "--num-samples", "0"], ["--num-samples", ">= 1"]),
+    ("steps-0", lambda f: ["generate", "--steps", "0"], ["--steps", ">= 1"]),
+    ("steps-not-int", lambda f: ["generate", "--steps", "ten"], ["invalid int value", "ten"]),
+    ("steps-over-length", lambda f: ["generate", "--steps", "100"], ["steps", "<= `gen_length`"]),
+    ("block-length-0", lambda f: ["generate", "--block-length", "0"], ["--block-length", ">= 1"]),
+    ("block-length-not-divisor", lambda f: ["generate", "--block-length", "7"], ["block_length", "divisor"]),
+    ("prior-steps-0", lambda f: ["generate", "--prior-steps", "0"], ["--prior-steps", ">= 1"]),
+    ("mode-unknown", lambda f: ["generate", "--mode", "bogus"], ["invalid choice", "bogus"]),
+    ("extra-argument", lambda f: ["generate", "surplus"], ["unrecognized arguments", "surplus"]),
+    ("output-missing-dir", lambda f: ["generate", "--output", f.path("no/such/out.jsonl")], ["does not exist"]),
+    ("output-is-dir", lambda f: ["generate", "--output", f.dir("outdir")], ["is a directory"]),
+    (
+        "output-exists",
+        lambda f: ["generate", "--output", f.text("old.jsonl", "{}\n")],
+        ["already exists", "--overwrite"],
+    ),
+    # pipeline sources
+    (
+        "pipeline-missing",
+        lambda f: ["generate", "--pipeline", f.path("nope")],
+        ["does not exist", "crocodil assemble"],
+    ),
+    ("pipeline-empty-dir", lambda f: ["generate", "--pipeline", f.dir("emptypipe")], ["model_index.json"]),
+    ("pipeline-is-file", lambda f: ["generate", "--pipeline", f.text("pipe.txt")], ["is a file"]),
+    ("pipeline-empty-name", lambda f: ["generate", "--pipeline", ""], ["empty", SHIPPED]),
+    ("pipeline-unknown-name", lambda f: ["generate", "--pipeline", "no-such-model"], ["does not exist", SHIPPED]),
+    ("pipeline-bad-hub-id", lambda f: ["generate", "--pipeline", "a/b/c/d"], ["does not exist"]),
+    # autoencode / interpolate: files
+    ("autoencode-missing", lambda f: ["autoencode", f.path("missing.py")], ["missing.py", "does not exist"]),
+    ("autoencode-directory", lambda f: ["autoencode", f.dir("adir")], ["is a directory"]),
+    ("autoencode-non-utf8", lambda f: ["autoencode", f.raw("latin.py", b"x = '\xe9'\n")], ["not UTF-8", "0xe9"]),
+    ("autoencode-binary", lambda f: ["autoencode", f.raw("bin.py", b"ab\x00cd\n")], ["bin.py", "binary"]),
+    ("autoencode-empty", lambda f: ["autoencode", f.text("empty.py", "  \n")], ["is empty"]),
+    ("autoencode-registers-0", lambda f: ["autoencode", f.text("a.py"), "--num-registers", "0"], ["--num-registers"]),
+    ("autoencode-registers-over-K", lambda f: ["autoencode", f.text("a.py"), "--num-registers", "999"], ["K ="]),
+    ("autoencode-steps-0", lambda f: ["autoencode", f.text("a.py"), "--steps", "0"], ["--steps"]),
+    ("autoencode-gen-length-0", lambda f: ["autoencode", f.text("a.py"), "--gen-length", "0"], ["--gen-length"]),
+    (
+        "interpolate-alphas-text",
+        lambda f: ["interpolate", f.text("a.py"), f.text("b.py"), "--alphas", "a,b"],
+        ["--alphas", "finite"],
+    ),  # fmt: skip
+    (
+        "interpolate-alphas-nan",
+        lambda f: ["interpolate", f.text("a.py"), f.text("b.py"), "--alphas", "0,nan"],
+        ["--alphas"],
+    ),  # fmt: skip
+    (
+        "interpolate-alphas-empty",
+        lambda f: ["interpolate", f.text("a.py"), f.text("b.py"), "--alphas", ","],
+        ["--alphas"],
+    ),  # fmt: skip
+    ("interpolate-missing-b", lambda f: ["interpolate", f.text("a.py"), f.path("b.py")], ["b.py", "does not exist"]),
+    # eval: option values and the output directory, before the pipeline or the scorer loads
+    (
+        "eval-batch-size-0",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--batch-size", "0"],
+        ["--batch-size", ">= 1"],
+    ),  # fmt: skip
+    (
+        "eval-num-samples-0",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--num-samples", "0"],
+        ["--num-samples"],
+    ),  # fmt: skip
+    (
+        "eval-mode-unknown",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--modes", "x"],
+        ["unknown mode", "con_then_disc"],
+    ),  # fmt: skip
+    (
+        "eval-steps-text",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--steps", "8,x"],
+        ["--steps", "positive integers"],
+    ),  # fmt: skip
+    (
+        "eval-steps-0",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--steps", "0"],
+        ["--steps"],
+    ),  # fmt: skip
+    (
+        "eval-temperature-nan",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--temperature", "nan"],
+        ["--temperature"],
+    ),  # fmt: skip
+    (
+        "eval-corpus-missing",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--corpus", f.path("nocorpus")],
+        ["--corpus", "does not exist"],
+    ),  # fmt: skip
+    (
+        "eval-pipeline-missing",
+        lambda f: ["eval", "--pipeline", f.path("nopipe"), "--output-dir", f.path("e")],
+        ["does not exist"],
+    ),  # fmt: skip
+    (
+        "eval-output-foreign",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.foreign("mine")],
+        ["not empty", "--overwrite"],
+    ),  # fmt: skip
+    (
+        "eval-output-is-file",
+        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.text("e.txt")],
+        ["is a file"],
+    ),  # fmt: skip
+    # tokenizer / assemble / push / config
+    (
+        "tokenizer-vocab-small",
+        lambda f: ["tokenizer", "--vocab-size", "10", "--output", f.path("t")],
+        ["--vocab-size", ">= 260"],
+    ),  # fmt: skip
+    (
+        "tokenizer-corpus-missing",
+        lambda f: ["tokenizer", "--corpus", f.path("nc"), "--output", f.path("t")],
+        ["--corpus", "not a directory"],
+    ),  # fmt: skip
+    (
+        "tokenizer-output-foreign",
+        lambda f: ["tokenizer", "--corpus", f.dir("c"), "--output", f.foreign("mine")],
+        ["not empty", "crocodil did not write"],
+    ),  # fmt: skip
+    (
+        "assemble-autoencoder-missing",
+        lambda f: ["assemble", "--autoencoder", f.path("ae"), "--prior", f.dir("p"), "--output", f.path("o")],
+        ["--autoencoder", "not a directory"],
+    ),  # fmt: skip
+    (
+        "assemble-output-foreign",
+        lambda f: ["assemble", "--autoencoder", f.dir("ae"), "--prior", f.dir("p"), "--output", f.foreign("mine")],
+        ["not empty", "--overwrite"],
+    ),  # fmt: skip
+    ("push-missing-dir", lambda f: ["push", f.path("nothing"), "org/name"], ["not a non-empty directory"]),
+    ("push-bad-repo-id", lambda f: ["push", f.foreign("mine"), "a/b/c"], ["org/name"]),
+    ("config-unknown", lambda f: ["config", "no/such"], ["shipped"]),
+    ("command-unknown", lambda f: ["frobnicate"], ["invalid choice"]),
+    # train: arguments, types and the output directory, before any data or model is built
+    ("train-no-config", lambda f: ["train", "mdm"], ["--config is required"]),
+    ("train-stage-unknown", lambda f: ["train", "bogus", "--config", "tiny-python/mdm"], ["invalid choice"]),
+    ("train-config-missing", lambda f: ["train", "mdm", "--config", f.path("none.yaml")], ["none.yaml"]),
+    (
+        "train-flag-without-value",
+        lambda f: ["train", "mdm", "--config", "tiny-python/mdm", "--max_steps"],
+        ["--max_steps", "expected one argument"],
+    ),  # fmt: skip
+    (
+        "train-wrong-type",
+        lambda f: ["train", "mdm", "--config", "tiny-python/mdm", "--max_steps", "ten"],
+        ["invalid int value"],
+    ),  # fmt: skip
+    (
+        "train-unknown-field",
+        lambda f: ["train", "mdm", "--config", "tiny-python/mdm", "--no_such_field", "1"],
+        ["unknown argument", "no_such_field"],
+    ),  # fmt: skip
+    (
+        "train-yaml-wrong-type",
+        lambda f: ["train", "mdm", "--config", f.text("w.yaml", "output_dir: o\nmax_steps: x\n")],
+        ["invalid int value"],
+    ),  # fmt: skip
+    ("train-yaml-not-mapping", lambda f: ["train", "mdm", "--config", f.text("l.yaml", "- 1\n- 2\n")], ["mapping"]),
+    (
+        "train-output-foreign",
+        lambda f: ["train", "mdm", "--config", "tiny-python/mdm", "--output_dir", f.foreign("mine")],
+        ["not empty", "--overwrite_output_dir"],
+    ),  # fmt: skip
+    (
+        "train-output-finished",
+        lambda f: [
+            "train",
+            "mdm",
+            "--config",
+            "tiny-python/mdm",
+            "--output_dir",
+            f.text("done/training_complete.json", "{}") and f.path("done"),
+        ],
+        ["finished stage", "--overwrite_output_dir"],
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_bad_input_is_one_clear_line_with_status_2(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _, build, words = case
+    files = Files(tmp_path)
+    argv = build(files)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    status, out, err = run_cli(argv, capsys)
+    assert status == 2, (status, out[-500:], err[-2000:])
+    assert "Traceback" not in err and "Traceback" not in out
+    error_lines = [line for line in err.splitlines() if ": error: " in line]
+    assert error_lines, err[-2000:]
+    message = " ".join(error_lines)
+    for word in words:
+        assert word in message, (word, message)
+    for path, content in before.items():  # nothing the user had is changed or removed
+        assert path.exists() and path.read_bytes() == content, path
+
+
+def test_cli_cases_cover_every_command():
+    assert len(CLI_CASES) >= 60
+    commands = {build(Files(Path("/nonexistent")))[0] for _, build, _ in CLI_CASES if True}
+    assert commands >= {"generate", "autoencode", "interpolate", "eval", "tokenizer", "assemble", "push", "train"}
+
+
+# ---------------------------------------------------------------- the API
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from crocodil_hf.pipelines.tiny import build_tiny_pipeline
+
+    return build_tiny_pipeline()
+
+
+def _registers(pipe, **changes):
+    d = pipe.demasker.config.register_dim
+    z = torch.randn(1, pipe.num_registers_max, d)
+    return changes.get("value", z)
+
+
+API_CASES = [
+    ("gen-length-0", dict(mode="mdm", gen_length=0), "gen_length"),
+    ("gen-length-huge", dict(mode="mdm", gen_length=100_000), "max_sequence_length"),
+    ("gen-length-float", dict(mode="mdm", gen_length=16.0), "gen_length"),
+    ("temperature-nan", dict(mode="mdm", gen_length=8, temperature=math.nan), "temperature"),
+    ("temperature-inf", dict(mode="mdm", gen_length=8, temperature=math.inf), "temperature"),
+    ("threshold-nan", dict(mode="mdm", gen_length=8, threshold=math.nan), "threshold"),
+    ("eta-nan", dict(mode="con_then_disc", gen_length=8, eta=math.nan), "eta"),
+    ("num-samples-0", dict(mode="mdm", gen_length=8, num_samples=0), "num_samples"),
+    ("num-registers-0", dict(mode="con_then_disc", gen_length=8, num_registers=0), "num_registers"),
+    ("prior-steps-0", dict(mode="con_then_disc", gen_length=8, prior_steps=0), "prior_steps"),
+    ("refresh-at-out-of-range", dict(mode="con_within_disc", gen_length=8, refresh_at=[1.5]), "refresh_at"),
+    ("refresh-at-nan", dict(mode="con_within_disc", gen_length=8, refresh_at=[math.nan]), "refresh_at"),
+    ("mode-unknown", dict(mode="bogus"), "mode"),
+    ("text-empty-string", dict(mode="autoencode", text=[""]), "non-empty"),
+    ("text-blank-string", dict(mode="autoencode", text=["   "]), "non-empty"),
+    ("text-not-string", dict(mode="autoencode", text=[123]), "non-empty string"),
+    ("text-without-autoencode", dict(mode="mdm", text="x = 1"), "only used"),
+    ("registers-nan", dict(mode="con_then_disc", gen_length=8, registers="nan"), "NaN"),
+    ("registers-int", dict(mode="con_then_disc", gen_length=8, registers="int"), "floating"),
+    ("registers-wrong-width", dict(mode="con_then_disc", gen_length=8, registers="width"), "width"),
+    ("registers-wrong-batch", dict(mode="con_then_disc", gen_length=8, registers="batch"), "shape"),
+]
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=[c[0] for c in API_CASES])
+def test_pipeline_rejects_bad_arguments_before_any_compute(case, pipe, monkeypatch):
+    _, kwargs, word = case
+    kwargs = dict(kwargs)
+    d, k = pipe.demasker.config.register_dim, pipe.num_registers_max
+    registers = {
+        "nan": torch.full((1, k, d), math.nan),
+        "int": torch.ones(1, k, d, dtype=torch.long),
+        "width": torch.randn(1, k, d + 1),
+        "batch": torch.randn(3, k, d),
+    }
+    if "registers" in kwargs:
+        kwargs["registers"] = registers[kwargs["registers"]]
+    calls = []
+    monkeypatch.setattr(pipe.demasker, "forward", lambda *a, **k: calls.append(1))
+    with pytest.raises(ValueError, match=word):
+        pipe(**kwargs)
+    assert not calls, "the demasker ran before the arguments were checked"
+
+
+def test_encode_decode_interpolate_reject_bad_inputs(pipe):
+    with pytest.raises(ValueError, match="non-empty"):
+        pipe.encode([""])
+    with pytest.raises(ValueError, match="non-empty"):
+        pipe.encode([])
+    with pytest.raises(ValueError, match="register banks"):
+        pipe.decode([[0.0]])
+    with pytest.raises(ValueError, match="finite"):
+        pipe.interpolate("a = 1\n", "b = 2\n", alphas=[0.0, math.nan])
+
+
+def test_a_long_generation_past_the_trained_length_warns(pipe, caplog):
+    pipe.demasker.config.default_gen_length = 8
+    try:
+        out = pipe(mode="mdm", gen_length=16, steps=2)
+    finally:
+        del pipe.demasker.config.default_gen_length
+    assert out.sequences.shape == (1, 16)
+    assert "longer than the 8 tokens this pipeline was trained on" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "ids, word",
+    [
+        (lambda v: torch.tensor([[0, v]]), "the vocabulary size"),
+        (lambda v: torch.tensor([[-1, 2]]), "the vocabulary size"),
+        (lambda v: torch.tensor([[0.0, 1.0]]), "integer token ids"),
+    ],
+    ids=["id-too-large", "id-negative", "id-float"],
+)
+def test_models_name_the_vocabulary_for_out_of_range_ids(pipe, ids, word):
+    demasker, encoder = pipe.demasker, pipe.encoder
+    vocab = demasker.config.vocab_size
+    with pytest.raises(ValueError, match=word):
+        demasker(ids(vocab))
+    z = torch.randn(1, pipe.num_registers_max, demasker.config.register_dim)
+    with pytest.raises(ValueError, match=word):
+        demasker(ids(vocab), registers=z)
+    with pytest.raises(ValueError, match=word):
+        demasker.model(ids(vocab))
+    with pytest.raises(ValueError, match=word):
+        encoder(input_ids=ids(encoder.backbone.get_input_embeddings().num_embeddings))
+
+
+# ---------------------------------------------------------------- strict loading
+
+
+def test_every_component_loads_strictly_and_names_what_is_wrong(pipe, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from crocodil_hf import CrocodilPipeline, GuidedLLaDAForMaskedLM, RegisterPriorTransformer
+
+    pipe.save_pretrained(tmp_path / "p")
+    prior_file = tmp_path / "p" / "prior" / "diffusion_pytorch_model.safetensors"
+    weights = load_file(str(prior_file))
+    dropped = sorted(weights)[0]
+    save_file({k: v for k, v in weights.items() if k != dropped}, str(prior_file))
+    for kwargs in ({}, {"low_cpu_mem_usage": False}):
+        with pytest.raises(ValueError, match=f"missing keys.*{dropped}"):
+            RegisterPriorTransformer.from_pretrained(tmp_path / "p" / "prior", **kwargs)
+    with pytest.raises(ValueError, match="RegisterPriorTransformer.*missing"):
+        CrocodilPipeline.from_pretrained(tmp_path / "p")
+    assert RegisterPriorTransformer.from_pretrained(tmp_path / "p" / "prior", strict=False) is not None
+
+    demasker_file = tmp_path / "p" / "demasker" / "model.safetensors"
+    weights = load_file(str(demasker_file))
+    save_file({**weights, "stray.weight": torch.zeros(2)}, str(demasker_file), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="unexpected.*stray.weight"):
+        GuidedLLaDAForMaskedLM.from_pretrained(tmp_path / "p" / "demasker")
+    first = sorted(weights)[0]
+    save_file({**weights, first: torch.zeros(3, 3)}, str(demasker_file), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="mismatched"):
+        GuidedLLaDAForMaskedLM.from_pretrained(tmp_path / "p" / "demasker")
+
+    raw = demasker_file.read_bytes()
+    demasker_file.write_bytes(raw[: len(raw) // 2])  # a truncated download
+    for load in (lambda: GuidedLLaDAForMaskedLM.from_pretrained(tmp_path / "p" / "demasker"),
+                 lambda: CrocodilPipeline.from_pretrained(tmp_path / "p")):  # fmt: skip
+        with pytest.raises(ValueError, match=r"demasker.*corrupt or truncated"):
+            load()
+
+
+def test_model_index_naming_the_wrong_class_names_the_component(pipe, tmp_path):
+    from crocodil_hf import CrocodilPipeline
+
+    pipe.save_pretrained(tmp_path / "p")
+    index = json.loads((tmp_path / "p" / "model_index.json").read_text())
+    index["prior"] = ["crocodil_hf", "RegisterEncoderModel"]
+    (tmp_path / "p" / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises((ValueError, OSError)) as info:
+        CrocodilPipeline.from_pretrained(tmp_path / "p")
+    assert "prior" in str(info.value)
+
+
+# ---------------------------------------------------------------- data honesty
+
+
+def test_programs_that_do_not_parse_are_skipped_and_counted(tmp_path):
+    from crocodil_hf.data.corpus import CorpusSummary, read_source_files
+
+    (tmp_path / "good.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "broken.py").write_text("def f(:\n    return\n")
+    (tmp_path / "escape.py").write_text("x = '\\d'\n")  # a SyntaxWarning, still a program
+    summary = CorpusSummary()
+    used = [name for name, _ in read_source_files(tmp_path, summary=summary)]
+    assert used == ["escape.py", "good.py"]
+    assert summary.skipped_syntax == 1 and summary.skipped == 1
+    assert "1 not parsing" in str(summary)
+
+
+# ---------------------------------------------------------------- the entry point
+
+
+def _crocodil(*args, env=None, timeout=120):
+    command = [sys.executable, "-c", "import sys; from crocodil_hf.cli import main; sys.exit(main())", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env or os.environ)
+
+
+def test_help_and_argument_errors_answer_without_importing_torch():
+    start = time.perf_counter()
+    result = _crocodil("--help")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0 and "generate" in result.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from crocodil_hf.cli import build_parser; build_parser();"
+         "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "[]", probe.stdout
+    assert elapsed < 5, elapsed  # ~0.1 s measured; the bound leaves room for a loaded CI machine
+    result = _crocodil("generate", "--gen-length", "0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "crocodil generate: error: --gen-length must be an integer >= 1, got 0."
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    missing = str(tmp_path / "missing.py")
+    plain = _crocodil("autoencode", missing)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    for result in (
+        _crocodil("autoencode", missing, "--debug"),
+        _crocodil("autoencode", missing, env={**os.environ, "CROCODIL_DEBUG": "1"}),
+    ):
+        assert result.returncode == 2
+        assert "Traceback" in result.stderr and "crocodil autoencode: error:" in result.stderr
+
+
+def test_an_unexpected_failure_is_one_line_with_status_1(monkeypatch, capsys):
+    import crocodil_hf.cli as cli
+
+    def broken(args, rest):
+        raise KeyError("internal")
+
+    monkeypatch.setitem(cli.COMMANDS, "config", broken)
+    status, _, err = run_cli(["config", "x"], capsys)
+    assert status == 1 and "Traceback" not in err
+    assert "unexpected KeyError" in err and "--debug" in err
