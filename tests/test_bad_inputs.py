@@ -46,6 +46,10 @@ class Files:
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
 
+    def inputs(self) -> list[str]:
+        """Overrides that point a shipped config's inputs at existing directories."""
+        return ["--tokenizer_name_or_path", self.dir("tokenizer")]
+
     def foreign(self, name: str) -> str:
         """A non-empty directory of the user's, with one file that must survive."""
         self.text(f"{name}/notes.txt", "keep me\n")
@@ -232,24 +236,18 @@ CLI_CASES = [
         ["invalid int value"],
     ),  # fmt: skip
     ("train-yaml-not-mapping", lambda f: ["train", "mdm", "--config", f.text("l.yaml", "- 1\n- 2\n")], ["mapping"]),
-    (
-        "train-output-foreign",
-        lambda f: ["train", "mdm", "--config", "tiny-python/mdm", "--output_dir", f.foreign("mine")],
-        ["not empty", "--overwrite_output_dir"],
-    ),  # fmt: skip
-    (
-        "train-output-finished",
-        lambda f: [
-            "train",
-            "mdm",
-            "--config",
-            "tiny-python/mdm",
-            "--output_dir",
-            f.text("done/training_complete.json", "{}") and f.path("done"),
-        ],
-        ["finished stage", "--overwrite_output_dir"],
-    ),  # fmt: skip
-]
+    ("train-output-foreign", lambda f: ["train", "mdm", "--config", "tiny-python/mdm", *f.inputs(),
+                                        "--output_dir", f.foreign("mine")], ["not empty", "--overwrite_output_dir"]),
+    ("train-output-finished", lambda f: ["train", "mdm", "--config", "tiny-python/mdm", *f.inputs(), "--output_dir",
+                                         f.text("done/training_complete.json", "{}") and f.path("done")],
+     ["finished stage", "--overwrite_output_dir"]),
+    ("train-tokenizer-missing", lambda f: ["train", "mdm", "--config", "tiny-python/mdm", "--output_dir", f.path("o"),
+                                           "--tokenizer_name_or_path", f.path("no/tokenizer")],
+     ["tokenizer_name_or_path", "does not exist"]),
+    ("train-corpus-missing", lambda f: ["train", "mdm", "--config", "tiny-python/mdm", *f.inputs(),
+                                        "--output_dir", f.path("o"), "--corpus", "./no-corpus"],
+     ["corpus", "does not exist"]),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
@@ -402,6 +400,7 @@ def test_every_component_loads_strictly_and_names_what_is_wrong(pipe, tmp_path):
     with pytest.raises(ValueError, match="RegisterPriorTransformer.*missing"):
         CrocodilPipeline.from_pretrained(tmp_path / "p")
     assert RegisterPriorTransformer.from_pretrained(tmp_path / "p" / "prior", strict=False) is not None
+    save_file(weights, str(prior_file))  # whole again
 
     demasker_file = tmp_path / "p" / "demasker" / "model.safetensors"
     weights = load_file(str(demasker_file))
@@ -484,6 +483,15 @@ def test_debug_shows_the_traceback(tmp_path):
     ):
         assert result.returncode == 2
         assert "Traceback" in result.stderr and "crocodil autoencode: error:" in result.stderr
+
+
+def test_a_full_disk_reported_by_torch_save_is_named_as_such():
+    from crocodil_hf.cli import explain_error
+
+    torch_zip = RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 8855936 vs 8855824")
+    for err in (torch_zip, OSError(28, "No space left on device", "x/optimizer.pt")):
+        message, status = explain_error(err)
+        assert status == 2 and message.startswith("no space left on device"), message
 
 
 def test_an_unexpected_failure_is_one_line_with_status_1(monkeypatch, capsys):

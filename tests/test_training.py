@@ -549,3 +549,80 @@ def test_a_second_run_into_a_directory_in_use_stops_before_any_work(workspace, t
         assert not list((tmp_path / "busy").glob("checkpoint-*"))
     assert run_stage("mdm", model_args, data_args, args) == str(tmp_path / "busy")  # free again once it ended
     assert not (tmp_path / "busy" / ".crocodil-train.lock").exists()
+
+
+# ---------------------------------------------------------------- faults: a full disk, a kill mid-save, a stale lock
+
+
+def _disk_full(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device", "model.safetensors")
+
+
+def test_a_full_disk_while_checkpointing_leaves_no_partial_checkpoint_and_the_rerun_matches(
+    workspace, tmp_path, capsys, monkeypatch
+):
+    from crocodil_hf.cli import main
+    from crocodil_hf.training.trainers import CrocodilTrainer
+
+    values = dict(model_config=TINY_LLADA, max_steps=20, save_steps=10, save_total_limit=None)
+    reference = run(workspace, "mdm", "disk-ref", output_dir=str(tmp_path / "ref"), **values)
+    config = stage_args(workspace, "disk", output_dir=str(tmp_path / "out"), **values)
+    saves = []
+    original = CrocodilTrainer._save_rng_state
+
+    def second_save_fails(self, output_dir):
+        saves.append(output_dir)
+        if len(saves) == 2:
+            _disk_full()
+        return original(self, output_dir)
+
+    monkeypatch.setattr(CrocodilTrainer, "_save_rng_state", second_save_fails)
+    assert main(["train", "mdm", "--config", config]) == 2
+    err = capsys.readouterr().err
+    assert "no space left on device" in err and "Traceback" not in err
+    out = tmp_path / "out"
+    assert (out / "checkpoint-10" / "trainer_state.json").exists()
+    assert not (out / "checkpoint-20").exists() and not list((out / ".staging").glob("*")), "partial checkpoint"
+    assert not (out / "training_complete.json").exists()
+
+    monkeypatch.setattr(CrocodilTrainer, "_save_rng_state", original)  # space freed
+    (out / ".staging" / "checkpoint-20").mkdir(parents=True, exist_ok=True)  # as a kill mid-save would leave it
+    (out / ".staging" / "checkpoint-20" / "optimizer.pt").write_text("partial")
+    (out / ".crocodil-train.lock").write_text("pid 999999")  # a stale lock of a dead process
+    assert main(["train", "mdm", "--config", config]) == 0
+    assert not (out / ".staging").exists() and not (out / ".crocodil-train.lock").exists()
+    final, expected = load_file(str(out / "model.safetensors")), load_file(str(Path(reference) / "model.safetensors"))
+    for name in expected:
+        assert torch.allclose(final[name], expected[name], atol=1e-6), name
+
+
+def test_a_full_disk_at_the_final_save_removes_the_partial_model_and_the_rerun_finishes(
+    workspace, tmp_path, capsys, monkeypatch
+):
+    from crocodil_hf.cli import main
+    from crocodil_hf.training.stages import common
+
+    config = stage_args(
+        workspace, "final", output_dir=str(tmp_path / "out"), model_config=TINY_LLADA, max_steps=4, save_steps=4
+    )
+    original = common._save_and_verify
+
+    def writes_then_fills_the_disk(component, weights, target, adapter_dir):
+        original(component, weights, target, adapter_dir)  # the files are on disk...
+        _disk_full()  # ...when the disk fills up
+
+    monkeypatch.setattr(common, "_save_and_verify", writes_then_fills_the_disk)
+    assert main(["train", "mdm", "--config", config]) == 2
+    assert "no space left on device" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert not (out / "model.safetensors").exists() and not (out / "config.json").exists()
+    assert not (out / "training_complete.json").exists() and (out / "checkpoint-4" / "trainer_state.json").exists()
+
+    monkeypatch.setattr(common, "_save_and_verify", original)
+    assert main(["train", "mdm", "--config", config]) == 0
+    assert (out / "training_complete.json").exists()
+    from crocodil_hf import LLaDAModelLM
+
+    assert LLaDAModelLM.from_pretrained(out) is not None

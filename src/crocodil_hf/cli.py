@@ -135,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     interrupt). Errors print one line, `crocodil <command>: error: <what>; <what is allowed>`; `--debug` (anywhere
     on the command line) or `CROCODIL_DEBUG=1` adds the traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("CROCODIL_DEBUG", "").lower() not in ("", "0", "false", "no")
-    argv = [a for a in argv if a != "--debug"]
+    # `--debug` without a value (with one, it is TrainingArguments' `debug` field of `crocodil train`)
+    flags = [i for i, a in enumerate(argv) if a == "--debug" and (i + 1 == len(argv) or argv[i + 1].startswith("-"))]
+    argv = [a for i, a in enumerate(argv) if i not in flags]
+    debug = bool(flags) or os.environ.get("CROCODIL_DEBUG", "").lower() not in ("", "0", "false", "no")
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
@@ -151,17 +153,18 @@ def main(argv: list[str] | None = None) -> int:
         stage_argument_parser(f"crocodil train {args.stage}").print_help()
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name = f"train {args.stage}" if args.command == "train" else args.command
     try:
         return COMMANDS[args.command](args, rest) or 0
     except KeyboardInterrupt:
-        print(f"crocodil {args.command}: interrupted", file=sys.stderr)
+        print(f"crocodil {name}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001  (the one place every failure becomes one line)
         if debug:
             traceback.print_exc()
         message, status = explain_error(err)
         hint = "" if debug else " (rerun with --debug for the traceback)"
-        print(f"crocodil {args.command}: error: {message}" + (hint if status == 1 else ""), file=sys.stderr)
+        print(f"crocodil {name}: error: {message}" + (hint if status == 1 else ""), file=sys.stderr)
         return status
 
 
@@ -174,9 +177,14 @@ def explain_error(err: BaseException) -> tuple[str, int]:
         return f"a file is not UTF-8 text ({err.reason} at byte {err.start}); convert it to UTF-8.", 2
     if isinstance(err, ValueError):
         return str(err).strip() or type(err).__name__, 2
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        where = f" while writing {err.filename}" if err.filename else ""
-        return f"no space left on device{where}; free some space and rerun (partial files were removed).", 2
+    disk_full = isinstance(err, OSError) and err.errno == errno.ENOSPC
+    # torch.save reports a full disk as a RuntimeError of its zip writer ("unexpected pos", "failed writing file")
+    disk_full |= isinstance(err, RuntimeError) and any(
+        marker in str(err) for marker in ("unexpected pos", "PytorchStreamWriter failed writing", "No space left")
+    )
+    if disk_full:
+        where = f" while writing {err.filename}" if getattr(err, "filename", None) else ""
+        return f"no space left on device{where}; free some space and rerun the same command.", 2
     hub = _hub_error(err)
     if hub:
         return hub, 2

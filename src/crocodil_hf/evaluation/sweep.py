@@ -88,6 +88,8 @@ def run_sweep(
     reserved = {"mode", "text", "num_samples", "gen_length", "block_length", "steps", "temperature", "generator"}
     if reserved & set(call_kwargs):
         raise ValueError(f"`call_kwargs` must not set {sorted(reserved & set(call_kwargs))}; use the sweep arguments.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
     block_lengths = list(block_lengths or [gen_length])
     ref_texts = references["texts"] if references else None
     check_sweep(pipe, modes, steps, block_lengths, gen_length, num_samples, ref_texts)

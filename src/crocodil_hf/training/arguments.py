@@ -181,12 +181,14 @@ def parse_stage_arguments(
             from_file += [f"--{key}", *map(str, value)]
         elif value is not None:
             from_file += [f"--{key}", str(value)]
-    try:
-        model_args, data_args, args, remaining = parser.parse_args_into_dataclasses(
-            args=from_file + overrides, return_remaining_strings=True
-        )
-    except SystemExit as exit_:  # argparse already printed `prog: error: …`
-        raise ValueError(f"invalid arguments in {config} or on the command line (see the message above).") from exit_
+
+    def error(message: str):  # one line instead of argparse's usage dump (~200 options) and exit
+        raise ValueError(f"{message} (in {config} or on the command line); see `{prog} --help`.")
+
+    parser.error = error
+    model_args, data_args, args, remaining = parser.parse_args_into_dataclasses(
+        args=from_file + overrides, return_remaining_strings=True
+    )
     if remaining:
         raise ValueError(f"unknown argument(s) {remaining}; see `crocodil train STAGE --help`.")
     if "output_dir" not in values and not any(o.split("=")[0] == "--output_dir" for o in overrides):

@@ -35,6 +35,7 @@ LOCK_FILE = ".crocodil-train.lock"
 def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, args: CrocodilTrainingArguments):
     """Run one training stage end to end; returns the final output directory."""
     stage_runner(stage)  # an unknown stage fails here, before the lock or any output
+    check_input_paths(model_args, data_args)
     if args.process_index == 0:
         output = Path(args.output_dir)
         ours = output.is_dir() and (any(output.glob("checkpoint-*")) or (output / COMPLETE_MARKER).exists())
@@ -44,6 +45,31 @@ def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, 
         if resume:
             logger.info("resuming from %s", resume)
         return _run(stage, model_args, data_args, args, resume)
+
+
+def check_input_paths(model_args: ModelArguments, data_args: DataArguments) -> None:
+    """Inputs given as local paths must exist (checked before anything loads). A value that is not an existing path
+    and could be a Hub id (`name` or `org/name`) is left to the loader."""
+    for owner, name in (
+        (model_args, "tokenizer_name_or_path"),
+        (model_args, "model_name_or_path"),
+        (model_args, "encoder_name_or_path"),
+        (model_args, "encoder_tokenizer_name_or_path"),
+        (data_args, "corpus"),
+        (data_args, "registers_dir"),
+    ):
+        value = getattr(owner, name)
+        if value is None or Path(value).expanduser().exists():
+            continue
+        parent = Path(value).parent
+        local = (
+            value.startswith((".", "/", "~"))
+            or value.count("/") > 1
+            or not value.strip()
+            or (str(parent) not in ("", ".") and parent.is_dir())  # runs/tokenizer with runs/ here: a local path
+        )
+        if local or name == "registers_dir":
+            raise ValueError(f"`{name}` {value} does not exist; give an existing directory (or a Hub id org/name).")
 
 
 def _run(stage, model_args, data_args, args, resume):

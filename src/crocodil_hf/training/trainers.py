@@ -130,6 +130,10 @@ class CrocodilTrainer(Trainer):
             if os.path.isdir(final):  # an incomplete checkpoint of this step from a killed run (never resumed from)
                 shutil.rmtree(final)
             os.replace(staged, final)
+            try:
+                os.rmdir(os.path.dirname(staged))  # empty unless a save of another step is in flight
+            except OSError:
+                pass
             if self.state.best_model_checkpoint == staged:
                 self.state.best_model_checkpoint = final
             if self.args.should_save:
