@@ -50,6 +50,12 @@ class Files:
         """Overrides that point a shipped config's inputs at existing directories."""
         return ["--tokenizer_name_or_path", self.dir("tokenizer")]
 
+    def stage(self, name: str) -> str:
+        """Looks like a stage output (the files `crocodil assemble` checks for)."""
+        for sub in ("demasker/config.json", "encoder/config.json", "config.json"):
+            self.text(f"{name}/{sub}", "{}")
+        return str(self.root / name)
+
     def foreign(self, name: str) -> str:
         """A non-empty directory of the user's, with one file that must survive."""
         self.text(f"{name}/notes.txt", "keep me\n")
@@ -204,7 +210,7 @@ CLI_CASES = [
     ),  # fmt: skip
     (
         "assemble-output-foreign",
-        lambda f: ["assemble", "--autoencoder", f.dir("ae"), "--prior", f.dir("p"), "--output", f.foreign("mine")],
+        lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--output", f.foreign("mine")],
         ["not empty", "--overwrite"],
     ),  # fmt: skip
     ("push-missing-dir", lambda f: ["push", f.path("nothing"), "org/name"], ["not a non-empty directory"]),
@@ -247,6 +253,24 @@ CLI_CASES = [
     ("train-corpus-missing", lambda f: ["train", "mdm", "--config", "tiny-python/mdm", *f.inputs(),
                                         "--output_dir", f.path("o"), "--corpus", "./no-corpus"],
      ["corpus", "does not exist"]),
+    ("train-batch-size-0", lambda f: ["train", "mdm", "--config", "tiny-python/mdm",
+                                      "--per_device_train_batch_size", "0"], ["per_device_train_batch_size", ">= 1"]),
+    ("train-learning-rate-nan", lambda f: ["train", "mdm", "--config", "tiny-python/mdm", "--learning_rate", "nan"],
+     ["learning_rate", "finite"]),
+    ("train-all-mask-prob-2", lambda f: ["train", "autoencoder", "--config", "tiny-python/autoencoder",
+                                         "--all_mask_prob", "2"], ["all_mask_prob", "<= 1"]),
+    ("train-max-length-2", lambda f: ["train", "mdm", "--config", "tiny-python/mdm", "--max_length", "2"],
+     ["max_length", ">= 4"]),
+    ("train-num-registers-0", lambda f: ["train", "autoencoder", "--config", "tiny-python/autoencoder",
+                                         "--num_registers", "0"], ["num_registers"]),
+    ("train-config-not-utf8", lambda f: ["train", "mdm", "--config", f.raw("bad.yaml", b"output_dir: \xff\n")],
+     ["bad.yaml", "not UTF-8"]),
+    ("assemble-not-a-stage-output", lambda f: ["assemble", "--autoencoder", f.dir("ae"), "--prior", f.dir("p"),
+                                               "--output", f.path("o")], ["demasker/config.json", "autoencoder"]),
+    ("eval-scorer-missing", lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"),
+                                       "--scorer", f.path("noscorer")], ["--scorer", "not a directory"]),
+    ("tokenizer-corpus-empty", lambda f: ["tokenizer", "--corpus", f.dir("c"), "--output", f.path("t")],
+     ["no readable .py files"]),
 ]  # fmt: skip
 
 
@@ -335,6 +359,15 @@ def test_pipeline_rejects_bad_arguments_before_any_compute(case, pipe, monkeypat
     with pytest.raises(ValueError, match=word):
         pipe(**kwargs)
     assert not calls, "the demasker ran before the arguments were checked"
+
+
+def test_loading_a_missing_or_empty_local_pipeline_says_so(tmp_path):
+    from crocodil_hf import CrocodilPipeline
+
+    with pytest.raises(ValueError, match="does not exist"):
+        CrocodilPipeline.from_pretrained(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="model_index.json"):
+        CrocodilPipeline.from_pretrained(tmp_path)
 
 
 def test_encode_decode_interpolate_reject_bad_inputs(pipe):

@@ -248,10 +248,10 @@ def run_train(args, rest) -> int:
 def run_assemble(args, rest) -> int:
     from .checks import claim_output_dir
 
-    for option, value in (("--autoencoder", args.autoencoder), ("--prior", args.prior)):
-        _check_stage_dir(option, value)
+    _check_stage_dir("--autoencoder", args.autoencoder, "autoencoder", ["demasker/config.json", "encoder/config.json"])
+    _check_stage_dir("--prior", args.prior, "prior", ["config.json"])
     if args.conditional_prior:
-        _check_stage_dir("--conditional-prior", args.conditional_prior)
+        _check_stage_dir("--conditional-prior", args.conditional_prior, "conditional-prior", ["config.json"])
     claim_output_dir(args.output, "assemble", args.overwrite)
     from .training.run import assemble_pipeline
 
@@ -260,11 +260,15 @@ def run_assemble(args, rest) -> int:
     return 0
 
 
-def _check_stage_dir(option: str, value: str) -> None:
+def _check_stage_dir(option: str, value: str, stage: str, needs: list[str]) -> None:
     from pathlib import Path
 
+    expected = f"expected the output directory of `crocodil train {stage}`"
     if not Path(value).is_dir():
-        raise ValueError(f"{option} {value} is not a directory; expected the output directory of `crocodil train`.")
+        raise ValueError(f"{option} {value} is not a directory; {expected}.")
+    missing = [name for name in needs if not Path(value, name).is_file()]
+    if missing:
+        raise ValueError(f"{option} {value} has no {', '.join(missing)}; {expected}.")
 
 
 def run_tokenizer(args, rest) -> int:
@@ -521,6 +525,8 @@ def run_eval(args, rest=None) -> int:
     check_number("--temperature", args.temperature, minimum=0)
     if args.corpus is not None and not Path(args.corpus).exists():
         raise ValueError(f"--corpus {args.corpus} does not exist; expected a directory of programs or a data file.")
+    if args.scorer is not None and args.scorer.startswith((".", "/", "~")) and not Path(args.scorer).is_dir():
+        raise ValueError(f"--scorer {args.scorer} is not a directory; expected a causal LM directory or Hub id.")
     source = check_pipeline_source(args.pipeline)
     claim_output_dir(args.output_dir, "eval", args.overwrite)
     from .evaluation.scorer import load_scorer

@@ -51,6 +51,8 @@ def check_sweep(
         raise ValueError("`modes`, `steps` and `block_lengths` must not be empty.")
     if num_samples < 1:
         raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+    if not 1 <= gen_length <= pipe.max_gen_length:
+        raise ValueError(f"`gen_length` must lie in [1, {pipe.max_gen_length}] for this pipeline, got {gen_length}.")
     if "con_within_disc" in modes and pipe.conditional_prior is None:
         raise ValueError("mode con_within_disc needs a conditional prior; this pipeline has none.")
     for block in block_lengths:

@@ -17,7 +17,7 @@ import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
 from diffusers.utils import BaseOutput, logging
 
-from ..checks import check_number, resolve_shipped
+from ..checks import check_number, check_pipeline_source, resolve_shipped
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
@@ -154,7 +154,9 @@ class CrocodilPipeline(DiffusionPipeline):
         """Load a saved pipeline (a directory, a Hub id or a shipped name). Importing this module registered
         crocodil_hf's models, which diffusers needs to resolve the `crocodil_hf` library named in `model_index.json`."""
         source = resolve_shipped(pretrained_model_name_or_path)
-        if Path(source).is_dir():
+        name = str(source)
+        if Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+            source = check_pipeline_source(name)  # a local path: an existing pipeline directory
             cls.check_model_index(source)
         try:
             return super().from_pretrained(source, **kwargs)

@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from ..checks import check_number
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -40,6 +42,9 @@ class ModelArguments:
     max_timestep_offset: float = field(default=0.2, metadata={"help": "Largest block offset Δ_B; 0 switches off."})
 
     def __post_init__(self):
+        check_number("`num_registers`", self.num_registers, minimum=1, integer=True)
+        check_number("`prefix_rope_pairs`", self.prefix_rope_pairs, minimum=0, integer=True)
+        check_number("`max_timestep_offset`", self.max_timestep_offset, minimum=0, maximum=0.99)
         # Mapping fields given on the command line arrive as text: `--prior_config '{hidden_size: 32}'` (YAML/JSON).
         for name in ("model_config", "encoder_backbone_config", "prior_config"):
             value = getattr(self, name)
@@ -84,6 +89,14 @@ class DataArguments:
         },
     )
 
+    def __post_init__(self):
+        check_number("`max_length`", self.max_length, minimum=4, integer=True)
+        check_number("`validation_fraction`", self.validation_fraction, minimum=0, maximum=0.99)
+        check_number("`max_programs`", self.max_programs, minimum=1, integer=True, allow_none=True)
+        check_number(
+            "`preprocessing_num_workers`", self.preprocessing_num_workers, minimum=1, integer=True, allow_none=True
+        )
+
 
 @dataclass
 class CrocodilTrainingArguments(TrainingArguments):
@@ -111,6 +124,28 @@ class CrocodilTrainingArguments(TrainingArguments):
     )
     remove_unused_columns: bool = False
 
+    def __post_init__(self):
+        # Ranges of the values every stage uses, checked when the arguments are parsed: before any data or model.
+        for name, low, high, integer in (
+            ("per_device_train_batch_size", 1, None, True),
+            ("gradient_accumulation_steps", 1, None, True),
+            ("learning_rate", 0, None, False),
+            ("weight_decay", 0, None, False),
+            ("max_grad_norm", 0, None, False),
+            ("register_noise_cs", 0, 1, False),
+            ("all_mask_prob", 0, 1, False),
+            ("encoder_warmup_steps", 0, None, True),
+            ("clean_warmup_steps", 0, None, True),
+            ("lora_r", 1, None, True),
+            ("lora_dropout", 0, 1, False),
+            ("num_train_timesteps", 1, None, True),
+            ("registers_batch_size", 1, None, True),
+            ("save_steps", 0, None, False),
+            ("logging_steps", 0, None, False),
+        ):
+            check_number(f"`{name}`", getattr(self, name), minimum=low, maximum=high, integer=integer)
+        super().__post_init__()
+
 
 def resolve_config(config: str) -> Path:
     """A config path, or a shipped name like `tiny-python/mdm`."""
@@ -133,7 +168,10 @@ def stage_argument_parser(prog: str = "crocodil train STAGE") -> HfArgumentParse
 def load_config(config: str) -> dict[str, Any]:
     """Values of a YAML/JSON config file or shipped config name."""
     path = resolve_config(config)
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config {str(path)!r} is not UTF-8 text (byte offset {err.start}).") from None
     try:
         values = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
     except (json.JSONDecodeError, yaml.YAMLError) as err:

@@ -123,6 +123,8 @@ def train_tokenizer_command(corpus: str | None, vocab_size: int, output_dir: str
     from ..data.tokenizer import train_bpe_tokenizer
 
     texts = [text for _, text in read_source_files(corpus or stdlib_dir())]
+    if not texts:
+        raise ValueError(f"{corpus} holds no readable .py files; give a directory of Python source files.")
     tokenizer = train_bpe_tokenizer(texts, vocab_size=vocab_size)
     tokenizer.save_pretrained(output_dir)
     return output_dir
