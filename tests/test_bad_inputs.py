@@ -119,6 +119,8 @@ CLI_CASES = [
     ("autoencode-registers-0", lambda f: ["autoencode", f.text("a.py"), "--num-registers", "0"], ["--num-registers"]),
     ("autoencode-registers-over-K", lambda f: ["autoencode", f.text("a.py"), "--num-registers", "999"], ["K ="]),
     ("autoencode-steps-0", lambda f: ["autoencode", f.text("a.py"), "--steps", "0"], ["--steps"]),
+    ("autoencode-gen-length-1", lambda f: ["autoencode", f.text("a.py"), "--gen-length", "1"],
+     ["--gen-length 1", "no room", "a.py"]),  # fmt: skip
     ("autoencode-gen-length-0", lambda f: ["autoencode", f.text("a.py"), "--gen-length", "0"], ["--gen-length"]),
     (
         "interpolate-alphas-text",
@@ -329,6 +331,13 @@ API_CASES = [
     ("prior-steps-0", dict(mode="con_then_disc", gen_length=8, prior_steps=0), "prior_steps"),
     ("refresh-at-out-of-range", dict(mode="con_within_disc", gen_length=8, refresh_at=[1.5]), "refresh_at"),
     ("refresh-at-nan", dict(mode="con_within_disc", gen_length=8, refresh_at=[math.nan]), "refresh_at"),
+    ("refresh-at-not-a-list", dict(mode="con_within_disc", gen_length=8, refresh_at=0.5), "refresh_at"),
+    ("generator-not-a-generator", dict(mode="mdm", gen_length=8, generator=5), "generator"),
+    (
+        "generators-per-sample",
+        dict(mode="mdm", gen_length=8, num_samples=2, generator=[torch.Generator()]),
+        "one per sample",
+    ),  # fmt: skip
     ("mode-unknown", dict(mode="bogus"), "mode"),
     ("text-empty-string", dict(mode="autoencode", text=[""]), "non-empty"),
     ("text-blank-string", dict(mode="autoencode", text=["   "]), "non-empty"),

@@ -316,7 +316,12 @@ def _fit_program(path: str, text: str, pipe, gen_length: int) -> tuple[str, bool
     if len(ids) < gen_length:
         return text, False
     kept = pipe.tokenizer.decode(ids[: gen_length - 1])
-    return kept[: kept.rfind("\n") + 1] or kept, True
+    kept = kept[: kept.rfind("\n") + 1] or kept
+    if not kept.strip():
+        raise ValueError(
+            f"--gen-length {gen_length} leaves no room for {path} ({len(ids)} tokens + EOS); use a larger --gen-length."
+        )
+    return kept, True
 
 
 def _check_common(args) -> None:

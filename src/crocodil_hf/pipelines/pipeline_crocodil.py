@@ -398,10 +398,15 @@ class CrocodilPipeline(DiffusionPipeline):
         check_number("`num_registers`", num_registers, minimum=1, maximum=self.num_registers_max, integer=True)
         check_number("`prior_steps`", prior_steps, minimum=1, integer=True)
         check_number("`eta`", eta, minimum=0)
-        if any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in refresh_at):
-            raise ValueError(f"`refresh_at` fractions must lie in (0, 1), got {list(refresh_at)}.")
+        if not isinstance(refresh_at, (list, tuple)) or any(
+            isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in refresh_at
+        ):
+            raise ValueError(f"`refresh_at` must be a list of fractions in (0, 1), got {refresh_at!r}.")
         if mode == "con_within_disc" and self.conditional_prior is None:
             raise ValueError("`mode='con_within_disc'` needs a `conditional_prior` component; this pipeline has none.")
+        generators = generator if isinstance(generator, list) else [generator]
+        if not all(g is None or isinstance(g, torch.Generator) for g in generators):
+            raise ValueError("`generator` must be a torch.Generator or a list of them (one per sample).")
         if isinstance(generator, list) and len(generator) != num_samples:
             raise ValueError(f"got {len(generator)} generators for {num_samples} samples; pass one per sample.")
         if callback_on_step_end_tensor_inputs is not None:
