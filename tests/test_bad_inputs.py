@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from crocodil_hf.checks import SHIPPED_DIR
 from crocodil_hf.cli import main
 
 SHIPPED = "crocodil-python-tiny"
+TOKENIZER = str(SHIPPED_DIR / SHIPPED / "tokenizer")
 
 
 class Files:
@@ -116,6 +118,12 @@ CLI_CASES = [
     ("autoencode-non-utf8", lambda f: ["autoencode", f.raw("latin.py", b"x = '\xe9'\n")], ["not UTF-8", "0xe9"]),
     ("autoencode-binary", lambda f: ["autoencode", f.raw("bin.py", b"ab\x00cd\n")], ["bin.py", "binary"]),
     ("autoencode-empty", lambda f: ["autoencode", f.text("empty.py", "  \n")], ["is empty"]),
+    ("autoencode-device", lambda f: ["autoencode", "/dev/zero"], ["not a regular file"]),
+    ("generate-seed-negative", lambda f: ["generate", "--seed", "-1"], ["--seed", ">= 0"]),
+    ("generate-seed-huge", lambda f: ["generate", "--seed", str(2**70)], ["--seed", "<="]),
+    ("train-resume-missing", lambda f: ["train", "mdm", "--config", "tiny-python/mdm", *f.inputs(), "--output_dir",
+                                       f.path("o"), "--resume_from_checkpoint", f.path("o/checkpoint-9")],
+     ["resume_from_checkpoint", "not a directory"]),  # fmt: skip
     ("autoencode-registers-0", lambda f: ["autoencode", f.text("a.py"), "--num-registers", "0"], ["--num-registers"]),
     ("autoencode-registers-over-K", lambda f: ["autoencode", f.text("a.py"), "--num-registers", "999"], ["K ="]),
     ("autoencode-steps-0", lambda f: ["autoencode", f.text("a.py"), "--steps", "0"], ["--steps"]),
@@ -483,9 +491,10 @@ def test_programs_that_do_not_parse_are_skipped_and_counted(tmp_path):
     (tmp_path / "good.py").write_text("def f():\n    return 1\n")
     (tmp_path / "broken.py").write_text("def f(:\n    return\n")
     (tmp_path / "escape.py").write_text("x = '\\d'\n")  # a SyntaxWarning, still a program
+    (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbfy = 2\n")  # a byte-order mark: still a program
     summary = CorpusSummary()
     used = [name for name, _ in read_source_files(tmp_path, summary=summary)]
-    assert used == ["escape.py", "good.py"]
+    assert used == ["bom.py", "escape.py", "good.py"]
     assert summary.skipped_syntax == 1 and summary.skipped == 1
     assert "1 not parsing" in str(summary)
 
@@ -513,6 +522,16 @@ def test_help_and_argument_errors_answer_without_importing_torch():
     result = _crocodil("generate", "--gen-length", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "crocodil generate: error: --gen-length must be an integer >= 1, got 0."
+
+
+def test_a_corpus_file_that_does_not_parse_is_one_line(tmp_path):
+    # A subprocess: the datasets library logs through a handler bound to the stderr of its first import.
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "a = 1"}\n{broken\n')
+    result = _crocodil("train", "mdm", "--config", "tiny-python/mdm", "--output_dir", str(tmp_path / "o"),
+                       "--tokenizer_name_or_path", TOKENIZER, "--corpus", str(corpus), "--max_steps", "1")  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "crocodil train mdm: error: the corpus could not be read" in result.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path):

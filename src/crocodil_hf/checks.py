@@ -73,6 +73,8 @@ def read_text_file(path: str | os.PathLike, what: str = "a program") -> str:
         raise ValueError(f"{path} does not exist; {allowed}.")
     if path.is_dir():
         raise ValueError(f"{path} is a directory; {allowed}.")
+    if not path.is_file():  # a device, a pipe or a socket: reading could block or never end
+        raise ValueError(f"{path} is not a regular file; {allowed}.")
     try:
         raw = path.read_bytes()
     except OSError as err:
@@ -80,7 +82,7 @@ def read_text_file(path: str | os.PathLike, what: str = "a program") -> str:
     if b"\x00" in raw:
         raise ValueError(f"{path} is a binary file (it contains NUL bytes); {allowed}.")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ValueError(
             f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); {allowed}."

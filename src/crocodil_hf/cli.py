@@ -188,6 +188,10 @@ def explain_error(err: BaseException) -> tuple[str, int]:
     hub = _hub_error(err)
     if hub:
         return hub, 2
+    if any(type(e).__module__.startswith("datasets") for e in _chain(err)):  # a corpus that does not load
+        root = list(_chain(err))[-1]  # the parser's own complaint, e.g. the JSON error and its line
+        first = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+        return f"the corpus could not be read ({type(root).__name__}: {first}); check the corpus files.", 2
     if type(err).__name__ == "SafetensorError":
         return f"a weights file is not a valid safetensors file ({err}); re-download or re-save it.", 2
     if isinstance(err, OSError):
@@ -339,6 +343,7 @@ def run_generate(args, rest=None) -> int:
 
     _check_common(args)
     check_number("--num-samples", args.num_samples, minimum=1, integer=True)
+    check_number("--seed", args.seed, minimum=0, maximum=2**63 - 1 - args.num_samples, integer=True)
     check_number("--block-length", args.block_length, minimum=1, integer=True, allow_none=True)
     check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
     check_number("--temperature", args.temperature, minimum=0)

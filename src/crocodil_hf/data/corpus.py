@@ -106,7 +106,7 @@ def read_source_files(
             summary.skipped_binary += 1
             continue
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the program
         except UnicodeDecodeError:
             summary.skipped_non_utf8 += 1
             continue

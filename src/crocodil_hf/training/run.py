@@ -36,6 +36,13 @@ def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, 
     """Run one training stage end to end; returns the final output directory."""
     stage_runner(stage)  # an unknown stage fails here, before the lock or any output
     check_input_paths(model_args, data_args)
+    resume_from = args.resume_from_checkpoint
+    if (
+        isinstance(resume_from, str)
+        and resume_from.lower() not in ("true", "false")
+        and not Path(resume_from).is_dir()
+    ):
+        raise ValueError(f"`resume_from_checkpoint` {resume_from} is not a directory; give a checkpoint-N directory.")
     if args.process_index == 0:
         output = Path(args.output_dir)
         ours = output.is_dir() and (any(output.glob("checkpoint-*")) or (output / COMPLETE_MARKER).exists())
