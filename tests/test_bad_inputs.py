@@ -519,6 +519,7 @@ def test_help_and_argument_errors_answer_without_importing_torch():
     )  # fmt: skip
     assert probe.stdout.strip() == "[]", probe.stdout
     assert elapsed < 5, elapsed  # ~0.1 s measured; the bound leaves room for a loaded CI machine
+    assert _crocodil("train", "--help").returncode == 0
     result = _crocodil("generate", "--gen-length", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "crocodil generate: error: --gen-length must be an integer >= 1, got 0."

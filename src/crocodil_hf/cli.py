@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for i, a in enumerate(argv) if i not in flags]
     debug = bool(flags) or os.environ.get("CROCODIL_DEBUG", "").lower() not in ("", "0", "false", "no")
     parser = build_parser()
+    if argv[:1] == ["train"] and len(argv) > 1 and argv[1] in ("-h", "--help"):  # before a stage is named
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices["train"].print_help()
+        print("\n`crocodil train STAGE --help` lists every field of a stage.")
+        return 0
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()
