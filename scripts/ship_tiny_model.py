@@ -4,7 +4,8 @@ Usage:
     python scripts/ship_tiny_model.py --pipeline runs/tiny-python/pipeline --sweep runs/eval/sweep.json
 
 Copies the pipeline into `src/crocodil_hf/pretrained/crocodil-python-tiny/` (weights as safetensors, configs,
-tokenizer, remote code), writes its README.md model card and a copy in `model_cards/crocodil-python-tiny.md`.
+tokenizer; no remote code: `crocodil push` writes it from the package source), writes its README.md model card and a
+copy in `model_cards/crocodil-python-tiny.md`.
 """
 
 import argparse
@@ -53,7 +54,7 @@ def main() -> None:
             stages[stage] = json.loads(record.read_text())
     if TARGET.exists():
         shutil.rmtree(TARGET)
-    shutil.copytree(pipeline, TARGET, ignore=shutil.ignore_patterns("*.bin", "*.pt", "checkpoint-*"))
+    shutil.copytree(pipeline, TARGET, ignore=shutil.ignore_patterns("*.bin", "*.pt", "*.py", "checkpoint-*", ".*"))
     params = count_parameters(TARGET)
 
     lines = []

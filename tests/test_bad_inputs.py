@@ -399,11 +399,11 @@ def test_encode_decode_interpolate_reject_bad_inputs(pipe):
 
 
 def test_a_long_generation_past_the_trained_length_warns(pipe, caplog):
-    pipe.demasker.config.default_gen_length = 8
+    trained, pipe.demasker.config.default_gen_length = pipe.demasker.config.default_gen_length, 8
     try:
         out = pipe(mode="mdm", gen_length=16, steps=2)
     finally:
-        del pipe.demasker.config.default_gen_length
+        pipe.demasker.config.default_gen_length = trained
     assert out.sequences.shape == (1, 16)
     assert "longer than the 8 tokens this pipeline was trained on" in caplog.text
 
@@ -429,6 +429,21 @@ def test_models_name_the_vocabulary_for_out_of_range_ids(pipe, ids, word):
         demasker.model(ids(vocab))
     with pytest.raises(ValueError, match=word):
         encoder(input_ids=ids(encoder.backbone.get_input_embeddings().num_embeddings))
+
+
+def test_a_pipeline_whose_components_disagree_on_k_or_d_is_refused(pipe):
+    from crocodil_hf import CrocodilPipeline, RegisterPriorTransformer
+
+    parts = {name: getattr(pipe, name) for name in ("demasker", "encoder", "prior", "scheduler", "tokenizer")}
+    k, d = pipe.num_registers_max, pipe.demasker.config.register_dim
+    for bad_k, bad_d in ((k + 1, d), (k, d * 2)):
+        other = RegisterPriorTransformer(num_registers=bad_k, register_dim=bad_d, hidden_size=32, num_layers=1,
+                                         num_attention_heads=2)  # fmt: skip
+        with pytest.raises(ValueError, match=f"demasker has K={k}, d={d}; prior has K={bad_k}, d={bad_d}"):
+            CrocodilPipeline(**{**parts, "prior": other})
+        with pytest.raises(ValueError, match="conditional_prior has"):
+            CrocodilPipeline(**parts, conditional_prior=other)
+    assert CrocodilPipeline(**parts).num_registers_max == k
 
 
 # ---------------------------------------------------------------- strict loading

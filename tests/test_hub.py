@@ -148,3 +148,45 @@ def test_crocodil_push_cli_pushes_a_stage_output_with_a_card_to_a_branch(hub, tm
     card = ModelCard.load(hf_hub_download("org/crocodil-prior", "README.md", revision="dev"))
     assert "train_loss" in card.text
     assert main(["push", str(tmp_path / "missing"), "org/x"]) == 2
+
+
+def test_crocodil_push_of_the_shipped_pipeline_writes_remote_code_equal_to_the_package_source(hub, tmp_path):
+    import shutil
+
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from crocodil_hf.checks import SHIPPED_DIR
+    from crocodil_hf.cli import main
+    from crocodil_hf.remote_code import MODELING_DIR
+
+    shipped = tmp_path / "shipped"
+    shutil.copytree(SHIPPED_DIR / "crocodil-python-tiny", shipped)
+    assert not list(shipped.rglob("*.py"))  # the shipped pipeline holds no code
+    assert main(["push", str(shipped), "org/crocodil-shipped"]) == 0
+    pushed = [f for f in HfApi().list_repo_files("org/crocodil-shipped") if f.endswith(".py")]
+    assert {"demasker/modeling_guided_llada.py", "encoder/modeling_register_encoder.py", "modeling_llada.py"} <= set(
+        pushed
+    )
+    for name in pushed:
+        downloaded = hf_hub_download("org/crocodil-shipped", name, cache_dir=tmp_path / "cache")
+        assert open(downloaded, "rb").read() == (MODELING_DIR / name.split("/")[-1]).read_bytes(), name
+    script = textwrap.dedent(
+        """
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "crocodil_hf" or name.startswith("crocodil_hf."):
+                    raise ImportError("blocked")
+        sys.meta_path.insert(0, Block())
+        from transformers import AutoModel
+        for sub in ("demasker", "encoder"):
+            model = AutoModel.from_pretrained("org/crocodil-shipped", subfolder=sub, trust_remote_code=True)
+            print("loaded", sub, type(model).__name__)
+        """
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "fresh-home")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("loaded ") == 2

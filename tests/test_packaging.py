@@ -50,3 +50,16 @@ def test_code_is_ruff_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     result = subprocess.run([ruff, "check", "src", "tests"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_no_code_is_shipped_and_saved_remote_code_equals_the_package_source(tmp_path):
+    from crocodil_hf.checks import SHIPPED_DIR
+    from crocodil_hf.pipelines.tiny import build_tiny_pipeline
+    from crocodil_hf.remote_code import MODELING_DIR, remote_code_files
+
+    assert not list(SHIPPED_DIR.rglob("*.py"))
+    build_tiny_pipeline().save_pretrained(tmp_path)
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.py"))
+    assert written and written == sorted(remote_code_files(tmp_path))  # what push adds is what save writes
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (MODELING_DIR / Path(name).name).read_bytes(), name

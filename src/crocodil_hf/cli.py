@@ -316,7 +316,7 @@ def _load(name: str):
 
 def _model_length(pipe) -> int:
     """The generation length L the pipeline was trained for (max_length − 1), recorded at assembly time."""
-    return pipe.trained_gen_length or 64
+    return pipe.trained_gen_length or 64  # a pipeline assembled without a training record
 
 
 def _fit_program(path: str, text: str, pipe, gen_length: int) -> tuple[str, bool]:
@@ -498,15 +498,33 @@ def run_push(args, rest=None) -> int:
             revision=args.revision,
             commit_message="Add model card",
         )
-    info = api.upload_folder(
-        folder_path=str(folder),
+    info = api.create_commit(
         repo_id=args.repo_id,
+        operations=_push_operations(folder),
         revision=args.revision,
         commit_message=args.commit_message or f"Upload {folder.name} with crocodil push",
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "*.pt", "*.bin", OUTPUT_MARKER, ".crocodil-*"],
     )
     print(f"pushed {folder} to {url} (revision {args.revision or 'main'}, commit {info.oid})")
     return 0
+
+
+def _push_operations(folder) -> list:
+    """The files of a folder to upload (no checkpoints, pickles or hidden files), with its remote code taken from the
+    installed package source rather than from the folder (see `remote_code.py`)."""
+    from huggingface_hub import CommitOperationAdd
+
+    from .remote_code import remote_code_files
+
+    code = remote_code_files(folder)
+    operations = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        parts = relative.parts
+        skipped = any(p.startswith((".", "checkpoint-")) for p in parts) or path.suffix in (".pt", ".bin", ".pyc")
+        if path.is_file() and not skipped and relative.as_posix() not in code:
+            operations.append(CommitOperationAdd(relative.as_posix(), str(path)))
+    operations += [CommitOperationAdd(name, str(source)) for name, source in sorted(code.items())]
+    return operations
 
 
 def _int_list(option: str, value: str | None) -> list[int] | None:

@@ -90,6 +90,9 @@ class GuidedLLaDAConfig(LLaDAConfig):
         register_dim: d, the width of each register (the encoder's `register_dim`).
         prefix_rope_pairs: Number of rotary frequency pairs (the highest-frequency ones) on which prefix tokens use
             their prefix-local index instead of the global position (two-axis RoPE); must be < head_dim / 2.
+        default_gen_length: L, the generation length the demasker was trained for (the autoencoder stage's
+            `max_length` − 1, recorded by `crocodil assemble`); the pipeline's default `gen_length` and the length
+            past which it warns. `None` when unknown.
     """
 
     model_type = "guided_llada"
@@ -97,6 +100,7 @@ class GuidedLLaDAConfig(LLaDAConfig):
     num_registers: int = 8
     register_dim: int = 1024
     prefix_rope_pairs: int = 4
+    default_gen_length: int | None = None
 
     def validate_architecture(self):
         super().validate_architecture()
@@ -104,6 +108,11 @@ class GuidedLLaDAConfig(LLaDAConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if self.default_gen_length is not None and not 1 <= self.default_gen_length < self.max_sequence_length:
+            raise ValueError(
+                f"`default_gen_length` must lie in [1, max_sequence_length = {self.max_sequence_length}), "
+                f"got {self.default_gen_length}."
+            )
         if not 0 <= self.prefix_rope_pairs < self.head_dim // 2:
             raise ValueError(
                 f"`prefix_rope_pairs` must lie in [0, head_dim / 2 = {self.head_dim // 2}), got {self.prefix_rope_pairs}."

@@ -52,6 +52,30 @@ def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
     return 2.0 * linear * num_tokens + 4.0 * layers * num_tokens**2 * width
 
 
+def check_components(demasker, encoder, prior, conditional_prior=None, mask_scheduler=None) -> None:
+    """K (registers) and d (register width) are the demasker's; every other component must agree (a clear error
+    naming the components that do not, instead of a shape error mid-generation)."""
+    k, d = demasker.config.num_registers, demasker.config.register_dim
+    found = {"encoder": (encoder.config.num_registers, encoder.config.register_dim)}
+    for name, model in (("prior", prior), ("conditional_prior", conditional_prior)):
+        if model is not None:
+            found[name] = (model.config.num_registers, model.config.register_dim)
+    wrong = {name: kd for name, kd in found.items() if kd != (k, d)}
+    if wrong:
+        listed = ", ".join(f"{name} has K={kd[0]}, d={kd[1]}" for name, kd in wrong.items())
+        raise ValueError(f"components disagree on the registers: the demasker has K={k}, d={d}; {listed}.")
+    if conditional_prior is not None and conditional_prior.config.cross_attention_dim != encoder.config.register_dim:
+        raise ValueError(
+            f"the conditional prior attends to width {conditional_prior.config.cross_attention_dim}, but the "
+            f"encoder's registers have d={encoder.config.register_dim}."
+        )
+    if mask_scheduler is not None and mask_scheduler.config.mask_token_id != demasker.config.mask_token_id:
+        raise ValueError(
+            f"the mask scheduler's mask_token_id {mask_scheduler.config.mask_token_id} is not the demasker's "
+            f"({demasker.config.mask_token_id})."
+        )
+
+
 def check_texts(name: str, texts) -> None:
     """Input programs: `None`, or a non-empty list of non-empty strings."""
     if texts is not None and (
@@ -136,6 +160,7 @@ class CrocodilPipeline(DiffusionPipeline):
         mask_scheduler: MaskedDiffusionScheduler | None = None,
     ):
         super().__init__()
+        check_components(demasker, encoder, prior, conditional_prior, mask_scheduler)
         if mask_scheduler is None:
             mask_scheduler = MaskedDiffusionScheduler(mask_token_id=demasker.config.mask_token_id)
         self.register_modules(
@@ -231,7 +256,7 @@ class CrocodilPipeline(DiffusionPipeline):
     def trained_gen_length(self) -> int | None:
         """L, the generation length the pipeline was trained for (`max_length - 1` of the autoencoder stage, recorded
         as the demasker's `default_gen_length` by `crocodil assemble`); `None` when not recorded."""
-        return getattr(self.demasker.config, "default_gen_length", None)
+        return self.demasker.config.default_gen_length
 
     @property
     def max_gen_length(self) -> int:
