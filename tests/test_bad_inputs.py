@@ -315,7 +315,7 @@ def test_cli_cases_cover_every_command():
 
 @pytest.fixture(scope="module")
 def pipe():
-    from crocodil_hf.pipelines.tiny import build_tiny_pipeline
+    from crocodil_hf.testing import build_tiny_pipeline
 
     return build_tiny_pipeline()
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from crocodil_hf.cli import main
-from crocodil_hf.pipelines.tiny import TINY_CORPUS, build_tiny_pipeline
+from crocodil_hf.testing import TINY_CORPUS, build_tiny_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 from crocodil_hf.evaluation.metrics import cer, gen_ppl, mauve_score, unigram_entropy
 from crocodil_hf.evaluation.model_card import build_model_card
 from crocodil_hf.evaluation.sweep import check_sweep, plot_sweep, run_sweep, write_sweep
-from crocodil_hf.pipelines.tiny import TINY_CORPUS, build_tiny_pipeline
+from crocodil_hf.testing import TINY_CORPUS, build_tiny_pipeline
 
 
 @pytest.fixture(scope="session")

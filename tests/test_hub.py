@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from crocodil_hf import CrocodilPipeline
-from crocodil_hf.pipelines.tiny import build_tiny_pipeline
+from crocodil_hf.testing import build_tiny_pipeline
 
 pytest.importorskip("olah")
 

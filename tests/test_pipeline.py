@@ -8,7 +8,7 @@ from transformers import AutoModel
 
 from crocodil_hf import CrocodilPipeline, GuidedLLaDAForMaskedLM, RegisterEncoderModel
 from crocodil_hf.pipelines.sampling import MaskedDiffusionScheduler, get_num_transfer_tokens
-from crocodil_hf.pipelines.tiny import TINY_CORPUS, build_tiny_pipeline
+from crocodil_hf.testing import TINY_CORPUS, build_tiny_pipeline
 
 PRIOR_STEPS = 4
 EXTRA = 1  # offsets of 0.1 need ceil(0.1 * 1000 / (1000 / 4)) = 1 extra DDIM step

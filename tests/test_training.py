@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from crocodil_hf.data.corpus import CorpusConfig, build_program_dataset, in_validation, split_program
 from crocodil_hf.data.tokenizer import train_bpe_tokenizer
-from crocodil_hf.pipelines.tiny import TINY_CORPUS
+from crocodil_hf.testing import TINY_CORPUS
 from crocodil_hf.training.losses import forward_mask, register_noise
 from crocodil_hf.training.run import parse_stage_arguments, run_stage
 

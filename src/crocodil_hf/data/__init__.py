@@ -1,1 +1,2 @@
-"""data (see DESIGN §2)."""
+"""Data: program corpora built with `datasets` (files, saved datasets, Hub datasets, streaming) and byte-level BPE
+tokenizers (see docs/architecture.md)."""

@@ -1,1 +1,2 @@
-"""evaluation (see DESIGN §2)."""
+"""Evaluation: the offline scorer, metrics (Gen-PPL, MAUVE, CER), NFE sweeps and plots, model cards (see
+docs/architecture.md)."""

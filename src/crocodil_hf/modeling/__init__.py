@@ -1,4 +1,4 @@
-"""Models. Every file here that a transformers model needs is remote-code safe (DESIGN §3.1)."""
+"""Models. Every file here that a transformers model needs is remote-code safe (docs/architecture.md, "Remote code")."""
 
 from .configuration_crocodil import GuidedLLaDAConfig, RegisterEncoderConfig
 from .configuration_llada import LLaDAConfig

@@ -1,6 +1,6 @@
 """Configurations of the CRoCoDiL transformers models: the register encoder h_φ and the guided demasker f_θ.
 
-Remote-code safe: imports only `transformers` and siblings (DESIGN §3.1).
+Remote-code safe: imports only `transformers` and siblings (docs/architecture.md, "Remote code").
 """
 
 from transformers import AutoConfig, PreTrainedConfig

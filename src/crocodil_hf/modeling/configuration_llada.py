@@ -1,6 +1,6 @@
 """LLaDA configuration, field-compatible with the official `GSAI-ML/LLaDA-8B-Base` `config.json` (OLMo style).
 
-Remote-code safe: imports only `transformers` (see DESIGN §3.1).
+Remote-code safe: imports only `transformers` (docs/architecture.md, "Remote code").
 
 References:
     Nie et al. 2025, "Large Language Diffusion Models" (LLaDA); the official `configuration_llada.py` / `config.json`.

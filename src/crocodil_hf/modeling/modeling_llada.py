@@ -2,7 +2,7 @@
 
 Module and parameter names mirror the official `modeling_llada.py` (`model.transformer.blocks.{i}.q_proj`, ...), so the
 official safetensors load without key conversion and our checkpoints load in the official code.
-Remote-code safe: imports only `torch`, `transformers` and siblings (DESIGN §3.1).
+Remote-code safe: imports only `torch`, `transformers` and siblings (docs/architecture.md, "Remote code").
 
 References:
     Nie et al. 2025, "Large Language Diffusion Models" (LLaDA), official `GSAI-ML/LLaDA-8B-Base` modeling code;
@@ -298,7 +298,7 @@ class LLaDAModel(nn.Module):
 
 
 def strict_from_pretrained(cls, from_pretrained, *args, strict: bool = True, **kwargs):
-    """Call transformers' `from_pretrained` and raise when a weight is missing or mismatched (DESIGN §8): a trained
+    """Call transformers' `from_pretrained` and raise when a weight is missing or mismatched: a trained
     component is never silently random-initialised. `strict=False` restores transformers' warn-only behaviour."""
     want_info = kwargs.pop("output_loading_info", False)
     if strict:  # load mismatched shapes as "mismatched" (reported below) rather than transformers' bare RuntimeError

@@ -10,7 +10,7 @@ conditional prior on h_φ of the visible tokens (`"con_within_disc"`).
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,17 +26,6 @@ from .prior_sampling import sample_registers
 from .sampling import MaskedDiffusionScheduler
 
 logger = logging.get_logger(__name__)
-
-EXAMPLE_DOC_STRING = """
-    Examples:
-        ```python
-        >>> from crocodil_hf import CrocodilPipeline
-        >>> pipe = CrocodilPipeline.from_pretrained("path/to/crocodil-pipeline")
-        >>> out = pipe(mode="con_within_disc", num_samples=4, gen_length=64, steps=16)
-        >>> print(out.texts[0], out.nfe)
-        >>> rec = pipe(mode="autoencode", text=["def add(a, b):\\n    return a + b\\n"], steps=16)
-        ```
-"""
 
 
 def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
@@ -99,7 +88,6 @@ class NFEBreakdown:
     prior_calls: int = 0
     encoder_calls: int = 0
     total: float = 0.0
-    flops: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -492,6 +480,15 @@ class CrocodilPipeline(DiffusionPipeline):
                 it may replace `"sequences"` or `"registers"`.
             callback_on_step_end_tensor_inputs: Names passed in `callback_kwargs` (subset of
                 `_callback_tensor_inputs`).
+
+        Examples:
+            ```python
+            >>> from crocodil_hf import CrocodilPipeline
+            >>> pipe = CrocodilPipeline.from_pretrained("crocodil-python-tiny")
+            >>> out = pipe(mode="con_within_disc", num_samples=4, gen_length=64, steps=16)
+            >>> print(out.texts[0], out.nfe)
+            >>> rec = pipe(mode="autoencode", text=["def add(a, b):\n    return a + b\n"], steps=16)
+            ```
         """
         start = time.perf_counter()
         texts_in = [text] if isinstance(text, str) else text
@@ -713,7 +710,6 @@ class CrocodilPipeline(DiffusionPipeline):
         demasker = forward_flops(self.demasker, canvas_len + prefix)
         prior = forward_flops(self.prior, self.prior.config.num_registers)
         encoder = forward_flops(self.encoder, canvas_len + self.encoder.config.num_registers - 1)
-        nfe.flops = {"demasker": demasker, "prior": prior, "encoder": encoder}
         nfe.total = nfe.demasker_calls + (nfe.prior_calls * prior + nfe.encoder_calls * encoder) / demasker
 
     # ------------------------------------------------------------------ register-space utilities

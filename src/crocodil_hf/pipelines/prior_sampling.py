@@ -108,7 +108,6 @@ def sample_registers(
     encoder_attention_mask: torch.Tensor | None = None,
     latents: torch.Tensor | None = None,
     renormalize: bool = True,
-    progress_bar=None,
 ) -> RegisterSamples:
     """Sample register banks z₀ ~ P(z) (ConThenDisc, Alg. 2 line 3) or P(z | h_φ(x_t)) (ConWithinDisc, Alg. 3 line 6).
 
@@ -124,7 +123,6 @@ def sample_registers(
         encoder_attention_mask: `(B, L)` validity of the conditioning tokens.
         latents: Starting noise `(B, K, d)`; drawn from `generator` when omitted.
         renormalize: Rescale each sampled register to norm √d, as the encoder's outputs are (App. C).
-        progress_bar: Optional callable wrapping the step iterator (e.g. a pipeline's `self.progress_bar`).
 
     Example:
         ```python
@@ -171,8 +169,7 @@ def sample_registers(
         if prior.offsets
         else (torch.zeros(1, config.num_registers, dtype=torch.long, device=device))
     )
-    steps = progress_bar(base) if progress_bar is not None else base
-    for tau in steps:
+    for tau in base:
         timesteps = _shifted(tau, shift, batch_size, num_train)  # (B, K); < 0 once a block has finished
         prev = _shifted(tau - stride, shift, batch_size, num_train)
         x0 = prior(
@@ -191,7 +188,7 @@ def _shifted(base_time: int, shift: torch.Tensor, batch_size: int, num_train: in
     return (base_time + shift).expand(batch_size, -1).clamp(max=num_train - 1)
 
 
-__all____all__ = [
+__all__ = [
     "RegisterSamples",
     "check_sampling_scheduler",
     "ddim_register_step",

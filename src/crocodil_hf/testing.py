@@ -1,14 +1,15 @@
-"""A tiny CrocodilPipeline from random components: for tests, docs and speed checks on a laptop CPU."""
+"""Test helpers: a tiny CrocodilPipeline from random components (for tests, docs and speed checks on a laptop CPU)
+and the small program corpus it is built on. Not used by the library itself."""
 
 import torch
 
-from ..data.tokenizer import train_bpe_tokenizer
-from ..modeling.configuration_crocodil import GuidedLLaDAConfig, RegisterEncoderConfig
-from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
-from ..modeling.modeling_register_encoder import RegisterEncoderModel
-from ..modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets
-from .pipeline_crocodil import CrocodilPipeline
-from .prior_sampling import make_sampling_scheduler
+from .data.tokenizer import train_bpe_tokenizer
+from .modeling.configuration_crocodil import GuidedLLaDAConfig, RegisterEncoderConfig
+from .modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
+from .modeling.modeling_register_encoder import RegisterEncoderModel
+from .modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets
+from .pipelines.pipeline_crocodil import CrocodilPipeline
+from .pipelines.prior_sampling import make_sampling_scheduler
 
 TINY_CORPUS = [
     "def add(a, b):\n    return a + b\n",
