@@ -175,3 +175,21 @@ def test_sweep_rejects_bad_grids_before_compute():
     with pytest.raises(ValueError, match="references"):
         check_sweep(pipe, ["mdm"], [4], [16], 16, 8, ["a"] * 3)
     torch.manual_seed(0)
+
+
+def test_a_new_metric_is_one_registry_entry_read_by_the_sweep_plots_and_card(scorer, tmp_path, monkeypatch):
+    from crocodil_hf.evaluation import metrics
+
+    length = metrics.Metric(
+        "chars", "samples scored", True, 1, plot_by="mode", compute=lambda c: {"chars": float(len(c.texts))}
+    )
+    monkeypatch.setitem(metrics.METRICS, "chars", length)
+    pipe = build_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    references = {"texts": TINY_CORPUS[:4], "description": "4 tiny programs"}
+    result = run_sweep(pipe, scorer, modes=["mdm"], steps=[4], block_lengths=[16], gen_length=16, num_samples=4,
+                       batch_size=4, prior_steps=2, references=references, compute_mauve=False)  # fmt: skip
+    assert result["points"][0]["metrics"]["chars"] == 4.0
+    assert "chars_vs_nfe.png" in {p.name for p in plot_sweep(result, tmp_path)}
+    card = str(build_model_card(result, repo_id="org/x"))
+    assert "samples scored" in card and "metric_type: chars" in card and "| 4.0 |" in card

@@ -334,3 +334,24 @@ def test_guidance_carries_the_answer_after_training():
     assert autoencoded.nfe["demasker_calls"] == unguided.nfe["demasker_calls"] == steps
     cer_guided, cer_plain = jiwer.cer(held_out, autoencoded.texts), jiwer.cer(held_out, unguided.texts)
     assert cer_guided < 0.65 and cer_guided < 0.7 * cer_plain, (cer_guided, cer_plain)
+
+
+def test_a_new_mode_is_one_class_and_one_table_entry_as_the_docs_show(monkeypatch):
+    import re
+
+    from crocodil_hf.pipelines import modes
+
+    monkeypatch.setattr(modes, "MODES", dict(modes.MODES))  # the example registers into a copy
+    from crocodil_hf.pipelines import pipeline_crocodil
+
+    monkeypatch.setattr(pipeline_crocodil, "MODES", modes.MODES)
+    example = re.search(r"```python\n(.*?)```", modes.__doc__, re.S).group(1)
+    example = example.replace("pipe(", "out = pipe(")
+    pipe = build_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    namespace = {"pipe": pipe}
+    exec(example, namespace)  # the module docstring's worked example, verbatim
+    out = namespace["out"]
+    assert len(out.texts) == 4 and out.nfe["encoder_calls"] == 1 and out.nfe["prior_calls"] == 0
+    assert torch.allclose(out.registers[0], out.registers[3]) and out.registers.shape[0] == 4
+    assert "mean_of_examples" not in modes.generation_modes()  # it reads text: not a `crocodil generate` choice

@@ -10,7 +10,7 @@ import traceback
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command; imports nothing heavy (`crocodil --help` answers at once)."""
     from . import __version__
-    from .pipelines import GENERATION_MODES, REMASKING
+    from .pipelines import REMASKING, generation_modes
 
     parser = argparse.ArgumentParser(
         prog="crocodil", description="CRoCoDiL: continuous-register guided masked diffusion for language."
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sample programs with a CRoCoDiL pipeline; prints them with the NFE breakdown and wall time.",
     )
     _pipeline_arg(gen)
-    gen.add_argument("--mode", default="con_within_disc", choices=GENERATION_MODES)
+    gen.add_argument("--mode", default="con_within_disc", choices=generation_modes())
     gen.add_argument("--num-samples", type=int, default=4)
     gen.add_argument("--steps", type=int, default=16, help="demasker calls (default 16 = L/4)")
     gen.add_argument("--gen-length", type=int, default=None, help="tokens to generate (default: the model's L)")
@@ -562,6 +562,7 @@ def run_eval(args, rest=None) -> int:
         raise ValueError(f"--scorer {args.scorer} is not a directory; expected a causal LM directory or Hub id.")
     source = check_pipeline_source(args.pipeline)
     claim_output_dir(args.output_dir, "eval", args.overwrite)
+    from .evaluation.metrics import METRICS
     from .evaluation.scorer import load_scorer
     from .evaluation.sweep import check_sweep, plot_sweep, reference_programs, run_sweep, write_sweep
     from .pipelines.pipeline_crocodil import CrocodilPipeline
@@ -591,12 +592,14 @@ def run_eval(args, rest=None) -> int:
     path = write_sweep(sweep, args.output_dir)
     plots = plot_sweep(sweep, args.output_dir)
     for point in sweep["points"]:
-        m = point["metrics"]
+        values = "  ".join(
+            f"{metric.label} {metric.format(point['metrics'][name])}"
+            for name, metric in METRICS.items()
+            if point["metrics"].get(name) is not None
+        )
         print(
             f"{point['mode']:>16} block {point['block_length']:>4} steps {point['steps']:>4} "
-            f"NFE {point['nfe']['total']:7.2f}  Gen-PPL {m['gen_ppl']:8.2f}  entropy {m['entropy']:.2f}"
-            + (f"  MAUVE {m['mauve']:.3f}" if "mauve" in m else "")
-            + (f"  CER {m['cer']:.3f}" if "cer" in m else "")
+            f"NFE {point['nfe']['total']:7.2f}  {values}"
         )
     print(f"wrote {path} and {len(plots)} plot(s); scorer {sweep['scorer']}")
     return 0

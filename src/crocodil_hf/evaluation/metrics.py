@@ -13,7 +13,8 @@ Conventions (stated in every result):
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -44,13 +45,11 @@ def _score_ids(scorer: Scorer, texts: list[str], max_length: int | None = None) 
 
 def _pad(rows: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad id lists into `(ids, attention_mask)`; an empty row becomes a single pad token."""
-    width = max(max(len(r) for r in rows), 1)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        r = r or [pad]
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
+    from torch.nn.utils.rnn import pad_sequence
+
+    tensors = [torch.tensor(r or [pad], dtype=torch.long) for r in rows]
+    ids = pad_sequence(tensors, batch_first=True, padding_value=pad)
+    mask = pad_sequence([torch.ones_like(t) for t in tensors], batch_first=True, padding_value=0)
     return ids.to(device), mask.to(device)
 
 
@@ -181,4 +180,96 @@ def cer(references: Sequence[str], hypotheses: Sequence[str]) -> dict:
     }
 
 
-__all__ = ["cer", "gen_ppl", "mauve_score", "scorer_features", "unigram_entropy"]
+# ---------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """What a metric of a sweep point may use: the samples of one (mode, block length, steps) point."""
+
+    scorer: Scorer
+    texts: list[str]
+    references: list[str]
+    mode: str
+    compute_mauve: bool = True
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric as the sweep, its plots, the model card and the CLI see it.
+
+    Args:
+        name: Key in a sweep point's `metrics` and in the card's `EvalResult.metric_type`.
+        label: Human name (plot axes, card, CLI).
+        higher_is_better: Direction of improvement.
+        decimals: Digits shown in the card and the CLI.
+        modes: `"all"`, `"generation"` (modes that sample) or `"autoencode"` (reconstructions of the references).
+        plot_by: Plot it against NFE with one line per `"mode"` or per `"block_length"`; `None`: no plot.
+        compute: `fn(MetricContext) -> dict` of values to store (may hold several metrics and details; `{}` to
+            skip); `None` when another metric's `compute` produces it.
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool
+    decimals: int
+    modes: str = "all"
+    plot_by: str | None = None
+    compute: Callable[[MetricContext], dict] | None = None
+
+    def applies_to(self, mode: str) -> bool:
+        from ..pipelines import MODES
+
+        reconstructs = mode in MODES and MODES[mode].one_sample_per_text
+        return self.modes == "all" or (self.modes == "autoencode") == reconstructs
+
+    def format(self, value) -> str:
+        return "–" if value is None else f"{value:.{self.decimals}f}"
+
+
+def _mauve(context: MetricContext) -> dict:
+    if not context.compute_mauve or len(context.texts) < 4:
+        return {}
+    return {"mauve": mauve_score(context.scorer, context.texts, context.references)["mauve"]}
+
+
+# Adding a metric: its function above and one entry here.
+METRICS = {
+    metric.name: metric
+    for metric in (
+        Metric("gen_ppl", "Gen-PPL", False, 2, plot_by="mode", compute=lambda c: gen_ppl(c.scorer, c.texts)),
+        Metric("entropy", "entropy", True, 2),  # mean unigram entropy (nats), computed with Gen-PPL
+        Metric("mauve", "MAUVE", True, 3, modes="generation", plot_by="mode", compute=_mauve),
+        Metric(
+            "cer",
+            "CER",
+            False,
+            3,
+            modes="autoencode",
+            plot_by="block_length",
+            compute=lambda c: cer(c.references, c.texts),
+        ),  # fmt: skip
+    )
+}
+
+
+def compute_metrics(context: MetricContext) -> dict:
+    """Every registered metric that applies to the context's mode."""
+    values = {}
+    for metric in METRICS.values():
+        if metric.compute is not None and metric.applies_to(context.mode):
+            values.update(metric.compute(context))
+    return values
+
+
+__all__ = [
+    "METRICS",
+    "Metric",
+    "MetricContext",
+    "cer",
+    "compute_metrics",
+    "gen_ppl",
+    "mauve_score",
+    "scorer_features",
+    "unigram_entropy",
+]

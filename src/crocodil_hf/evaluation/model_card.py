@@ -4,6 +4,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .metrics import METRICS
+
 TEMPLATE = Path(__file__).parent / "templates" / "modelcard_template.md"
 
 
@@ -27,7 +29,7 @@ def build_model_card(
 ) -> ModelCard:
     """Build the card of a pipeline from a sweep JSON (`crocodil eval` output) and a description of its training.
 
-    Every measured point becomes an `EvalResult` (Gen-PPL, entropy, MAUVE, CER) whose config names the mode,
+    Every measured point becomes an `EvalResult` per registered metric (`metrics.METRICS`) whose config names the mode,
     block length and steps, so the Hub shows the NFE/quality trade-off.
     """
     points = sweep.get("points")
@@ -37,13 +39,8 @@ def build_model_card(
     for point in points:
         metrics = point["metrics"]
         config_name = f"{point['mode']}-block{point['block_length']}-steps{point['steps']}"
-        for metric, name in (
-            ("gen_ppl", "Gen-PPL"),
-            ("entropy", "unigram entropy"),
-            ("mauve", "MAUVE"),
-            ("cer", "CER"),
-        ):
-            if metrics.get(metric) is None:
+        for metric in METRICS.values():
+            if metrics.get(metric.name) is None:
                 continue
             eval_results.append(
                 EvalResult(
@@ -52,9 +49,9 @@ def build_model_card(
                     dataset_type=dataset_type,
                     dataset_name=dataset_name,
                     dataset_config=config_name,
-                    metric_type=metric,
-                    metric_name=f"{name} ({config_name}, NFE {point['nfe']['total']:.1f})",
-                    metric_value=round(float(metrics[metric]), 4),
+                    metric_type=metric.name,
+                    metric_name=f"{metric.label} ({config_name}, NFE {point['nfe']['total']:.1f})",
+                    metric_value=round(float(metrics[metric.name]), 4),
                     metric_config=f"scorer={sweep.get('scorer')}",
                 )
             )
@@ -64,10 +61,7 @@ def build_model_card(
                 "block_length": point["block_length"],
                 "steps": point["steps"],
                 "nfe": _fmt(point["nfe"]["total"], 1),
-                "gen_ppl": _fmt(metrics.get("gen_ppl"), 2),
-                "entropy": _fmt(metrics.get("entropy"), 2),
-                "mauve": _fmt(metrics.get("mauve")),
-                "cer": _fmt(metrics.get("cer")),
+                "cells": [metric.format(metrics.get(metric.name)) for metric in METRICS.values()],
             }
         )
     config = sweep.get("config", {})
@@ -95,6 +89,7 @@ def build_model_card(
         num_samples=config.get("num_samples"),
         references=sweep.get("references", {}).get("description", "held-out programs"),
         rows=rows,
+        metric_labels=[metric.label for metric in METRICS.values()],
         limitations=limitations or "A research artefact; samples are not guaranteed to run.",
     )
 

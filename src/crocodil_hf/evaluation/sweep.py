@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..pipelines import MODES
-from .metrics import cer, gen_ppl, mauve_score
+from .metrics import METRICS, MetricContext, compute_metrics
 
 
 def reference_programs(pipe, num_samples: int, gen_length: int, corpus: str | None = None, seed: int = 0) -> dict:
@@ -46,15 +46,16 @@ def check_sweep(
     """Validate the whole grid before any compute."""
     unknown = [m for m in modes if m not in MODES]
     if unknown:
-        raise ValueError(f"unknown mode(s) {unknown}; expected some of {MODES}.")
+        raise ValueError(f"unknown mode(s) {unknown}; expected some of {tuple(MODES)}.")
     if not modes or not steps or not block_lengths:
         raise ValueError("`modes`, `steps` and `block_lengths` must not be empty.")
     if num_samples < 1:
         raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
     if not 1 <= gen_length <= pipe.max_gen_length:
         raise ValueError(f"`gen_length` must lie in [1, {pipe.max_gen_length}] for this pipeline, got {gen_length}.")
-    if "con_within_disc" in modes and pipe.conditional_prior is None:
-        raise ValueError("mode con_within_disc needs a conditional prior; this pipeline has none.")
+    for mode in modes:
+        if MODES[mode].needs_conditional_prior and pipe.conditional_prior is None:
+            raise ValueError(f"mode {mode} needs a conditional prior; this pipeline has none.")
     for block in block_lengths:
         if gen_length % block:
             raise ValueError(f"`gen_length` ({gen_length}) must be a multiple of block length {block}.")
@@ -109,19 +110,15 @@ def run_sweep(
                 gen_length=gen_length, block_length=block, steps=n_steps, temperature=temperature, generator=generators
             )
             kwargs.update(call_kwargs)
-            if mode == "autoencode":
-                out = pipe(mode=mode, text=ref_texts[start : start + count], **kwargs)
+            if MODES[mode].needs_text:  # e.g. reconstruct the held-out programs
+                out = pipe(mode=mode, text=ref_texts[start : start + count], num_samples=count, **kwargs)
             else:
                 kwargs.setdefault("prior_steps", prior_steps)
                 out = pipe(mode=mode, num_samples=count, **kwargs)
             texts.extend(out.texts)
             wall += out.wall_time
             nfe = out.nfe if nfe is None else {k: max(nfe[k], out.nfe[k]) for k in nfe}
-        metrics = gen_ppl(scorer, texts)
-        if mode == "autoencode":
-            metrics.update(cer(ref_texts, texts))
-        elif compute_mauve and num_samples >= 4:
-            metrics["mauve"] = mauve_score(scorer, texts, ref_texts)["mauve"]
+        metrics = compute_metrics(MetricContext(scorer, texts, ref_texts, mode, compute_mauve))
         points.append(
             {
                 "mode": mode,
@@ -154,7 +151,8 @@ def run_sweep(
 
 
 def plot_sweep(sweep: dict, output_dir: str | Path) -> list[Path]:
-    """PNG plots: MAUVE vs NFE and Gen-PPL vs NFE per mode (Fig. 6), CER vs NFE per block length (Table 1)."""
+    """PNG plots of every registered metric with a `plot_by`: MAUVE and Gen-PPL vs NFE per mode (Fig. 6), CER vs NFE
+    per block length (Table 1)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,38 +161,31 @@ def plot_sweep(sweep: dict, output_dir: str | Path) -> list[Path]:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    generation = [p for p in sweep["points"] if p["mode"] != "autoencode"]
-    for metric, label in (("mauve", "MAUVE"), ("gen_ppl", "Gen-PPL")):
-        rows = [p for p in generation if p["metrics"].get(metric) is not None]
+    for metric in METRICS.values():
+        if metric.plot_by is None:
+            continue
+        # "mode": generation curves, one line per mode; "block_length": autoencoding, one line per block length
+        autoencoding = metric.plot_by == "block_length"
+        rows = [
+            p
+            for p in sweep["points"]
+            if (p["mode"] == "autoencode") == autoencoding and p["metrics"].get(metric.name) is not None
+        ]
         if not rows:
             continue
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        for mode in sorted({p["mode"] for p in rows}):
-            pts = sorted((p["nfe"]["total"], p["metrics"][metric]) for p in rows if p["mode"] == mode)
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=mode)
+        for key in sorted({p[metric.plot_by] for p in rows}):
+            pts = sorted((p["nfe"]["total"], p["metrics"][metric.name]) for p in rows if p[metric.plot_by] == key)
+            label = key if metric.plot_by == "mode" else f"block {key}"
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
         ax.set_xscale("log")
         ax.set_xlabel("NFE (demasker-forward equivalents)")
-        ax.set_ylabel(label)
-        ax.set_title(f"{label} vs NFE (scorer {sweep['scorer']})", fontsize=9)
+        ax.set_ylabel(metric.label)
+        title = f"{metric.label} vs NFE (scorer {sweep['scorer']})"
+        ax.set_title(title if metric.plot_by == "mode" else f"Autoencoder {metric.label} vs NFE", fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = output_dir / f"{metric}_vs_nfe.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-    auto = [p for p in sweep["points"] if p["mode"] == "autoencode"]
-    if auto:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for block in sorted({p["block_length"] for p in auto}):
-            pts = sorted((p["nfe"]["total"], p["metrics"]["cer"]) for p in auto if p["block_length"] == block)
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=f"block {block}")
-        ax.set_xscale("log")
-        ax.set_xlabel("NFE (demasker-forward equivalents)")
-        ax.set_ylabel("CER")
-        ax.set_title("Autoencoder CER vs NFE", fontsize=9)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = output_dir / "cer_vs_nfe.png"
+        path = output_dir / f"{metric.name}_vs_nfe.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(path)

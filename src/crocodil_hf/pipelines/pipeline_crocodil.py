@@ -16,12 +16,14 @@ from pathlib import Path
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
 from diffusers.utils import BaseOutput, logging
+from torch.nn.utils.rnn import pad_sequence
 
 from ..checks import check_number, check_pipeline_source, resolve_shipped
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
-from . import MODES, REMASKING
+from . import REMASKING
+from .modes import MODES, GenerationRun
 from .prior_sampling import sample_registers
 from .sampling import MaskedDiffusionScheduler
 
@@ -297,12 +299,9 @@ class CrocodilPipeline(DiffusionPipeline):
             ids = ([bos] if bos is not None else []) + ids + [eos]
             rows.append(ids[:max_length] if max_length else ids)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            input_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-            attention_mask[i, : len(r)] = 1
+        tensors = [torch.tensor(r, dtype=torch.long) for r in rows]
+        input_ids = pad_sequence(tensors, batch_first=True, padding_value=pad)  # right padding
+        attention_mask = pad_sequence([torch.ones_like(t) for t in tensors], batch_first=True, padding_value=0)
         return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
 
     @torch.no_grad()
@@ -359,30 +358,17 @@ class CrocodilPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ validation
 
-    def check_inputs(
-        self,
-        mode: str,
-        text,
-        num_samples: int,
-        gen_length: int,
-        block_length: int,
-        steps: int,
-        temperature: float,
-        remasking: str,
-        threshold: float | None,
-        num_registers: int,
-        prior_steps: int,
-        eta: float,
-        refresh_at: Sequence[float],
-        generator,
-        callback_on_step_end_tensor_inputs: list[str] | None,
-    ) -> None:
+    def check_inputs(self, mode: str, run: GenerationRun, callback_on_step_end_tensor_inputs=None) -> None:
+        """Every argument of a call bounded, finite and typed, before any compute."""
+        text, num_samples, gen_length = run.text, run.num_samples, run.gen_length
+        block_length, steps, generator, refresh_at = run.block_length, run.steps, run.generator, run.refresh_at
         if mode not in MODES:
-            raise ValueError(f"unknown `mode` {mode!r}; expected one of {MODES}.")
-        if mode == "autoencode" and not text:
-            raise ValueError("`mode='autoencode'` needs `text=` (a string or a list of strings).")
-        if mode != "autoencode" and text is not None:
-            raise ValueError(f"`text` is only used with `mode='autoencode'`, got mode {mode!r}.")
+            raise ValueError(f"unknown `mode` {mode!r}; expected one of {tuple(MODES)}.")
+        source = MODES[mode]
+        if source.needs_text and not text:
+            raise ValueError(f"`mode={mode!r}` needs `text=` (a string or a list of strings).")
+        if not source.needs_text and text is not None:
+            raise ValueError(f"`text` is only used by modes that read it, not by mode {mode!r}.")
         check_texts("text", text)
         check_number("`num_samples`", num_samples, minimum=1, integer=True)
         check_number("`gen_length`", gen_length, minimum=1, integer=True)
@@ -404,19 +390,20 @@ class CrocodilPipeline(DiffusionPipeline):
             )
         if steps > gen_length:
             raise ValueError(f"`steps` ({steps}) must be <= `gen_length` ({gen_length}): a step commits >= 1 token.")
-        check_number("`temperature`", temperature, minimum=0)
-        if remasking not in REMASKING:
-            raise ValueError(f"`remasking` must be one of {REMASKING}, got {remasking!r}.")
-        check_number("`threshold`", threshold, minimum=0, maximum=1, exclusive_minimum=True, allow_none=True)
-        check_number("`num_registers`", num_registers, minimum=1, maximum=self.num_registers_max, integer=True)
-        check_number("`prior_steps`", prior_steps, minimum=1, integer=True)
-        check_number("`eta`", eta, minimum=0)
+        check_number("`temperature`", run.temperature, minimum=0)
+        if run.remasking not in REMASKING:
+            raise ValueError(f"`remasking` must be one of {REMASKING}, got {run.remasking!r}.")
+        check_number("`threshold`", run.threshold, minimum=0, maximum=1, exclusive_minimum=True, allow_none=True)
+        check_number("`num_registers`", run.num_registers, minimum=1, maximum=self.num_registers_max, integer=True)
+        check_number("`prior_steps`", run.prior_steps, minimum=1, integer=True)
+        check_number("`conditional_prior_steps`", run.conditional_prior_steps, minimum=1, integer=True)
+        check_number("`eta`", run.eta, minimum=0)
         if not isinstance(refresh_at, (list, tuple)) or any(
             isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in refresh_at
         ):
             raise ValueError(f"`refresh_at` must be a list of fractions in (0, 1), got {refresh_at!r}.")
-        if mode == "con_within_disc" and self.conditional_prior is None:
-            raise ValueError("`mode='con_within_disc'` needs a `conditional_prior` component; this pipeline has none.")
+        if source.needs_conditional_prior and self.conditional_prior is None:
+            raise ValueError(f"`mode={mode!r}` needs a `conditional_prior` component; this pipeline has none.")
         generators = generator if isinstance(generator, list) else [generator]
         if not all(g is None or isinstance(g, torch.Generator) for g in generators):
             raise ValueError("`generator` must be a torch.Generator or a list of them (one per sample).")
@@ -493,40 +480,39 @@ class CrocodilPipeline(DiffusionPipeline):
         start = time.perf_counter()
         texts_in = [text] if isinstance(text, str) else text
         check_texts("text", texts_in)
-        if mode == "autoencode" and texts_in:
+        source = MODES.get(mode)
+        reconstructs = source is not None and source.one_sample_per_text and bool(texts_in)
+        if reconstructs:
             num_samples = len(texts_in)
         if gen_length is None:
-            if mode == "autoencode" and texts_in:
+            if reconstructs:
                 gen_length = max(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts_in) + 1
             else:
                 gen_length = self.trained_gen_length or 128
-        block_length = gen_length if block_length is None else block_length
-        steps = gen_length if steps is None else steps
-        num_registers = self.num_registers_max if num_registers is None else num_registers
-        conditional_prior_steps = prior_steps if conditional_prior_steps is None else conditional_prior_steps
+        run = GenerationRun(
+            num_samples=num_samples,
+            text=texts_in,
+            gen_length=gen_length,
+            block_length=gen_length if block_length is None else block_length,
+            steps=gen_length if steps is None else steps,
+            temperature=temperature,
+            remasking=remasking,
+            threshold=threshold,
+            num_registers=self.num_registers_max if num_registers is None else num_registers,
+            prior_steps=prior_steps,
+            conditional_prior_steps=prior_steps if conditional_prior_steps is None else conditional_prior_steps,
+            eta=eta,
+            refresh_at=refresh_at,
+            generator=generator,
+            nfe=NFEBreakdown(),
+        )
         tensor_inputs = callback_on_step_end_tensor_inputs or list(self._callback_tensor_inputs)
 
         # 1. Check inputs
-        self.check_inputs(
-            mode,
-            texts_in,
-            num_samples,
-            gen_length,
-            block_length,
-            steps,
-            temperature,
-            remasking,
-            threshold,
-            num_registers,
-            prior_steps,
-            eta,
-            refresh_at,
-            generator,
-            callback_on_step_end_tensor_inputs,
-        )
-        refresh_at = sorted(refresh_at) if mode == "con_within_disc" else []
+        self.check_inputs(mode, run, callback_on_step_end_tensor_inputs)
+        run.refresh_at = sorted(run.refresh_at) if source.uses_refresh_at else []
         if registers is not None:
-            self.check_registers(registers, num_samples, num_registers)
+            self.check_registers(registers, run.num_samples, run.num_registers)
         if self.trained_gen_length and gen_length > self.trained_gen_length:
             logger.warning(
                 "gen_length %d is longer than the %d tokens this pipeline was trained on; expect degraded text.",
@@ -534,165 +520,96 @@ class CrocodilPipeline(DiffusionPipeline):
                 self.trained_gen_length,
             )
         device = self._execution_device
-        nfe = NFEBreakdown()
 
-        # 2. Prepare the registers z₀
-        if registers is not None:
-            z0 = registers.to(device)
-        elif mode == "autoencode":
-            z0 = self.encoder(**self.encoder_inputs(texts_in)).registers
-            nfe.encoder_calls += 1
-        elif mode in ("con_then_disc", "con_within_disc"):
-            sampled = sample_registers(
-                self.prior,
-                self.scheduler,
-                num_samples,
-                num_inference_steps=prior_steps,
-                eta=eta,
-                generator=generator,
-            )
-            z0, nfe.prior_calls = sampled.registers, sampled.num_prior_calls
-        else:
-            z0 = None
+        # 2. Prepare the registers z₀: the mode says where they come from (`modes.py`)
+        z0 = registers.to(device) if registers is not None else source.initial_registers(self, run)
 
         # 3. Prepare the canvas: [BOS] + gen_length masks
         bos, _ = self._special_ids()
         prefix = [bos] if bos is not None else []
         canvas = torch.full(
-            (num_samples, len(prefix) + gen_length), self.mask_token_id, dtype=torch.long, device=device
+            (run.num_samples, len(prefix) + gen_length), self.mask_token_id, dtype=torch.long, device=device
         )
         if prefix:
             canvas[:, 0] = bos
-        offset = len(prefix)
+        run.offset = len(prefix)
 
         # 4. Discrete denoising loop (Alg. 2/3/6 lines "x̂₀ ~ f_θ(x_t, t, z₀); x_t = Forward(x̂₀, t)")
-        canvas, z0 = self._denoise(
-            canvas,
-            offset,
-            z0,
-            gen_length,
-            block_length,
-            steps,
-            temperature,
-            remasking,
-            threshold,
-            num_registers,
-            conditional_prior_steps,
-            eta,
-            refresh_at,
-            generator,
-            nfe,
-            callback_on_step_end,
-            tensor_inputs,
-        )
+        canvas, z0 = self._denoise(canvas, z0, run, source, callback_on_step_end, tensor_inputs)
 
         # 5. Decode and account
-        sequences = canvas[:, offset:]
+        sequences = canvas[:, run.offset :]
         texts = self.decode_sequences(sequences)
-        self._account_flops(nfe, canvas.shape[1], num_registers if z0 is not None else None)
+        self._account_flops(run.nfe, canvas.shape[1], run.num_registers if z0 is not None else None)
         self.maybe_free_model_hooks()
         out = CrocodilPipelineOutput(
             texts=texts,
             sequences=sequences,
             registers=z0,
-            nfe=nfe.to_dict(),
+            nfe=run.nfe.to_dict(),
             wall_time=time.perf_counter() - start,
         )
         return out if return_dict else out.to_tuple()
 
-    def _denoise(
-        self,
-        canvas,
-        offset,
-        z0,
-        gen_length,
-        block_length,
-        steps,
-        temperature,
-        remasking,
-        threshold,
-        num_registers,
-        conditional_prior_steps,
-        eta,
-        refresh_at,
-        generator,
-        nfe,
-        callback,
-        tensor_inputs,
-    ):
-        num_blocks = gen_length // block_length
-        steps_per_block = steps // num_blocks
-        refresh_steps = {max(1, round(f * steps)) for f in refresh_at} if threshold is None else set()
-        pending_fractions = list(refresh_at) if threshold is not None else []
-        global_step = 0
-        total = steps if threshold is None else gen_length  # threshold: an upper bound (one call per token)
-        with self.progress_bar(total=total) as progress:
+    def _denoise(self, canvas, z0, run: GenerationRun, source, callback, tensor_inputs):
+        """Semi-autoregressive blocks; within a block, one demasker call per timestep of the mask scheduler until the
+        block is unmasked. With `threshold` the number of calls adapts (each commits >= 1 token per row): the
+        scheduler is given `block_length` timesteps, an upper bound, and the loop ends once nothing is masked."""
+        num_blocks = run.gen_length // run.block_length
+        steps_per_block = run.steps // num_blocks if run.threshold is None else run.block_length
+        source.start(run)
+        calls = 0
+        with self.progress_bar(total=run.steps if run.threshold is None else run.gen_length) as progress:
             for block in range(num_blocks):
-                lo, hi = offset + block * block_length, offset + (block + 1) * block_length
+                lo, hi = run.offset + block * run.block_length, run.offset + (block + 1) * run.block_length
                 self.mask_scheduler.set_timesteps(
                     steps_per_block, block_mask=canvas[:, lo:hi] == self.mask_token_id, device=canvas.device
                 )
-                step = 0
-                while True:
+                for step, _ in enumerate(self.mask_scheduler.timesteps):
                     active = (canvas[:, lo:hi] == self.mask_token_id).any(dim=1)
-                    if not bool(active.any()) or (threshold is None and step >= steps_per_block):
+                    if not bool(active.any()):
                         break
-                    # ConWithinDisc: refresh z₀ ~ P(z | h_φ(x_t)) at the chosen points of the trajectory
-                    if z0 is not None and self._should_refresh(
-                        global_step, refresh_steps, pending_fractions, canvas[:, offset:]
-                    ):
-                        z0 = self._refresh_registers(canvas, conditional_prior_steps, eta, generator, nfe)
-                    logits = self._demasker_logits(canvas, z0, num_registers, lo, hi, active)
-                    nfe.demasker_calls += 1
+                    if z0 is not None:  # ConWithinDisc renews z₀ at its refresh points
+                        z0 = source.refresh(self, canvas, calls, z0, run)
+                    logits = self._demasker_logits(canvas, z0, run.num_registers, lo, hi, active)
+                    run.nfe.demasker_calls += 1
                     out = self.mask_scheduler.step(
                         logits,
                         step,
                         canvas[:, lo:hi],
-                        temperature=temperature,
-                        remasking=remasking,
-                        threshold=threshold,
-                        generator=generator,
+                        temperature=run.temperature,
+                        remasking=run.remasking,
+                        threshold=run.threshold,
+                        generator=run.generator,
                         active=active,
                     )
                     canvas = canvas.clone()
                     canvas[:, lo:hi] = out.prev_sample
-                    step += 1
-                    global_step += 1
+                    calls += 1
                     if callback is not None:
-                        state = {"sequences": canvas[:, offset:], "registers": z0}
-                        updates = callback(self, global_step, block, {k: state[k] for k in tensor_inputs}) or {}
+                        state = {"sequences": canvas[:, run.offset :], "registers": z0}
+                        updates = callback(self, calls, block, {k: state[k] for k in tensor_inputs}) or {}
                         if "sequences" in updates:
-                            canvas = torch.cat((canvas[:, :offset], updates["sequences"].to(canvas)), dim=1)
+                            canvas = torch.cat((canvas[:, : run.offset], updates["sequences"].to(canvas)), dim=1)
                         if "registers" in updates:
                             z0 = updates["registers"]
                     progress.update()
         return canvas, z0
 
-    def _should_refresh(self, global_step, refresh_steps, pending_fractions, generated) -> bool:
-        if global_step in refresh_steps:
-            refresh_steps.discard(global_step)
-            return True
-        if pending_fractions:
-            unmasked = (generated != self.mask_token_id).float().mean(dim=1).min().item()
-            if unmasked >= pending_fractions[0]:
-                while pending_fractions and unmasked >= pending_fractions[0]:
-                    pending_fractions.pop(0)
-                return True
-        return False
-
-    def _refresh_registers(self, canvas, steps, eta, generator, nfe) -> torch.Tensor:
+    def conditional_registers(self, canvas, run: GenerationRun) -> torch.Tensor:
+        """z₀ ~ P(z | h_φ(x_t)): the conditional prior on the registers of the visible tokens (App. E)."""
         condition = self.encoder(**self._visible_condition(canvas)).registers  # h_φ(x_t), visible tokens only
-        nfe.encoder_calls += 1
+        run.nfe.encoder_calls += 1
         sampled = sample_registers(
             self.conditional_prior,
             self.scheduler,
             canvas.shape[0],
-            num_inference_steps=steps,
-            eta=eta,
-            generator=generator,
+            num_inference_steps=run.conditional_prior_steps,
+            eta=run.eta,
+            generator=run.generator,
             encoder_hidden_states=condition,
         )
-        nfe.prior_calls += sampled.num_prior_calls
+        run.nfe.prior_calls += sampled.num_prior_calls
         return sampled.registers
 
     def _demasker_logits(self, canvas, z0, num_registers, lo, hi, active) -> torch.Tensor:
