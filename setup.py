@@ -21,7 +21,8 @@ setup(
             "training/configs/*/*.yaml",
             "training/configs/*/*.json",
             "evaluation/templates/*.md",
-            # the shipped default pipeline (weights, configs, tokenizer, remote code, card)
+            "evaluation/evaluate_modules/*/*.py",  # `evaluate.load(path)` modules, loaded by path, not imported
+            # the shipped default pipeline (weights, configs, tokenizer, card)
             "pretrained/*/*",
             "pretrained/*/*/*",
         ]

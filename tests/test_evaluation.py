@@ -192,4 +192,18 @@ def test_a_new_metric_is_one_registry_entry_read_by_the_sweep_plots_and_card(sco
     assert result["points"][0]["metrics"]["chars"] == 4.0
     assert "chars_vs_nfe.png" in {p.name for p in plot_sweep(result, tmp_path)}
     card = str(build_model_card(result, repo_id="org/x"))
-    assert "samples scored" in card and "metric_type: chars" in card and "| 4.0 |" in card
+    assert "- type: chars" in card and "samples scored |" in card and "| 4.0 |" in card
+
+
+def test_metrics_load_as_evaluate_modules_offline_and_agree(scorer):
+    import evaluate
+
+    from crocodil_hf.evaluation.metrics import METRICS, evaluate_module_path
+
+    refs, hyps = ["def f(x):\n    return x\n", "x = 1\n"], ["def f(y):\n    return y\n", "x = 2\n"]
+    assert evaluate.load(evaluate_module_path("cer")).compute(predictions=hyps, references=refs) == cer(refs, hyps)
+    ppl = evaluate.load(evaluate_module_path("gen_ppl")).compute(predictions=TINY_CORPUS[:4], scorer=scorer)
+    assert ppl["gen_ppl"] == pytest.approx(gen_ppl(scorer, TINY_CORPUS[:4])["gen_ppl"])
+    assert all(m.evaluate_module for m in METRICS.values())  # every registered metric has its module
+    with pytest.raises(ValueError, match="no evaluate module"):
+        evaluate_module_path("bleu")

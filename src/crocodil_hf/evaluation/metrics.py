@@ -207,6 +207,8 @@ class Metric:
         plot_by: Plot it against NFE with one line per `"mode"` or per `"block_length"`; `None`: no plot.
         compute: `fn(MetricContext) -> dict` of values to store (may hold several metrics and details; `{}` to
             skip); `None` when another metric's `compute` produces it.
+        evaluate_module: Folder under `evaluation/evaluate_modules/` holding it as an `evaluate` module
+            (`evaluate.load(evaluate_module_path(name))`); `None` when it has none.
     """
 
     name: str
@@ -216,6 +218,7 @@ class Metric:
     modes: str = "all"
     plot_by: str | None = None
     compute: Callable[[MetricContext], dict] | None = None
+    evaluate_module: str | None = None
 
     def applies_to(self, mode: str) -> bool:
         from ..pipelines import MODES
@@ -237,20 +240,35 @@ def _mauve(context: MetricContext) -> dict:
 METRICS = {
     metric.name: metric
     for metric in (
-        Metric("gen_ppl", "Gen-PPL", False, 2, plot_by="mode", compute=lambda c: gen_ppl(c.scorer, c.texts)),
-        Metric("entropy", "entropy", True, 2),  # mean unigram entropy (nats), computed with Gen-PPL
-        Metric("mauve", "MAUVE", True, 3, modes="generation", plot_by="mode", compute=_mauve),
-        Metric(
-            "cer",
-            "CER",
-            False,
-            3,
-            modes="autoencode",
-            plot_by="block_length",
-            compute=lambda c: cer(c.references, c.texts),
-        ),  # fmt: skip
+        Metric("gen_ppl", "Gen-PPL", False, 2, plot_by="mode", compute=lambda c: gen_ppl(c.scorer, c.texts),
+               evaluate_module="crocodil_gen_ppl"),
+        Metric("entropy", "entropy", True, 2, evaluate_module="crocodil_gen_ppl"),  # mean unigram entropy (nats)
+        Metric("mauve", "MAUVE", True, 3, modes="generation", plot_by="mode", compute=_mauve,
+               evaluate_module="crocodil_mauve"),
+        Metric("cer", "CER", False, 3, modes="autoencode", plot_by="block_length",
+               compute=lambda c: cer(c.references, c.texts), evaluate_module="crocodil_cer"),
     )
-}
+}  # fmt: skip
+
+
+def evaluate_module_path(name: str) -> str:
+    """The local path of a metric's `evaluate` module, for `evaluate.load(path)` (offline).
+
+    Example:
+        ```python
+        >>> import evaluate
+        >>> cer = evaluate.load(evaluate_module_path("cer"))
+        >>> cer.compute(predictions=["x = 1"], references=["x = 2"])["cer"]
+        0.2
+        ```
+    """
+    from pathlib import Path
+
+    module = METRICS[name].evaluate_module if name in METRICS else None
+    if module is None:
+        with_modules = sorted(n for n, m in METRICS.items() if m.evaluate_module)
+        raise ValueError(f"metric {name!r} has no evaluate module; these do: {with_modules}.")
+    return str(Path(__file__).parent / "evaluate_modules" / module)
 
 
 def compute_metrics(context: MetricContext) -> dict:
@@ -268,6 +286,7 @@ __all__ = [
     "MetricContext",
     "cer",
     "compute_metrics",
+    "evaluate_module_path",
     "gen_ppl",
     "mauve_score",
     "scorer_features",
