@@ -355,3 +355,67 @@ def test_a_new_mode_is_one_class_and_one_table_entry_as_the_docs_show(monkeypatc
     assert len(out.texts) == 4 and out.nfe["encoder_calls"] == 1 and out.nfe["prior_calls"] == 0
     assert torch.allclose(out.registers[0], out.registers[3]) and out.registers.shape[0] == 4
     assert "mean_of_examples" not in modes.generation_modes()  # it reads text: not a `crocodil generate` choice
+
+
+# ---------------------------------------------------------------- prompted completion and infilling (App. H)
+
+PROMPTS = ["def add(a, b):\n", "import os\nprint(os.getcwd())\nfor i in range(10):\n"]
+SUFFIXES = ["    return a\n", "\n"]
+
+
+@pytest.mark.parametrize("mode", ["mdm", "con_then_disc", "con_within_disc"])
+def test_prompt_and_suffix_stay_fixed_and_a_batch_equals_each_sample_alone(mode):
+    pipe = build_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(mode=mode, gen_length=16, steps=8, prior_steps=3, temperature=0.5)
+    seen = []
+
+    def record(pipe_, step, block, tensors):
+        seen.append(pipe_)  # the callback sees the span only
+        assert tensors["sequences"].shape[1] == 16
+        return {}
+
+    both = pipe(prompt=PROMPTS, suffix=SUFFIXES, generator=[torch.Generator().manual_seed(s) for s in (1, 2)],
+                callback_on_step_end=record, **kwargs)  # fmt: skip
+    assert seen and both.sequences.shape == (2, 16)
+    for i, (prompt, suffix) in enumerate(zip(PROMPTS, SUFFIXES)):
+        alone = pipe(prompt=prompt, suffix=suffix, generator=torch.Generator().manual_seed(i + 1), **kwargs)
+        assert torch.equal(both.sequences[i], alone.sequences[0])
+        assert both.full_texts[i].startswith(prompt) and both.full_texts[i].endswith(suffix)
+        assert both.full_texts[i] == prompt + both.texts[i] + suffix
+
+
+def test_nothing_is_written_after_the_first_eos_and_the_call_stops_when_all_ended():
+    pipe = build_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    eos = pipe.tokenizer.eos_token_id
+
+    def force_eos(pipe_, step, block, tensors):  # a sample that commits EOS at span position 3 on the first step
+        sequences = tensors["sequences"].clone()
+        if step == 1:
+            sequences[:, 3] = eos
+        return {"sequences": sequences}
+
+    out = pipe(mode="mdm", prompt="x = 1\n", num_samples=2, gen_length=16, steps=16, callback_on_step_end=force_eos)
+    assert (out.sequences[:, 3:] == eos).all()  # everything after the first EOS is EOS
+    assert out.nfe["demasker_calls"] < 16  # stopped once every sample had ended
+    plain = pipe(mode="mdm", prompt="x = 1\n", gen_length=16, steps=16, eos_fill=False, callback_on_step_end=force_eos)
+    assert plain.nfe["demasker_calls"] == 16
+
+
+def test_bad_prompts_are_refused_before_any_compute():
+    pipe = build_tiny_pipeline()
+    limit = pipe.max_gen_length
+    with pytest.raises(ValueError, match="exceed the"):
+        pipe(mode="mdm", prompt="x = 1\n" * 40, gen_length=limit - 4, steps=4)
+    with pytest.raises(ValueError, match="non-empty"):
+        pipe(mode="mdm", prompt="", gen_length=8, steps=4)
+    with pytest.raises(ValueError, match="needs a `prompt`"):
+        pipe(mode="mdm", suffix="x\n", gen_length=8, steps=4)
+    with pytest.raises(ValueError, match="generation modes"):
+        pipe(mode="autoencode", text=["x = 1\n"], prompt="y\n")
+    with pytest.raises(ValueError, match="one per sample"):
+        pipe(mode="mdm", prompt=["a\n", "b\n"], num_samples=3, gen_length=8, steps=4)
+    no_conditional = build_tiny_pipeline(conditional=False)
+    with pytest.raises(ValueError, match="needs a `conditional_prior`"):
+        no_conditional(mode="con_then_disc", prompt="x\n", gen_length=8, steps=4)

@@ -50,7 +50,14 @@ class GenerationRun:
     refresh_at: list[float]
     generator: object
     nfe: object  # NFEBreakdown: a mode adds the prior and encoder calls it makes
-    offset: int = 0  # canvas positions before the generated ones (BOS)
+    offset: int = 0  # canvas positions before the generated span (BOS, or padding + BOS + prompt)
+    canvas: object = None  # the canvas before the first demasker call (prompt and suffix visible)
+    prompts: list[str] | None = None  # prompted completion / infilling (App. H): kept fixed around the span
+    suffixes: list[str] | None = None
+    attention_mask: object = None  # prompted batches: (B, n) 0 on the padding that aligns the spans
+    position_ids: object = None  # prompted batches: (B, n) positions each row would have alone
+    left_pad: object = None  # prompted batches: (B,) padding tokens before each row's BOS
+    eos_fill: bool = False  # after the first committed EOS of a row, the rest of its span is EOS
     _refresh_steps: set[int] = field(default_factory=set)
     _pending: list[float] = field(default_factory=list)
 
@@ -65,6 +72,7 @@ class RegisterSource:
     # `gen_length` come from the texts)
     needs_conditional_prior: bool = False
     uses_refresh_at: bool = False
+    conditions_on_prompt: bool = False  # with `prompt=`, z₀ comes from the conditional prior on h_φ(prompt, suffix)
 
     def initial_registers(self, pipe, run: GenerationRun):
         """z₀ `(B, K, d)` before the first demasker call, or `None` for an unguided demasker."""
@@ -98,9 +106,13 @@ class EncodedRegisters(RegisterSource):
 class PriorRegisters(RegisterSource):
     name = "con_then_disc"
     description = "z₀ sampled from the unconditional prior, then discrete denoising (Alg. 2)"
+    conditions_on_prompt = True
 
     def initial_registers(self, pipe, run):
         from .prior_sampling import sample_registers
+
+        if run.prompts is not None:  # App. H: z₀ ~ P(z | h_φ(what is visible: prompt and suffix))
+            return pipe.conditional_registers(run.canvas, run)
 
         sampled = sample_registers(
             pipe.prior, pipe.scheduler, run.num_samples, num_inference_steps=run.prior_steps, eta=run.eta,
@@ -127,7 +139,7 @@ class RefreshedPriorRegisters(PriorRegisters):
         if step in run._refresh_steps:
             run._refresh_steps.discard(step)
         elif run._pending:
-            generated = canvas[:, run.offset :]
+            generated = canvas[:, run.offset : run.offset + run.gen_length]
             unmasked = (generated != pipe.mask_token_id).float().mean(dim=1).min().item()
             if unmasked < run._pending[0]:
                 return z0

@@ -110,6 +110,7 @@ class CrocodilPipelineOutput(BaseOutput):
         registers: `(B, K, d)` the registers that guided the final steps (`None` in `"mdm"` mode).
         nfe: Function-evaluation breakdown (`NFEBreakdown.to_dict()`).
         wall_time: Seconds spent in the call.
+        full_texts: With `prompt=`: prompt + generated span + suffix, per sample (`texts` holds the span alone).
     """
 
     texts: list[str]
@@ -117,6 +118,7 @@ class CrocodilPipelineOutput(BaseOutput):
     registers: torch.Tensor | None
     nfe: dict
     wall_time: float
+    full_texts: list[str] | None = None
 
 
 class CrocodilPipeline(DiffusionPipeline):
@@ -317,8 +319,20 @@ class CrocodilPipeline(DiffusionPipeline):
         check_texts("texts", texts)
         return self.encoder(**self.encoder_inputs(texts)).registers
 
-    def _visible_condition(self, canvas: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _visible_condition(self, canvas: torch.Tensor, run: GenerationRun | None = None) -> dict[str, torch.Tensor]:
         """Encoder inputs for h_φ(x_t): only the visible (unmasked) tokens count (App. E)."""
+        if self.encoder_tokenizer is None and run is not None and run.left_pad is not None:
+            # prompted batch: shift each row left past its padding (the encoder reads right-padded rows)
+            n = canvas.shape[1]
+            columns = torch.arange(n, device=canvas.device)[None, :]
+            canvas = canvas.gather(1, (columns + run.left_pad[:, None]).clamp(max=n - 1))
+            attention = columns < run.attention_mask.sum(dim=1, keepdim=True)
+            visible = (canvas != self.mask_token_id) & attention
+            return {
+                "input_ids": torch.where(visible, canvas, 0),
+                "attention_mask": attention.long(),
+                "visible_mask": visible.long(),
+            }
         visible = canvas != self.mask_token_id
         if self.encoder_tokenizer is None:
             return {"input_ids": torch.where(visible, canvas, 0), "visible_mask": visible.long()}
@@ -373,6 +387,18 @@ class CrocodilPipeline(DiffusionPipeline):
         check_number("`num_samples`", num_samples, minimum=1, integer=True)
         check_number("`gen_length`", gen_length, minimum=1, integer=True)
         limit = self.max_gen_length
+        if run.prompts is not None:
+            if source.needs_text:
+                raise ValueError(f"`prompt` is for the generation modes, not for mode {mode!r}.")
+            if source.conditions_on_prompt and self.conditional_prior is None:
+                raise ValueError(f"`mode={mode!r}` with a `prompt` needs a `conditional_prior` component.")
+            used = max(len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in run.prompts)
+            used += max(len(self.tokenizer(x, add_special_tokens=False)["input_ids"]) for x in run.suffixes or [""])
+            if used + gen_length > limit:
+                raise ValueError(
+                    f"prompt and suffix ({used} tokens) + `gen_length` ({gen_length}) exceed the {limit} positions "
+                    "the demasker allows; shorten the prompt or the span."
+                )
         if gen_length > limit:
             raise ValueError(
                 f"`gen_length` ({gen_length}) must be <= {limit}: the demasker's max_sequence_length "
@@ -440,6 +466,9 @@ class CrocodilPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        prompt: str | list[str] | None = None,
+        suffix: str | list[str] | None = None,
+        eos_fill: bool | None = None,
     ) -> CrocodilPipelineOutput | tuple:
         r"""Generate (or reconstruct) programs.
 
@@ -467,6 +496,14 @@ class CrocodilPipeline(DiffusionPipeline):
                 it may replace `"sequences"` or `"registers"`.
             callback_on_step_end_tensor_inputs: Names passed in `callback_kwargs` (subset of
                 `_callback_tensor_inputs`).
+            prompt: Prompted completion (paper App. H): the canvas is `[BOS] prompt [MASK × gen_length] suffix`;
+                prompt and suffix never change and `texts` holds the generated span (`full_texts` the whole
+                program). A string, or one per sample. The prior-based modes draw z₀ from the conditional prior on
+                h_φ of the prompt (and suffix). Prompts of different lengths are padded so that each sample equals
+                its result alone.
+            suffix: Fill-in-the-middle: text after the span (needs `prompt`, which may be a single newline).
+            eos_fill: After the first committed EOS of a sample, fill the rest of its span with EOS (nothing is
+                written after the end; the call stops once every sample has ended). Default: on with `prompt`.
 
         Examples:
             ```python
@@ -480,6 +517,7 @@ class CrocodilPipeline(DiffusionPipeline):
         start = time.perf_counter()
         texts_in = [text] if isinstance(text, str) else text
         check_texts("text", texts_in)
+        prompts, suffixes, num_samples = self._prompt_inputs(prompt, suffix, num_samples)
         source = MODES.get(mode)
         reconstructs = source is not None and source.one_sample_per_text and bool(texts_in)
         if reconstructs:
@@ -505,6 +543,9 @@ class CrocodilPipeline(DiffusionPipeline):
             refresh_at=refresh_at,
             generator=generator,
             nfe=NFEBreakdown(),
+            prompts=prompts,
+            suffixes=suffixes,
+            eos_fill=prompts is not None if eos_fill is None else bool(eos_fill),
         )
         tensor_inputs = callback_on_step_end_tensor_inputs or list(self._callback_tensor_inputs)
 
@@ -521,25 +562,32 @@ class CrocodilPipeline(DiffusionPipeline):
             )
         device = self._execution_device
 
-        # 2. Prepare the registers z₀: the mode says where they come from (`modes.py`)
-        z0 = registers.to(device) if registers is not None else source.initial_registers(self, run)
+        # 2. Prepare the canvas: [BOS] + gen_length masks, or [BOS] prompt [MASK × gen_length] suffix
+        if run.prompts is None:
+            bos, _ = self._special_ids()
+            prefix = [bos] if bos is not None else []
+            canvas = torch.full(
+                (run.num_samples, len(prefix) + gen_length), self.mask_token_id, dtype=torch.long, device=device
+            )
+            if prefix:
+                canvas[:, 0] = bos
+            run.offset = len(prefix)
+        else:
+            canvas = self._prompted_canvas(run, device)
+        run.canvas = canvas
 
-        # 3. Prepare the canvas: [BOS] + gen_length masks
-        bos, _ = self._special_ids()
-        prefix = [bos] if bos is not None else []
-        canvas = torch.full(
-            (run.num_samples, len(prefix) + gen_length), self.mask_token_id, dtype=torch.long, device=device
-        )
-        if prefix:
-            canvas[:, 0] = bos
-        run.offset = len(prefix)
+        # 3. Prepare the registers z₀: the mode says where they come from (`modes.py`)
+        z0 = registers.to(device) if registers is not None else source.initial_registers(self, run)
 
         # 4. Discrete denoising loop (Alg. 2/3/6 lines "x̂₀ ~ f_θ(x_t, t, z₀); x_t = Forward(x̂₀, t)")
         canvas, z0 = self._denoise(canvas, z0, run, source, callback_on_step_end, tensor_inputs)
 
         # 5. Decode and account
-        sequences = canvas[:, run.offset :]
+        sequences = canvas[:, run.offset : run.offset + gen_length]
         texts = self.decode_sequences(sequences)
+        full_texts = None
+        if run.prompts is not None:
+            full_texts = [p + t + s for p, t, s in zip(run.prompts, texts, run.suffixes or [""] * len(texts))]
         self._account_flops(run.nfe, canvas.shape[1], run.num_registers if z0 is not None else None)
         self.maybe_free_model_hooks()
         out = CrocodilPipelineOutput(
@@ -548,8 +596,53 @@ class CrocodilPipeline(DiffusionPipeline):
             registers=z0,
             nfe=run.nfe.to_dict(),
             wall_time=time.perf_counter() - start,
+            full_texts=full_texts,
         )
         return out if return_dict else out.to_tuple()
+
+    def _prompt_inputs(self, prompt, suffix, num_samples):
+        """Prompts and suffixes as lists of one per sample (a string is repeated); `num_samples` from a list."""
+        if prompt is None:
+            if suffix is not None:
+                raise ValueError("`suffix` needs a `prompt` (use prompt='\\n' to fill the start of a file).")
+            return None, None, num_samples
+        prompts = [prompt] * num_samples if isinstance(prompt, str) else prompt
+        check_texts("prompt", prompts)
+        prompts = list(prompts)
+        if not isinstance(prompt, str) and num_samples not in (1, len(prompts)):
+            raise ValueError(f"got {len(prompts)} prompts for num_samples={num_samples}; give one per sample.")
+        suffixes = None
+        if suffix is not None:
+            suffixes = [suffix] * len(prompts) if isinstance(suffix, str) else list(suffix)
+            if len(suffixes) != len(prompts) or not all(isinstance(x, str) for x in suffixes):
+                raise ValueError(f"`suffix` must be a string or one string per prompt ({len(prompts)}).")
+        return prompts, suffixes, len(prompts)
+
+    def _prompted_canvas(self, run: GenerationRun, device) -> torch.Tensor:
+        """`[PAD…] [BOS] prompt [MASK × gen_length] suffix [PAD…]` per row: the left padding aligns the spans, the
+        attention mask hides the padding and the position ids are those of each row alone."""
+        bos, eos = self._special_ids()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+
+        def ids(text: str) -> list[int]:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+        heads = [([bos] if bos is not None else []) + ids(p) for p in run.prompts]
+        tails = [ids(x) for x in run.suffixes] if run.suffixes is not None else [[] for _ in heads]
+        width_head, width_tail = max(map(len, heads)), max(map(len, tails))
+        rows, mask, left = [], [], []
+        for head, tail in zip(heads, tails):
+            pad_left, pad_right = width_head - len(head), width_tail - len(tail)
+            rows.append([pad] * pad_left + head + [self.mask_token_id] * run.gen_length + tail + [pad] * pad_right)
+            mask.append([0] * pad_left + [1] * (len(head) + run.gen_length + len(tail)) + [0] * pad_right)
+            left.append(pad_left)
+        canvas = torch.tensor(rows, dtype=torch.long, device=device)
+        run.attention_mask = torch.tensor(mask, dtype=torch.long, device=device)
+        run.left_pad = torch.tensor(left, dtype=torch.long, device=device)
+        positions = torch.arange(canvas.shape[1], device=device)[None, :] - run.left_pad[:, None]
+        run.position_ids = positions.clamp(min=0)
+        run.offset = width_head
+        return canvas
 
     def _denoise(self, canvas, z0, run: GenerationRun, source, callback, tensor_inputs):
         """Semi-autoregressive blocks; within a block, one demasker call per timestep of the mask scheduler until the
@@ -571,7 +664,7 @@ class CrocodilPipeline(DiffusionPipeline):
                         break
                     if z0 is not None:  # ConWithinDisc renews z₀ at its refresh points
                         z0 = source.refresh(self, canvas, calls, z0, run)
-                    logits = self._demasker_logits(canvas, z0, run.num_registers, lo, hi, active)
+                    logits = self._demasker_logits(canvas, z0, run, lo, hi, active)
                     run.nfe.demasker_calls += 1
                     out = self.mask_scheduler.step(
                         logits,
@@ -585,12 +678,16 @@ class CrocodilPipeline(DiffusionPipeline):
                     )
                     canvas = canvas.clone()
                     canvas[:, lo:hi] = out.prev_sample
+                    if run.eos_fill:
+                        canvas = self._fill_after_eos(canvas, run)
                     calls += 1
                     if callback is not None:
-                        state = {"sequences": canvas[:, run.offset :], "registers": z0}
+                        span = slice(run.offset, run.offset + run.gen_length)
+                        state = {"sequences": canvas[:, span], "registers": z0}
                         updates = callback(self, calls, block, {k: state[k] for k in tensor_inputs}) or {}
                         if "sequences" in updates:
-                            canvas = torch.cat((canvas[:, : run.offset], updates["sequences"].to(canvas)), dim=1)
+                            canvas = canvas.clone()
+                            canvas[:, span] = updates["sequences"].to(canvas)
                         if "registers" in updates:
                             z0 = updates["registers"]
                     progress.update()
@@ -598,7 +695,7 @@ class CrocodilPipeline(DiffusionPipeline):
 
     def conditional_registers(self, canvas, run: GenerationRun) -> torch.Tensor:
         """z₀ ~ P(z | h_φ(x_t)): the conditional prior on the registers of the visible tokens (App. E)."""
-        condition = self.encoder(**self._visible_condition(canvas)).registers  # h_φ(x_t), visible tokens only
+        condition = self.encoder(**self._visible_condition(canvas, run)).registers  # h_φ(x_t), visible tokens only
         run.nfe.encoder_calls += 1
         sampled = sample_registers(
             self.conditional_prior,
@@ -612,15 +709,32 @@ class CrocodilPipeline(DiffusionPipeline):
         run.nfe.prior_calls += sampled.num_prior_calls
         return sampled.registers
 
-    def _demasker_logits(self, canvas, z0, num_registers, lo, hi, active) -> torch.Tensor:
+    def _fill_after_eos(self, canvas: torch.Tensor, run: GenerationRun) -> torch.Tensor:
+        """Every position of a row's span after its first committed EOS becomes EOS (committed: not computed again)."""
+        _, eos = self._special_ids()
+        lo, hi = run.offset, run.offset + run.gen_length
+        is_eos = canvas[:, lo:hi] == eos
+        if eos is None or not bool(is_eos.any()):
+            return canvas
+        first = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1), run.gen_length)
+        after = torch.arange(run.gen_length, device=canvas.device)[None, :] > first[:, None]
+        canvas[:, lo:hi] = torch.where(after, eos, canvas[:, lo:hi])
+        return canvas
+
+    def _demasker_logits(self, canvas, z0, run: GenerationRun, lo, hi, active) -> torch.Tensor:
         """`(N, V)` logits of the N still-masked positions of the current block in active rows: the output head (and
         the scheduler's softmax) skip committed positions, on average half of a block over a trajectory."""
         keep = torch.zeros_like(canvas, dtype=torch.bool)
         keep[:, lo:hi] = (canvas[:, lo:hi] == self.mask_token_id) & active[:, None]
+        padded = (
+            {}
+            if run.attention_mask is None
+            else {"attention_mask": run.attention_mask, "position_ids": run.position_ids}
+        )
         if z0 is None:
-            return self.demasker(canvas, logits_to_keep=keep).logits
-        registers = z0[:, :num_registers].to(self.demasker.dtype)
-        return self.demasker(canvas, registers=registers, logits_to_keep=keep).logits
+            return self.demasker(canvas, logits_to_keep=keep, **padded).logits
+        registers = z0[:, : run.num_registers].to(self.demasker.dtype)
+        return self.demasker(canvas, registers=registers, logits_to_keep=keep, **padded).logits
 
     def _account_flops(self, nfe: NFEBreakdown, canvas_len: int, num_registers: int | None) -> None:
         prefix = (num_registers + 2) if num_registers else 0
