@@ -105,3 +105,18 @@ def test_errors_are_reported_without_a_traceback(pipeline_dir, tmp_path, capsys)
     assert "steps" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["generate", "--mode", "bogus"])
+
+
+def test_complete_and_infill_keep_the_prompt_and_suffix_and_show_each_part(pipeline_dir, tmp_path, capsys):
+    program = tmp_path / "prog.py"
+    program.write_text("import os\n\ndef main():\n    path = os.getcwd()\n    print(path)\n\nmain()\n")
+    common = ["--pipeline", pipeline_dir, "--gen-length", "8", "--steps", "4", "--prior-steps", "3"]
+    assert main(["complete", str(program), "--lines", "3", *common]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# ---- prompt (kept) ----\nimport os\n\ndef main():\n# ---- generated 0")
+    assert main(["infill", str(program), "--span", "4:5", "--mode", "mdm", *common]) == 0
+    out = capsys.readouterr().out
+    assert "# ---- suffix (kept) ----\n\nmain()\n" in out
+    assert "# ---- original lines ----\n    path = os.getcwd()\n    print(path)\n" in out
+    assert main(["complete", "--prompt", "def f(x):\n", "--num-samples", "2", *common]) == 0
+    assert capsys.readouterr().out.count("# ---- generated ") == 2

@@ -67,6 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--output", help="also write the samples as JSONL (a new file)")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
 
+    for name, helptext in (
+        ("complete", "continue a program: its first lines (or --prompt) stay fixed, the next --gen-length tokens are "
+                     "generated (App. H)"),
+        ("infill", "regenerate lines START:END of a file between the fixed lines before and after them"),
+    ):  # fmt: skip
+        cmd = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        _pipeline_arg(cmd)
+        if name == "complete":
+            cmd.add_argument("file", nargs="?", help="program to continue (omit with --prompt)")
+            group = cmd.add_mutually_exclusive_group()
+            group.add_argument("--lines", type=int, default=None, help="keep the first N lines as the prompt")
+            group.add_argument("--prompt", default=None, help="prompt text instead of a file")
+        else:
+            cmd.add_argument("file", help="program whose lines START:END are regenerated")
+            cmd.add_argument("--span", required=True, help="START:END, 1-based inclusive line numbers")
+        cmd.add_argument("--mode", default="con_within_disc", choices=generation_modes())
+        cmd.add_argument("--num-samples", type=int, default=1)
+        cmd.add_argument("--steps", type=int, default=8, help="demasker calls over the span")
+        cmd.add_argument("--gen-length", type=int, default=32, help="tokens to generate (the span's length)")
+        cmd.add_argument("--prior-steps", type=int, default=50)
+        cmd.add_argument("--temperature", type=float, default=0.0)
+        cmd.add_argument("--seed", type=int, default=0)
+
     ae = sub.add_parser("autoencode", help="encode a file to registers and decode it back; prints the CER")
     _pipeline_arg(ae)
     ae.add_argument("file")
@@ -442,6 +465,79 @@ def run_autoencode(args, rest=None) -> int:
     return 0
 
 
+def _prompt_and_suffix(args) -> tuple[str, str | None, str | None]:
+    """(prompt, suffix, the original text of the regenerated lines) of `complete` / `infill`, from the file."""
+    from .checks import check_number, read_text_file
+
+    if args.command == "complete":
+        if args.prompt is not None:
+            if args.file is not None:
+                raise ValueError("give a FILE or --prompt, not both.")
+            if not args.prompt.strip():
+                raise ValueError("--prompt is empty; give the start of a program.")
+            return args.prompt, None, None
+        if args.file is None:
+            raise ValueError("give a FILE to continue, or --prompt TEXT.")
+        lines = read_text_file(args.file).splitlines(keepends=True)
+        check_number("--lines", args.lines, minimum=1, maximum=len(lines), integer=True, allow_none=True)
+        keep = args.lines or len(lines)
+        return "".join(lines[:keep]), None, "".join(lines[keep:]) or None
+    lines = read_text_file(args.file).splitlines(keepends=True)
+    try:
+        start, end = (int(x) for x in args.span.split(":"))
+    except ValueError:
+        start = end = 0
+    if not 2 <= start <= end <= len(lines):
+        raise ValueError(
+            f"--span {args.span!r} must be START:END line numbers with 2 <= START <= END <= {len(lines)} "
+            "(the lines before START are the prompt)."
+        )
+    return "".join(lines[: start - 1]), "".join(lines[end:]) or None, "".join(lines[start - 1 : end])
+
+
+def run_complete(args, rest=None) -> int:
+    """`crocodil complete` and `crocodil infill`: prompted generation with the prompt and suffix kept fixed."""
+    import torch
+
+    from .checks import check_number
+
+    _check_common(args)
+    check_number("--num-samples", args.num_samples, minimum=1, integer=True)
+    check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
+    check_number("--temperature", args.temperature, minimum=0)
+    check_number("--seed", args.seed, minimum=0, maximum=2**63 - 1 - args.num_samples, integer=True)
+    prompt, suffix, original = _prompt_and_suffix(args)
+    pipe = _load(args.pipeline)
+    out = pipe(
+        mode=args.mode,
+        prompt=[prompt] * args.num_samples,
+        suffix=None if suffix is None else [suffix] * args.num_samples,
+        gen_length=args.gen_length,
+        steps=args.steps,
+        prior_steps=args.prior_steps,
+        temperature=args.temperature,
+        generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
+    )
+    print("# ---- prompt (kept) ----")
+    print(prompt.rstrip("\n"))
+    for i, text in enumerate(out.texts):
+        print(f"# ---- generated {i} ({args.mode}, seed {args.seed + i}) ----")
+        print(text.rstrip("\n"))
+    if suffix is not None:
+        print("# ---- suffix (kept) ----")
+        print(suffix.rstrip("\n"))
+    if args.command == "infill" and original is not None:
+        print("# ---- original lines ----")
+        print(original.rstrip("\n"))
+    nfe = out.nfe
+    print(
+        f"# NFE: {nfe['demasker_calls']} demasker calls, {nfe['prior_calls']} prior calls, "
+        f"{nfe['encoder_calls']} encoder calls = {nfe['total']:.2f} demasker-forward equivalents; "
+        f"{out.wall_time:.2f} s"
+    )
+    return 0
+
+
 def _alphas(value: str) -> list[float]:
     import math
 
@@ -612,6 +708,8 @@ COMMANDS = {
     "generate": run_generate,
     "autoencode": run_autoencode,
     "interpolate": run_interpolate,
+    "complete": run_complete,
+    "infill": run_complete,
     "push": run_push,
     "eval": run_eval,
     "tokenizer": run_tokenizer,
