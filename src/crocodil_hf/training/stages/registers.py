@@ -6,7 +6,9 @@ a fixed-shape `Array2D((K, d))` column in float32 or float16 (`registers_dtype`)
 """
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,19 @@ def encode_split(encoder, dataset, collator, batch_size: int, dtype: str, device
         z = encoder(input_ids=ids.to(device), attention_mask=batch["encoder_attention_mask"].to(device)).registers
         banks[start : start + len(rows)] = z.float().cpu().numpy().astype(dtype)
     return banks
+
+
+def _complete_shards(folder: Path, count: int, timeout: float = 1800.0) -> list[Path]:
+    """The `count` complete shard directories of a split, in process order. The barrier before the merge should make
+    them all present; under heavy load a slow file system may still be renaming, so wait for them (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        paths = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if len(paths) >= count:
+            return paths
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(paths)} of {count} register shards appeared in {folder}.")
+        time.sleep(0.5)
 
 
 def run(model_args, data_args, args, resume: str | None = None) -> str:
@@ -69,14 +84,17 @@ def run(model_args, data_args, args, resume: str | None = None) -> str:
             {"registers": banks}, features=Features({"registers": Array2D(shape=shape, dtype=args.registers_dtype)})
         )
         shard = concatenate_datasets([shard, column], axis=1)
-        shard.save_to_disk(str(shards / split / f"{state.process_index:05d}"))
+        # written under a temporary name and renamed: a shard directory exists only once it is complete
+        final, partial = shards / split / f"{state.process_index:05d}", shards / split / f".{state.process_index:05d}"
+        shutil.rmtree(partial, ignore_errors=True)
+        shard.save_to_disk(str(partial))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
     state.wait_for_everyone()
     if state.is_main_process:
+        parts = {split: _complete_shards(shards / split, state.num_processes) for split in corpus}
         merged = DatasetDict(
-            {
-                split: concatenate_datasets([load_from_disk(str(p)) for p in sorted((shards / split).iterdir())])
-                for split in corpus
-            }
+            {split: concatenate_datasets([load_from_disk(str(p)) for p in paths]) for split, paths in parts.items()}
         )
         merged.save_to_disk(str(output))
         shutil.rmtree(shards)
