@@ -58,6 +58,10 @@ class Files:
             self.text(f"{name}/{sub}", "{}")
         return str(self.root / name)
 
+    def eval(self, *options: str) -> list[str]:
+        """`crocodil eval` on the shipped pipeline into a new directory, with `options`."""
+        return ["eval", "--pipeline", SHIPPED, "--output-dir", self.path("e"), *options]
+
     def foreign(self, name: str) -> str:
         """A non-empty directory of the user's, with one file that must survive."""
         self.text(f"{name}/notes.txt", "keep me\n")
@@ -160,41 +164,13 @@ CLI_CASES = [
     ),  # fmt: skip
     ("interpolate-missing-b", lambda f: ["interpolate", f.text("a.py"), f.path("b.py")], ["b.py", "does not exist"]),
     # eval: option values and the output directory, before the pipeline or the scorer loads
-    (
-        "eval-batch-size-0",
-        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--batch-size", "0"],
-        ["--batch-size", ">= 1"],
-    ),  # fmt: skip
-    (
-        "eval-num-samples-0",
-        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--num-samples", "0"],
-        ["--num-samples"],
-    ),  # fmt: skip
-    (
-        "eval-mode-unknown",
-        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--modes", "x"],
-        ["unknown mode", "con_then_disc"],
-    ),  # fmt: skip
-    (
-        "eval-steps-text",
-        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--steps", "8,x"],
-        ["--steps", "positive integers"],
-    ),  # fmt: skip
-    (
-        "eval-steps-0",
-        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--steps", "0"],
-        ["--steps"],
-    ),  # fmt: skip
-    (
-        "eval-temperature-nan",
-        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--temperature", "nan"],
-        ["--temperature"],
-    ),  # fmt: skip
-    (
-        "eval-corpus-missing",
-        lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"), "--corpus", f.path("nocorpus")],
-        ["--corpus", "does not exist"],
-    ),  # fmt: skip
+    ("eval-batch-size-0", lambda f: f.eval("--batch-size", "0"), ["--batch-size", ">= 1"]),
+    ("eval-num-samples-0", lambda f: f.eval("--num-samples", "0"), ["--num-samples"]),
+    ("eval-mode-unknown", lambda f: f.eval("--modes", "x"), ["unknown mode", "con_then_disc"]),
+    ("eval-steps-text", lambda f: f.eval("--steps", "8,x"), ["--steps", "positive integers"]),
+    ("eval-steps-0", lambda f: f.eval("--steps", "0"), ["--steps"]),
+    ("eval-temperature-nan", lambda f: f.eval("--temperature", "nan"), ["--temperature"]),
+    ("eval-corpus-missing", lambda f: f.eval("--corpus", f.path("nocorpus")), ["--corpus", "does not exist"]),
     (
         "eval-pipeline-missing",
         lambda f: ["eval", "--pipeline", f.path("nopipe"), "--output-dir", f.path("e")],
@@ -290,8 +266,7 @@ CLI_CASES = [
      ["bad.yaml", "not UTF-8"]),
     ("assemble-not-a-stage-output", lambda f: ["assemble", "--autoencoder", f.dir("ae"), "--prior", f.dir("p"),
                                                "--output", f.path("o")], ["demasker/config.json", "autoencoder"]),
-    ("eval-scorer-missing", lambda f: ["eval", "--pipeline", SHIPPED, "--output-dir", f.path("e"),
-                                       "--scorer", f.path("noscorer")], ["--scorer", "not a directory"]),
+    ("eval-scorer-missing", lambda f: f.eval("--scorer", f.path("noscorer")), ["--scorer", "not a directory"]),
     ("tokenizer-corpus-empty", lambda f: ["tokenizer", "--corpus", f.dir("c"), "--output", f.path("t")],
      ["no readable .py files"]),
 ]  # fmt: skip

@@ -60,9 +60,11 @@ def test_pinned_revision_loads_the_old_version_after_a_new_push(pushed):
     assert torch.equal(sequences, expected_v1) and not torch.equal(sequences, expected_v2)
 
 
-def test_components_load_alone_with_remote_code_where_crocodil_hf_cannot_be_imported(pushed, tmp_path):
+def load_components_where_crocodil_hf_cannot_be_imported(repo_id: str, tmp_path) -> str:
+    """Load the demasker and encoder of a pushed pipeline with `trust_remote_code` in a fresh process that cannot
+    import crocodil_hf (nothing cached: everything from the server); returns its stdout."""
     script = textwrap.dedent(
-        """
+        f"""
         import sys
         class Block:
             def find_spec(self, name, path=None, target=None):
@@ -72,19 +74,24 @@ def test_components_load_alone_with_remote_code_where_crocodil_hf_cannot_be_impo
         import torch
         from transformers import AutoModel
         for sub in ("demasker", "encoder"):
-            model = AutoModel.from_pretrained("org/crocodil-test", subfolder=sub, trust_remote_code=True)
+            model = AutoModel.from_pretrained({repo_id!r}, subfolder=sub, trust_remote_code=True)
             assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
             print("loaded", sub, type(model).__name__)
         assert not any(m.startswith("crocodil_hf") for m in sys.modules)
         """
     )
-    env = {**os.environ, "HF_HOME": str(tmp_path / "fresh-home")}  # nothing cached: everything from the server
+    env = {**os.environ, "HF_HOME": str(tmp_path / "fresh-home")}
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "loaded demasker GuidedLLaDAForMaskedLM" in result.stdout
-    assert "loaded encoder RegisterEncoderModel" in result.stdout
+    return result.stdout
+
+
+def test_components_load_alone_with_remote_code_where_crocodil_hf_cannot_be_imported(pushed, tmp_path):
+    stdout = load_components_where_crocodil_hf_cannot_be_imported("org/crocodil-test", tmp_path)
+    assert "loaded demasker GuidedLLaDAForMaskedLM" in stdout
+    assert "loaded encoder RegisterEncoderModel" in stdout
 
 
 def test_model_card_is_pushed_with_its_eval_results(hub):
@@ -170,23 +177,5 @@ def test_crocodil_push_of_the_shipped_pipeline_writes_remote_code_equal_to_the_p
     for name in pushed:
         downloaded = hf_hub_download("org/crocodil-shipped", name, cache_dir=tmp_path / "cache")
         assert open(downloaded, "rb").read() == (MODELING_DIR / name.split("/")[-1]).read_bytes(), name
-    script = textwrap.dedent(
-        """
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name == "crocodil_hf" or name.startswith("crocodil_hf."):
-                    raise ImportError("blocked")
-        sys.meta_path.insert(0, Block())
-        from transformers import AutoModel
-        for sub in ("demasker", "encoder"):
-            model = AutoModel.from_pretrained("org/crocodil-shipped", subfolder=sub, trust_remote_code=True)
-            print("loaded", sub, type(model).__name__)
-        """
-    )
-    env = {**os.environ, "HF_HOME": str(tmp_path / "fresh-home")}
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("loaded ") == 2
+    stdout = load_components_where_crocodil_hf_cannot_be_imported("org/crocodil-shipped", tmp_path)
+    assert "loaded demasker GuidedLLaDAForMaskedLM" in stdout and "loaded encoder RegisterEncoderModel" in stdout

@@ -29,7 +29,8 @@ def resolve_shipped(name_or_path):
     return name_or_path
 
 
-def _looks_local(name: str) -> bool:
+def looks_local(name: str) -> bool:
+    """Whether a name that does not exist is meant as a local path rather than a Hub id (`name` or `org/name`)."""
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
 
 
@@ -59,7 +60,7 @@ def check_pipeline_source(name: str) -> str:
     resolved = resolve_shipped(name)
     if resolved != name:
         return resolved
-    if _looks_local(name) or name.count("/") != 1 or not all(name.split("/")):
+    if looks_local(name) or name.count("/") != 1 or not all(name.split("/")):
         raise ValueError(f"{name} does not exist; {allowed}.")
     return name
 
@@ -79,16 +80,31 @@ def read_text_file(path: str | os.PathLike, what: str = "a program") -> str:
         raw = path.read_bytes()
     except OSError as err:
         raise ValueError(f"cannot read {path} ({err.strerror or err}); {allowed}.") from None
-    if b"\x00" in raw:
-        raise ValueError(f"{path} is a binary file (it contains NUL bytes); {allowed}.")
     try:
-        text = raw.decode("utf-8-sig")
+        return decode_text(raw)
+    except NotText as err:
+        raise ValueError(f"{path} {err}; {allowed}.") from None
+
+
+class NotText(ValueError):
+    """Bytes that are not a text to read; `kind` is `"binary"`, `"non_utf8"` or `"empty"`."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def decode_text(raw: bytes) -> str:
+    """UTF-8 text of a file's bytes (a byte-order mark dropped), or `NotText` saying why not: NUL bytes (binary),
+    not UTF-8, or only whitespace. One rule for the corpus builder (which counts) and the CLI (which refuses)."""
+    if b"\x00" in raw:
+        raise NotText("binary", "is a binary file (it contains NUL bytes)")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the text
     except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); {allowed}."
-        ) from None
+        raise NotText("non_utf8", f"is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})") from None
     if not text.strip():
-        raise ValueError(f"{path} is empty; {allowed}.")
+        raise NotText("empty", "is empty")
     return text
 
 
@@ -174,11 +190,14 @@ def check_number(
 
 
 __all__ = [
+    "NotText",
     "OUTPUT_MARKER",
     "check_number",
     "check_output_file",
     "check_pipeline_source",
     "claim_output_dir",
+    "decode_text",
+    "looks_local",
     "read_text_file",
     "resolve_shipped",
     "shipped_pipelines",

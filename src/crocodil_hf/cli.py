@@ -364,17 +364,24 @@ def _check_common(args) -> None:
     check_number("--gen-length", args.gen_length, minimum=1, integer=True, allow_none=True)
 
 
+def _check_sampling(args) -> None:
+    """Option values of the commands that sample programs (generate, complete, infill)."""
+    from .checks import check_number
+
+    _check_common(args)
+    check_number("--num-samples", args.num_samples, minimum=1, integer=True)
+    check_number("--seed", args.seed, minimum=0, maximum=2**63 - 1 - args.num_samples, integer=True)
+    check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
+    check_number("--temperature", args.temperature, minimum=0)
+
+
 def run_generate(args, rest=None) -> int:
     import json
 
     from .checks import check_number, check_output_file
 
-    _check_common(args)
-    check_number("--num-samples", args.num_samples, minimum=1, integer=True)
-    check_number("--seed", args.seed, minimum=0, maximum=2**63 - 1 - args.num_samples, integer=True)
+    _check_sampling(args)
     check_number("--block-length", args.block_length, minimum=1, integer=True, allow_none=True)
-    check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
-    check_number("--temperature", args.temperature, minimum=0)
     check_number("--threshold", args.threshold, minimum=0, maximum=1, exclusive_minimum=True, allow_none=True)
     if args.output:
         check_output_file(args.output, args.overwrite)
@@ -499,13 +506,7 @@ def run_complete(args, rest=None) -> int:
     """`crocodil complete` and `crocodil infill`: prompted generation with the prompt and suffix kept fixed."""
     import torch
 
-    from .checks import check_number
-
-    _check_common(args)
-    check_number("--num-samples", args.num_samples, minimum=1, integer=True)
-    check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
-    check_number("--temperature", args.temperature, minimum=0)
-    check_number("--seed", args.seed, minimum=0, maximum=2**63 - 1 - args.num_samples, integer=True)
+    _check_sampling(args)
     prompt, suffix, original = _prompt_and_suffix(args)
     pipe = _load(args.pipeline)
     out = pipe(
@@ -638,7 +639,7 @@ def _int_list(option: str, value: str | None) -> list[int] | None:
 def run_eval(args, rest=None) -> int:
     from pathlib import Path
 
-    from .checks import check_number, check_pipeline_source, claim_output_dir
+    from .checks import check_number, check_pipeline_source, claim_output_dir, looks_local
     from .pipelines import MODES
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -654,7 +655,7 @@ def run_eval(args, rest=None) -> int:
     check_number("--temperature", args.temperature, minimum=0)
     if args.corpus is not None and not Path(args.corpus).exists():
         raise ValueError(f"--corpus {args.corpus} does not exist; expected a directory of programs or a data file.")
-    if args.scorer is not None and args.scorer.startswith((".", "/", "~")) and not Path(args.scorer).is_dir():
+    if args.scorer is not None and looks_local(args.scorer) and not Path(args.scorer).is_dir():
         raise ValueError(f"--scorer {args.scorer} is not a directory; expected a causal LM directory or Hub id.")
     source = check_pipeline_source(args.pipeline)
     claim_output_dir(args.output_dir, "eval", args.overwrite)

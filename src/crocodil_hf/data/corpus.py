@@ -18,6 +18,8 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
+from ..checks import NotText, decode_text
+
 logger = logging.getLogger(__name__)
 
 TOP_LEVEL_STARTS = ("def ", "async def ", "class ", "@", "if __name__")
@@ -102,16 +104,10 @@ def read_source_files(
         except OSError:
             summary.skipped_unreadable += 1
             continue
-        if b"\x00" in raw:
-            summary.skipped_binary += 1
-            continue
         try:
-            text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the program
-        except UnicodeDecodeError:
-            summary.skipped_non_utf8 += 1
-            continue
-        if not text.strip():
-            summary.skipped_empty += 1
+            text = decode_text(raw)
+        except NotText as err:
+            setattr(summary, f"skipped_{err.kind}", getattr(summary, f"skipped_{err.kind}") + 1)
             continue
         if path.suffix == ".py" and not parses_as_python(text):
             summary.skipped_syntax += 1

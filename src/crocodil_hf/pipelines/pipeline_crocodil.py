@@ -18,7 +18,7 @@ from diffusers import DDIMScheduler, DiffusionPipeline
 from diffusers.utils import BaseOutput, logging
 from torch.nn.utils.rnn import pad_sequence
 
-from ..checks import check_number, check_pipeline_source, resolve_shipped
+from ..checks import check_number, check_pipeline_source, looks_local, resolve_shipped
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
@@ -172,7 +172,7 @@ class CrocodilPipeline(DiffusionPipeline):
         crocodil_hf's models, which diffusers needs to resolve the `crocodil_hf` library named in `model_index.json`."""
         source = resolve_shipped(pretrained_model_name_or_path)
         name = str(source)
-        if Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        if Path(name).expanduser().exists() or looks_local(name):
             source = check_pipeline_source(name)  # a local path: an existing pipeline directory
             cls.check_model_index(source)
         try:

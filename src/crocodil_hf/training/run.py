@@ -15,7 +15,7 @@ from pathlib import Path
 
 from transformers import set_seed
 
-from ..checks import claim_output_dir
+from ..checks import claim_output_dir, looks_local
 from ..pipelines.assembly import assemble_pipeline
 from .arguments import (
     CrocodilTrainingArguments,
@@ -70,8 +70,7 @@ def check_input_paths(model_args: ModelArguments, data_args: DataArguments) -> N
             continue
         parent = Path(value).parent
         local = (
-            value.startswith((".", "/", "~"))
-            or value.count("/") > 1
+            looks_local(value)
             or not value.strip()
             or (str(parent) not in ("", ".") and parent.is_dir())  # runs/tokenizer with runs/ here: a local path
         )
