@@ -20,6 +20,12 @@ BERT = {
 
 
 def build(kind: str):
+    """An objective of `kind`; a `-prompt` suffix switches on prompt-aware training (half the rows prompted, half of
+    those with a suffix)."""
+    if kind.endswith("-prompt"):
+        objective = build(kind.removesuffix("-prompt"))
+        objective.prompt_prob, objective.suffix_prob = 0.5, 0.5
+        return objective
     torch.manual_seed(0)
     encoder = RegisterEncoderModel(
         RegisterEncoderConfig(
@@ -58,12 +64,14 @@ def inputs(kind: str, rows=range(8)) -> dict:
 
 
 KINDS = ["mdm", "autoencoder", "autoencoder-bert", "prior", "conditional-prior"]
+PROMPTED = ["mdm-prompt", "autoencoder-prompt", "conditional-prior-prompt"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS + PROMPTED)
 def test_loss_of_a_batch_equals_the_mean_over_its_halves(kind):
     """What makes DDP equal to one process: row b's noise depends on its global row, not on the split."""
     objective = build(kind).train()
+    kind = kind.removesuffix("-prompt")
     full = objective(**inputs(kind))["loss"]
     halves = [objective(**inputs(kind, rows))["loss"] for rows in (range(4), range(4, 8))]
     assert full.item() == pytest.approx(((halves[0] + halves[1]) / 2).item(), rel=1e-5)
@@ -152,3 +160,87 @@ def test_paper_scale_models_build_on_meta_with_official_weight_names():
     assert names <= guided_names and guided_names - names == set(GuidedLLaDAForMaskedLM._new_parameter_names)
     assert 0.3e9 < sum(p.numel() for p in prior.parameters()) < 0.5e9
     assert model_args.num_registers == 128
+
+
+# ---------------------------------------------------------------- prompt-aware training (App. H)
+
+
+def test_prompt_spans_keep_a_prefix_and_a_suffix_visible_at_the_asked_rates():
+    from crocodil_hf.training.losses import program_lengths, prompt_spans
+
+    rows, width = 20_000, 24
+    lengths = torch.randint(2, width + 1, (rows,), generator=torch.Generator().manual_seed(0))
+    ids = torch.full((rows, width), 98)
+    for i, n in enumerate(lengths.tolist()):
+        ids[i, : n - 1] = torch.arange(n - 1) + 1  # [BOS-like] program, then EOS from n − 1 on
+    ids[:, 0] = 97
+    assert torch.equal(program_lengths(ids, 98), lengths)
+    spans = prompt_spans(lengths, width, 0.6, 0.5, torch.Generator().manual_seed(1))
+    prompted = ~spans[:, 0]
+    assert prompted.float().mean().item() == pytest.approx(0.6, abs=0.015)
+    assert spans[~prompted].all()  # unprompted rows may be masked anywhere (BOS is kept by forward_mask)
+    starts = spans.float().argmax(dim=1)
+    count = spans.sum(dim=1)
+    columns = torch.arange(width)
+    assert torch.equal(spans, (columns >= starts[:, None]) & (columns < (starts + count)[:, None]))
+    ends = starts + count  # one contiguous maskable span [a, b) per row
+    assert ((starts[prompted] >= 1) & (starts[prompted] <= lengths[prompted] - 1)).all()
+    with_suffix = prompted & (ends < width)
+    assert with_suffix.float().mean().item() == pytest.approx(0.3, abs=0.02)
+    # the suffix keeps at least the EOS visible (unless the prompt already took the whole program)
+    assert (ends[with_suffix] <= torch.maximum(lengths - 1, starts + 1)[with_suffix]).all()
+    long_rows = prompted & (lengths > 12)
+    assert starts[long_rows].float().std() > 2  # prompt lengths vary over the program, not a fixed cut
+
+
+def test_forward_mask_masks_only_where_allowed_and_all_of_it_in_all_mask_rows():
+    ids = torch.arange(1, 17).repeat(4000, 1)
+    maskable = torch.arange(16) >= torch.randint(1, 16, (4000, 1), generator=torch.Generator().manual_seed(2))
+    x_t, masked, p_mask = forward_mask(
+        ids, 0, all_mask_prob=0.25, generator=torch.Generator().manual_seed(3), maskable=maskable
+    )
+    assert not (masked & ~maskable).any() and torch.equal(x_t[~masked], ids[~masked])
+    full = p_mask == 1
+    assert torch.equal(masked[full], maskable[full])
+    # without `maskable` the draws are the same as before the option existed
+    plain = forward_mask(ids, 0, all_mask_prob=0.25, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(plain[1] & maskable, masked)
+
+
+@pytest.mark.parametrize("kind", ["mdm", "autoencoder", "conditional-prior"])
+def test_prompt_aware_objectives_keep_the_prompt_visible(kind, monkeypatch):
+    """Every prompted row: x_t (or the condition's visible tokens) equals x₀ outside its span."""
+    from crocodil_hf.training import losses as losses_module
+    from crocodil_hf.training import objectives
+
+    drawn, original = [], losses_module.prompt_spans
+
+    def recording(*args, **kwargs):
+        drawn.append(original(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(objectives, "prompt_spans", recording)
+    monkeypatch.setattr(losses_module, "prompt_spans", recording)
+    objective = build(kind).train()
+    objective.prompt_prob, objective.suffix_prob = 1.0, 0.5
+    seen = {}
+    if kind == "conditional-prior":
+        module = objective.encoder
+        module.register_forward_pre_hook(lambda m, a, kw: seen.update(kw), with_kwargs=True)
+    else:
+        module = objective.demasker
+        module.register_forward_pre_hook(
+            lambda m, a, kw: seen.update(input_ids=a[0] if a else kw["input_ids"]), with_kwargs=True
+        )
+    batch = inputs(kind)
+    objective(**batch)
+    (spans,) = drawn
+    x0 = batch["input_ids"]
+    assert (~spans[:, 0]).all()  # prompt_prob = 1: every row prompted
+    if kind == "conditional-prior":
+        assert torch.equal(seen["visible_mask"].bool(), ~spans)  # the condition sees exactly prompt and suffix
+    else:
+        x_t = seen["input_ids"]
+        masked = x_t == objective.demasker.config.mask_token_id
+        assert masked.any() and not (masked & ~spans).any()
+        assert torch.equal(x_t[~spans], x0[~spans])

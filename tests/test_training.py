@@ -313,6 +313,62 @@ def test_stage_outputs_assemble_into_a_working_pipeline(trained, tmp_path):
     )  # an existing pipeline is not overwritten silently
 
 
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(next(Path(path).glob("*.safetensors"))))
+
+
+def test_init_from_continues_a_trained_pipeline_and_prompt_aware_stages_train(trained, workspace, tmp_path):
+    """`--init_from PIPELINE`: the stages start from the pipeline's weights (at learning rate 0 they end exactly
+    there, so nothing was re-initialised), the config's model paths are not needed, and the prompt-aware options
+    train; options a stage cannot use are refused before any work."""
+    from crocodil_hf.pipelines.assembly import assemble_pipeline
+
+    pipe = tmp_path / "pipe"
+    assemble_pipeline(trained["autoencoder"], trained["prior"], str(pipe), trained["conditional-prior"])
+    frozen = dict(max_steps=3, learning_rate=0.0, weight_decay=0.0, warmup_steps=0, save_steps=1000)
+    prompt = dict(prompt_prob=0.5, prompt_suffix_prob=0.5)
+    ae = run(
+        workspace,
+        "autoencoder",
+        "ae-continue",
+        init_from=str(pipe),
+        model_name_or_path=str(tmp_path / "gone"),  # replaced by init_from: not read, not checked
+        tokenizer_name_or_path=str(tmp_path / "gone-too"),
+        output_dir=str(tmp_path / "ae"),
+        **frozen,
+        **prompt,
+    )
+    for component in ("encoder", "demasker"):
+        before, after = _state(pipe / component), _state(Path(ae) / component)
+        assert before.keys() == after.keys()
+        assert all(torch.equal(before[k], after[k]) for k in before), component
+    train_loss = json.loads(Path(ae, "training_complete.json").read_text())["metrics"]["train_loss"]
+    assert math.isfinite(train_loss) and train_loss > 0
+    cprior = run(
+        workspace,
+        "conditional-prior",
+        "cprior-continue",
+        init_from=str(pipe),
+        registers_dir=trained["registers"],
+        output_dir=str(tmp_path / "cprior"),
+        **frozen,
+        **prompt,
+    )
+    before, after = _state(pipe / "conditional_prior"), _state(Path(cprior))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    for stage, values, message in (
+        ("prior", dict(registers_dir=trained["registers"], prompt_prob=0.5), "not to prior"),
+        ("mdm", dict(model_config=TINY_LLADA), "mdm continues from"),
+        ("autoencoder", dict(init_from=str(workspace / "corpus")), "not a CrocodilPipeline"),
+        ("autoencoder", dict(init_from=str(tmp_path / "missing")), "does not exist"),
+    ):
+        values.setdefault("init_from", str(pipe))
+        output = tmp_path / f"refused-{stage}"
+        with pytest.raises(ValueError, match=message):
+            run(workspace, stage, f"refused-{stage}", output_dir=str(output), max_steps=2, **values)
+        assert not any(output.glob("checkpoint-*")) and not (output / "training_complete.json").exists()
+
+
 def test_finished_output_is_never_overwritten_without_the_flag(trained, workspace):
     before = (Path(trained["mdm"]) / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="overwrite_output_dir"):

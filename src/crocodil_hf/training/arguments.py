@@ -40,6 +40,15 @@ class ModelArguments:
         default=None, metadata={"help": "Prior sizes: hidden_size, num_layers, num_attention_heads, mlp_ratio."}
     )
     max_timestep_offset: float = field(default=0.2, metadata={"help": "Largest block offset Δ_B; 0 switches off."})
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue from a trained CrocodilPipeline (a directory or a shipped name such as "
+            "`crocodil-python-tiny`) with a fresh optimizer and warm-up: autoencoder starts from its tokenizer, "
+            "encoder and demasker; prior / conditional-prior from its prior / conditional_prior. The model fields "
+            "of the config are then not used."
+        },
+    )
 
     def __post_init__(self):
         check_number("`num_registers`", self.num_registers, minimum=1, integer=True)
@@ -122,6 +131,16 @@ class CrocodilTrainingArguments(TrainingArguments):
         default="float32",
         metadata={"help": "registers stage: stored dtype of the banks.", "choices": ["float32", "float16"]},
     )
+    prompt_prob: float = field(
+        default=0.0,
+        metadata={
+            "help": "Prompt-aware training (App. H): the share of examples that keep a random prefix visible in x_t "
+            "(mdm, autoencoder) or in the condition h_φ (conditional-prior); the loss covers the rest."
+        },
+    )
+    prompt_suffix_prob: float = field(
+        default=0.0, metadata={"help": "Of the prompted examples, the share that also keep a suffix visible (infill)."}
+    )
     remove_unused_columns: bool = False
 
     def __post_init__(self):
@@ -134,6 +153,8 @@ class CrocodilTrainingArguments(TrainingArguments):
             ("max_grad_norm", 0, None, False),
             ("register_noise_cs", 0, 1, False),
             ("all_mask_prob", 0, 1, False),
+            ("prompt_prob", 0, 1, False),
+            ("prompt_suffix_prob", 0, 1, False),
             ("encoder_warmup_steps", 0, None, True),
             ("clean_warmup_steps", 0, None, True),
             ("lora_r", 1, None, True),

@@ -3,6 +3,7 @@
 - `forward_mask` / `mdm_loss`: masked diffusion forward process and LLaDA's loss (Eq. 5 without z).
 - `register_noise`: the robustness noise of Alg. 1 lines 5–6, scaled to a target cosine similarity.
 - `autoencoder_loss`: Eq. 5 / Alg. 1 with nested dropout and all-mask batches (App. C).
+- `prompt_spans`: prompt-aware training (App. H): a visible prompt (and suffix) per example, the rest maskable.
 
 Every random draw takes a `generator`: `None` (the global RNG), one `torch.Generator`, or `RowGenerators` (one
 generator per example, seeded from the run seed, the micro-batch index and the example's row in the global batch). The
@@ -104,6 +105,7 @@ def forward_mask(
     all_mask_prob: float = 0.0,
     keep_first: bool = True,
     generator: Generator = None,
+    maskable: torch.BoolTensor | None = None,
 ) -> tuple[torch.LongTensor, torch.BoolTensor, torch.Tensor]:
     """Forward process q(x_t | x₀) of masked diffusion: each token is masked independently with probability t.
 
@@ -114,6 +116,7 @@ def forward_mask(
         all_mask_prob: Probability that an example is fully masked regardless of t (App. C's all-mask schedule).
         keep_first: Never mask position 0 (BOS), as generation always starts from a visible BOS.
         generator: Optional generator (a `torch.Generator` or `RowGenerators`).
+        maskable: `(B, L)` positions that may be masked (`prompt_spans`); the others stay visible, as a prompt does.
 
     Returns:
         `(x_t, masked, p_mask)` with `masked` `(B, L)` and `p_mask` `(B,)` the probability each token had.
@@ -131,8 +134,61 @@ def forward_mask(
         p_mask = torch.where(full, torch.ones_like(p_mask), p_mask)
     if keep_first:
         masked[:, 0] = False
+    if maskable is not None:
+        masked &= maskable.to(device)
     x_t = torch.where(masked, torch.full_like(input_ids, mask_token_id), input_ids)
     return x_t, masked, p_mask
+
+
+def program_lengths(input_ids: torch.LongTensor, eos_token_id: int) -> torch.LongTensor:
+    """`(B,)` length of `[BOS] program [EOS]` in each row: up to and including the first EOS after position 0 (the
+    whole row when it has none)."""
+    length = input_ids.shape[1]
+    is_eos = input_ids[:, 1:] == eos_token_id
+    first = torch.where(is_eos.any(dim=1), is_eos.float().argmax(dim=1) + 1, length - 1)
+    return first + 1
+
+
+def prompt_spans(
+    lengths: torch.LongTensor,
+    width: int,
+    prompt_prob: float,
+    suffix_prob: float = 0.0,
+    generator: Generator = None,
+) -> torch.BoolTensor:
+    """Prompt-aware training (paper App. H, Alg. 2 line 7): which positions of x₀ may be masked.
+
+    `lengths` `(B,)` are the lengths n of `[BOS] program [EOS]` (`program_lengths`) in rows of `width` positions.
+    An example is prompted with probability `prompt_prob`: its first `a` positions (BOS and a prompt of
+    a − 1 ~ U{0, …, n − 2} program tokens) stay visible, as a prompt does at
+    generation. A prompted example also keeps a suffix visible with probability `suffix_prob` (fill-in-the-middle):
+    then only `[a, b)` may be masked, b ~ U{a + 1, …, max(a + 1, n − 1)}, and the suffix from b on (with its EOS padding) stays
+    visible. Other examples may be masked anywhere. The draws come from `generator`, so they follow the trainer's
+    per-example seeds.
+
+    Returns:
+        `(B, L)` bool: True where the forward process may mask.
+
+    Example:
+        ```python
+        >>> ids = torch.tensor([[1, 5, 6, 7, 8, 2, 2]])  # BOS=1, EOS=2: n = 6
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> spans = prompt_spans(program_lengths(ids, eos_token_id=2), 7, prompt_prob=1.0, generator=gen)
+        >>> spans.tolist()  # BOS and a prompt of this row's draw stay visible, the rest may be masked
+        [[False, False, False, False, True, True, True]]
+        ```
+    """
+    batch_size, device = lengths.shape[0], lengths.device
+    n = lengths.float()
+    draws = uniform((batch_size, 4), generator, device)
+    prompted = draws[:, 0] < prompt_prob
+    start = 1 + (draws[:, 1] * (n - 1)).long().clamp(max=(n - 2).long())  # a in [1, n − 1]
+    with_suffix = prompted & (draws[:, 2] < suffix_prob)
+    room = (n - 1 - start).clamp(min=1)  # b in [a + 1, n − 1]
+    end = start + 1 + (draws[:, 3] * room).long().clamp(max=(room - 1).long())
+    columns = torch.arange(width, device=device)[None, :]
+    maskable = columns >= torch.where(prompted, start, 0)[:, None]
+    return maskable & ((columns < end[:, None]) | ~with_suffix[:, None])
 
 
 def mdm_loss(logits: torch.Tensor, input_ids: torch.LongTensor, masked: torch.BoolTensor, p_mask: torch.Tensor):
@@ -173,6 +229,8 @@ def autoencoder_loss(
     all_mask_prob: float = 0.25,
     nested: bool = True,
     generator: Generator = None,
+    prompt_prob: float = 0.0,
+    suffix_prob: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One robust encoder–demasker step (Alg. 1, App. C): z₀ = h_φ(x₀), z₀ + e, first k registers, x_t ~ q(·|x₀).
 
@@ -185,6 +243,8 @@ def autoencoder_loss(
         cosine_similarity: Target CS of the register noise (paper: 0.8).
         all_mask_prob: Probability of a fully masked x_t (paper: 0.25).
         nested: Nested dropout over k (paper: on).
+        prompt_prob, suffix_prob: Prompt-aware training (`prompt_spans`): x_t keeps a prompt (and a suffix) of
+            x₀ visible; z₀ still encodes the whole program (App. H: "the prompt and the answer together").
     """
     if encoder_inputs is None:
         encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -198,7 +258,13 @@ def autoencoder_loss(
     else:
         k = nested_dropout(batch_size, num_registers, generator=generator, device=input_ids.device)
     mask_token_id = demasker.config.mask_token_id
-    x_t, masked, p_mask = forward_mask(input_ids, mask_token_id, all_mask_prob=all_mask_prob, generator=generator)
+    maskable = None
+    if prompt_prob > 0:
+        lengths = program_lengths(input_ids, demasker.config.eos_token_id)
+        maskable = prompt_spans(lengths, input_ids.shape[1], prompt_prob, suffix_prob, generator)
+    x_t, masked, p_mask = forward_mask(
+        input_ids, mask_token_id, all_mask_prob=all_mask_prob, generator=generator, maskable=maskable
+    )
     logits = demasker(x_t, registers=noisy.to(demasker.dtype), num_registers=k).logits
     loss = mdm_loss(logits, input_ids, masked, p_mask)
     return loss, {"num_registers": k, "p_mask": p_mask}
@@ -211,6 +277,8 @@ __all__ = [
     "integers",
     "mdm_loss",
     "normal",
+    "program_lengths",
+    "prompt_spans",
     "register_noise",
     "uniform",
 ]

@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
 from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_noise_scheduler
-from .losses import RowGenerators, autoencoder_loss, forward_mask, mdm_loss, uniform
+from .losses import RowGenerators, autoencoder_loss, forward_mask, mdm_loss, program_lengths, prompt_spans, uniform
 from .prior_loss import register_prior_loss
 
 
@@ -88,18 +88,25 @@ class TrainingObjective(nn.Module):
 
 
 class MaskedDiffusionObjective(TrainingObjective):
-    """Stage 0, base masked diffusion: LLaDA's loss (Eq. 5 without z; t ~ U[0, 1], 1/t weighting)."""
+    """Stage 0, base masked diffusion: LLaDA's loss (Eq. 5 without z; t ~ U[0, 1], 1/t weighting); with
+    `prompt_prob` > 0, prompt-aware (`prompt_spans`), as LLaDA's SFT keeps the prompt unmasked."""
 
-    def __init__(self, demasker: nn.Module):
+    def __init__(self, demasker: nn.Module, prompt_prob: float = 0.0, suffix_prob: float = 0.0):
         super().__init__()
         self.demasker = demasker
         self.mask_token_id = demasker.config.mask_token_id
+        self.prompt_prob, self.suffix_prob = prompt_prob, suffix_prob
 
     def components(self):
         return {"demasker": self.demasker}
 
     def forward(self, input_ids, encoder_attention_mask=None, row_seeds=None) -> dict[str, torch.Tensor]:
-        x_t, masked, p_mask = forward_mask(input_ids, self.mask_token_id, generator=_generators(row_seeds))
+        generator = _generators(row_seeds)
+        maskable = None
+        if self.prompt_prob > 0:
+            lengths = program_lengths(input_ids, self.demasker.config.eos_token_id)
+            maskable = prompt_spans(lengths, input_ids.shape[1], self.prompt_prob, self.suffix_prob, generator)
+        x_t, masked, p_mask = forward_mask(input_ids, self.mask_token_id, generator=generator, maskable=maskable)
         logits = self.demasker(input_ids=x_t).logits
         return {"loss": mdm_loss(logits, input_ids, masked, p_mask)}
 
@@ -109,7 +116,8 @@ class AutoencoderObjective(TrainingObjective):
 
     Eq. 5 conditioned on z₀ + e (CS = `register_noise_cs`), nested dropout over k, all-mask rows with probability
     `all_mask_prob`; `clean=True` (the trainer's clean warm-up) gives the dense clean signal instead: x_t fully
-    masked, no register noise, every k = K.
+    masked, no register noise, every k = K. `prompt_prob` / `suffix_prob`: prompt-aware training (App. H), x_t keeps
+    a prompt (and suffix) of the program visible (`prompt_spans`); the clean warm-up ignores them.
     """
 
     # A backbone's parts the registers never read: a LLaDA backbone's output head, a BERT pooler.
@@ -122,6 +130,8 @@ class AutoencoderObjective(TrainingObjective):
         register_noise_cs: float = 0.8,
         all_mask_prob: float = 0.25,
         nested_dropout: bool = True,
+        prompt_prob: float = 0.0,
+        suffix_prob: float = 0.0,
     ):
         super().__init__()
         self.encoder = encoder
@@ -129,6 +139,7 @@ class AutoencoderObjective(TrainingObjective):
         self.register_noise_cs = register_noise_cs
         self.all_mask_prob = all_mask_prob
         self.nested_dropout = nested_dropout
+        self.prompt_prob, self.suffix_prob = prompt_prob, suffix_prob
 
     def components(self):
         return {"encoder": self.encoder, "demasker": self.demasker}
@@ -155,6 +166,8 @@ class AutoencoderObjective(TrainingObjective):
             all_mask_prob=1.0 if clean else self.all_mask_prob,
             nested=not clean and self.nested_dropout,
             generator=_generators(row_seeds),
+            prompt_prob=0.0 if clean else self.prompt_prob,
+            suffix_prob=self.suffix_prob,
         )
         return {"loss": loss}
 
@@ -163,13 +176,23 @@ class RegisterPriorObjective(TrainingObjective):
     """Stages 2 and 3, the register prior: L_cont = E‖g_ψ(z_t, t [| c]) − z₀‖² with block-wise offsets (Alg. 5).
 
     With an `encoder` (the conditional prior, Alg. 4 as in App. E) the condition is h_φ(x⁽ʳ⁾): the frozen encoder in
-    visible-only mode on x₀ with a fraction r ~ U[0, 1] of its tokens hidden, read through cross-attention.
+    visible-only mode on x₀ with a fraction r ~ U[0, 1] of its tokens hidden, read through cross-attention. With
+    `prompt_prob` > 0 (prompt-aware, App. H), that fraction of examples is conditioned on a visible prompt (and,
+    with `suffix_prob`, a suffix) instead: h_φ of the program with a contiguous span hidden (`prompt_spans`), as
+    `pipe(prompt=, suffix=)` conditions.
     """
 
-    def __init__(self, prior: RegisterPriorTransformer, encoder: RegisterEncoderModel | None = None):
+    def __init__(
+        self,
+        prior: RegisterPriorTransformer,
+        encoder: RegisterEncoderModel | None = None,
+        prompt_prob: float = 0.0,
+        suffix_prob: float = 0.0,
+    ):
         super().__init__()
         self.prior = prior
         self.encoder = encoder.eval().requires_grad_(False) if encoder is not None else None
+        self.prompt_prob, self.suffix_prob = prompt_prob, suffix_prob
         self.noise_scheduler = make_noise_scheduler(prior.config.num_train_timesteps)
 
     def components(self):
@@ -185,6 +208,12 @@ class RegisterPriorObjective(TrainingObjective):
         batch_size = input_ids.shape[0]
         r = uniform((batch_size, 1), generator, input_ids.device)
         hidden = (uniform(tuple(input_ids.shape), generator, input_ids.device) < r) & valid
+        if self.prompt_prob > 0:
+            # prompted rows: the span after the prompt (before the suffix) is hidden, the rest of the program visible
+            lengths = valid.sum(dim=1)  # the collator's mask: 1 up to and including the first EOS
+            spans = prompt_spans(lengths, valid.shape[1], self.prompt_prob, self.suffix_prob, generator)
+            prompted = ~spans[:, 0]  # position 0 (BOS) is maskable only in a row without a prompt
+            hidden = torch.where(prompted[:, None], spans & valid, hidden)
         with torch.no_grad():
             return self.encoder(
                 input_ids=input_ids, attention_mask=valid.long(), visible_mask=(~hidden).long()

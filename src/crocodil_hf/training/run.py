@@ -15,7 +15,7 @@ from pathlib import Path
 
 from transformers import set_seed
 
-from ..checks import claim_output_dir, looks_local
+from ..checks import claim_output_dir, looks_local, resolve_shipped
 from ..pipelines.assembly import assemble_pipeline
 from .arguments import (
     CrocodilTrainingArguments,
@@ -35,7 +35,7 @@ LOCK_FILE = ".crocodil-train.lock"
 def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, args: CrocodilTrainingArguments):
     """Run one training stage end to end; returns the final output directory."""
     stage_runner(stage)  # an unknown stage fails here, before the lock or any output
-    check_input_paths(model_args, data_args)
+    check_input_paths(model_args, data_args, stage)
     resume_from = args.resume_from_checkpoint
     if (
         isinstance(resume_from, str)
@@ -54,18 +54,27 @@ def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, 
         return _run(stage, model_args, data_args, args, resume)
 
 
-def check_input_paths(model_args: ModelArguments, data_args: DataArguments) -> None:
+def check_input_paths(model_args: ModelArguments, data_args: DataArguments, stage: str | None = None) -> None:
     """Inputs given as local paths must exist (checked before anything loads). A value that is not an existing path
-    and could be a Hub id (`name` or `org/name`) is left to the loader."""
+    and could be a Hub id (`name` or `org/name`) is left to the loader. With `init_from`, the autoencoder stage
+    takes its tokenizer and models from that pipeline, so the config's model paths are not read."""
+    replaced = ()
+    if model_args.init_from is not None and stage == "autoencoder":
+        replaced = ("tokenizer_name_or_path", "model_name_or_path", "encoder_name_or_path")
     for owner, name in (
         (model_args, "tokenizer_name_or_path"),
         (model_args, "model_name_or_path"),
+        (model_args, "init_from"),
         (model_args, "encoder_name_or_path"),
         (model_args, "encoder_tokenizer_name_or_path"),
         (data_args, "corpus"),
         (data_args, "registers_dir"),
     ):
         value = getattr(owner, name)
+        if name in replaced:
+            continue
+        if name == "init_from" and value is not None:
+            value = str(resolve_shipped(value))
         if value is None or Path(value).expanduser().exists():
             continue
         parent = Path(value).parent

@@ -8,6 +8,8 @@ import os
 import shutil
 
 import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
@@ -30,13 +32,16 @@ class ProgramCollator:
         self.encoder_max_length = encoder_max_length
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        batch = torch.full((len(features), self.max_length), self.eos_token_id, dtype=torch.long)
-        enc_mask = torch.zeros((len(features), self.max_length), dtype=torch.long)
-        for i, feature in enumerate(features):
-            ids = list(feature["input_ids"])[: self.max_length]
-            batch[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            enc_mask[i, : len(ids)] = 1
-        out = {"input_ids": batch, "encoder_attention_mask": enc_mask}
+        rows = [torch.as_tensor(list(f["input_ids"])[: self.max_length], dtype=torch.long) for f in features]
+        width = (0, self.max_length - max(len(r) for r in rows))  # every batch is max_length wide
+
+        def pad(sequences, value):
+            return F.pad(pad_sequence(sequences, batch_first=True, padding_value=value), width, value=value)
+
+        out = {
+            "input_ids": pad(rows, self.eos_token_id),
+            "encoder_attention_mask": pad([torch.ones_like(r) for r in rows], 0),
+        }
         if self.encoder_tokenizer is not None:
             encoded = self.encoder_tokenizer(
                 [f["text"] for f in features],

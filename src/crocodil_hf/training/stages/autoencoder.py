@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ...modeling.configuration_crocodil import GuidedLLaDAConfig
 from ...modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
+from ...modeling.modeling_register_encoder import RegisterEncoderModel
 from ..objectives import AutoencoderObjective
 from ..trainers import ProgramCollator
 from .common import (
@@ -14,6 +15,7 @@ from .common import (
     MASTER_DTYPE,
     apply_lora,
     build_encoder,
+    init_component,
     llada_fields,
     load_encoder_tokenizer,
     load_tokenizer,
@@ -24,16 +26,22 @@ from .common import (
 
 
 def run(model_args, data_args, args, resume: str | None) -> str:
-    tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
+    init = {name: init_component(model_args, name) for name in ("tokenizer", "encoder", "demasker")}
+    tokenizer = load_tokenizer(init["tokenizer"] or model_args.tokenizer_name_or_path)
     encoder_tokenizer = load_encoder_tokenizer(model_args)
     corpus, summary = program_data(tokenizer, data_args, args)
-    encoder = build_encoder(model_args, tokenizer, encoder_tokenizer)
+    if init["encoder"]:  # continue a trained pipeline: its encoder and guided demasker as they are
+        encoder = RegisterEncoderModel.from_pretrained(init["encoder"], dtype=MASTER_DTYPE)
+    else:
+        encoder = build_encoder(model_args, tokenizer, encoder_tokenizer)
     guided = {
         "num_registers": model_args.num_registers,
         "register_dim": encoder.config.register_dim,
         "prefix_rope_pairs": model_args.prefix_rope_pairs,
     }
-    if model_args.model_name_or_path:
+    if init["demasker"]:
+        demasker = GuidedLLaDAForMaskedLM.from_pretrained(init["demasker"], dtype=MASTER_DTYPE)
+    elif model_args.model_name_or_path:
         demasker = GuidedLLaDAForMaskedLM.from_base(model_args.model_name_or_path, dtype=MASTER_DTYPE, **guided)
     else:
         demasker = GuidedLLaDAForMaskedLM(
@@ -49,6 +57,8 @@ def run(model_args, data_args, args, resume: str | None) -> str:
         register_noise_cs=args.register_noise_cs,
         all_mask_prob=args.all_mask_prob,
         nested_dropout=args.nested_dropout,
+        prompt_prob=args.prompt_prob,
+        suffix_prob=args.prompt_suffix_prob,
     )
     trainer, result = train(
         objective,

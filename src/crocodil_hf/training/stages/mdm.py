@@ -9,6 +9,10 @@ from .common import MASTER_DTYPE, apply_lora, llada_fields, load_tokenizer, prog
 
 
 def run(model_args, data_args, args, resume: str | None) -> str:
+    if model_args.init_from is not None:
+        raise ValueError(
+            "`init_from` continues an autoencoder or prior stage; mdm continues from `model_name_or_path`."
+        )
     tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
     corpus, summary = program_data(tokenizer, data_args, args)
     if model_args.model_name_or_path:
@@ -17,7 +21,7 @@ def run(model_args, data_args, args, resume: str | None) -> str:
         model = LLaDAModelLM(LLaDAConfig(**llada_fields(tokenizer, model_args.model_config)))
     if args.use_lora:
         model = apply_lora(model, args)
-    objective = MaskedDiffusionObjective(model)
+    objective = MaskedDiffusionObjective(model, prompt_prob=args.prompt_prob, suffix_prob=args.prompt_suffix_prob)
     trainer, result = train(
         objective, args, corpus["train"], ProgramCollator(tokenizer.eos_token_id, data_args.max_length), resume
     )

@@ -11,7 +11,7 @@ from ...modeling.modeling_register_encoder import RegisterEncoderModel
 from ...modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets
 from ..objectives import RegisterPriorObjective
 from ..trainers import RegisterCollator
-from .common import save_stage, train
+from .common import init_component, save_stage, train
 
 DEFAULT_PRIOR = {"hidden_size": 256, "num_layers": 4, "num_attention_heads": 4, "mlp_ratio": 4.0}
 
@@ -26,11 +26,8 @@ def load_registers(registers_dir: str | None):
     return load_from_disk(registers_dir).with_format("torch"), json.loads(info_file.read_text())
 
 
-def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
-    registers, info = load_registers(data_args.registers_dir)
-    num_registers, register_dim = info["num_registers"], info["register_dim"]
-    conditional = stage == "conditional-prior"
-    prior = RegisterPriorTransformer(
+def _new_prior(model_args, args, num_registers: int, register_dim: int, conditional: bool):
+    return RegisterPriorTransformer(
         num_registers=num_registers,
         register_dim=register_dim,
         cross_attention_dim=register_dim if conditional else None,
@@ -38,12 +35,32 @@ def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
         num_train_timesteps=args.num_train_timesteps,
         **{**DEFAULT_PRIOR, **(model_args.prior_config or {})},
     )
+
+
+def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
+    registers, info = load_registers(data_args.registers_dir)
+    num_registers, register_dim = info["num_registers"], info["register_dim"]
+    conditional = stage == "conditional-prior"
+    if args.prompt_prob > 0 and not conditional:
+        raise ValueError("`prompt_prob` applies to the mdm, autoencoder and conditional-prior stages, not to prior.")
+    init = init_component(model_args, "conditional_prior" if conditional else "prior")
+    if init:  # continue a trained pipeline's prior (strict loading; it must fit these registers)
+        prior = RegisterPriorTransformer.from_pretrained(init)
+        have = (prior.config.num_registers, prior.config.register_dim)
+        if have != (num_registers, register_dim):
+            raise ValueError(
+                f"`init_from` prior {init} is for K={have[0]} registers of width d={have[1]}; "
+                f"{data_args.registers_dir} holds K={num_registers}, d={register_dim}."
+            )
+    else:
+        prior = _new_prior(model_args, args, num_registers, register_dim, conditional)
     encoder = None
     collator = RegisterCollator()
     if conditional:
         encoder = RegisterEncoderModel.from_pretrained(model_args.encoder_name_or_path or info["encoder"])
         collator = RegisterCollator(info["eos_token_id"], info["max_length"])
-    objective = RegisterPriorObjective(prior, encoder)
+    prompt = {"prompt_prob": args.prompt_prob, "suffix_prob": args.prompt_suffix_prob} if conditional else {}
+    objective = RegisterPriorObjective(prior, encoder, **prompt)
     trainer, result = train(objective, args, registers["train"], collator, resume)
     save_stage(trainer, objective, {"prior": ""}, {"stage": stage, "metrics": result.metrics})
     return args.output_dir

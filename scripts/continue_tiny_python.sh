@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Cumulative training: continue a trained pipeline (default: the shipped crocodil-python-tiny) through
+# autoencoder → registers → prior → conditional-prior → assemble, each stage starting from the pipeline's weights
+# (`--init_from`, fresh optimizer and warm-up). Resumable: rerun after a kill.
+#
+#   bash scripts/continue_tiny_python.sh RUN_DIR                  # ~20 min on 2 cores at the default step counts
+#   AE_STEPS=3000 bash scripts/continue_tiny_python.sh RUN_DIR    # a longer continuation
+#   STAGE_ARGS="--prompt_prob 0.5 --prompt_suffix_prob 0.5" bash scripts/continue_tiny_python.sh RUN_DIR
+#       (STAGE_ARGS go to the autoencoder and conditional-prior stages: here, prompt-aware training, App. H)
+set -euo pipefail
+RUN="${1:?usage: continue_tiny_python.sh RUN_DIR}"
+INIT="${INIT:-crocodil-python-tiny}"
+AE_STEPS="${AE_STEPS:-500}" PRIOR_STEPS="${PRIOR_STEPS:-150}" COND_STEPS="${COND_STEPS:-300}"
+read -r -a EXTRA <<< "${STAGE_ARGS:-}"
+mkdir -p "$RUN"
+export HF_HUB_OFFLINE=1
+COMMON=(--save_steps 250 --clean_warmup_steps 0 --warmup_steps 50)
+
+step() {  # step NAME ARGS...: run `crocodil train NAME` unless it already finished
+  local stage="$1"; shift
+  if [ -f "$RUN/$stage/training_complete.json" ]; then echo "== $stage: done"; return; fi
+  echo "== $stage: $(date -u +%H:%M:%S)"
+  crocodil train "$stage" --config "tiny-python/$stage" --output_dir "$RUN/$stage" "$@"
+}
+step autoencoder --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}" \
+  ${EXTRA[@]+"${EXTRA[@]}"}
+step registers --tokenizer_name_or_path "$RUN/autoencoder/tokenizer" --encoder_name_or_path "$RUN/autoencoder/encoder"
+step prior --init_from "$INIT" --registers_dir "$RUN/registers" --max_steps "$PRIOR_STEPS" --learning_rate 2e-4 \
+  "${COMMON[@]}"
+step conditional-prior --init_from "$INIT" --registers_dir "$RUN/registers" \
+  --encoder_name_or_path "$RUN/autoencoder/encoder" --max_steps "$COND_STEPS" --learning_rate 2e-4 "${COMMON[@]}" \
+  ${EXTRA[@]+"${EXTRA[@]}"}
+crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
+  --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite
