@@ -369,6 +369,12 @@ def test_init_from_continues_a_trained_pipeline_and_prompt_aware_stages_train(tr
         assert not any(output.glob("checkpoint-*")) and not (output / "training_complete.json").exists()
 
 
+def test_a_from_scratch_llada_encoder_has_no_unused_output_head(trained):
+    weights = _state(Path(trained["autoencoder"]) / "encoder")
+    assert "backbone.model.transformer.blocks.0.ff_out.weight" in weights  # the MLP's output projection stays
+    assert "backbone.model.transformer.ff_out.weight" not in weights  # the output head: registers never read logits
+
+
 def test_finished_output_is_never_overwritten_without_the_flag(trained, workspace):
     before = (Path(trained["mdm"]) / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="overwrite_output_dir"):

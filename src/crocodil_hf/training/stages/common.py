@@ -155,6 +155,9 @@ def build_encoder(model_args: ModelArguments, tokenizer, encoder_tokenizer) -> R
     backbone = dict(model_args.encoder_backbone_config)
     if backbone.get("model_type") == "llada":
         backbone = {"model_type": "llada", **llada_fields(encoder_tokenizer or tokenizer, backbone)}
+        # The registers never read logits: a tied head is no module at all (an untied one would be ~vocab × width
+        # weights that are saved, shipped and counted in the encoder's FLOPs without ever running).
+        backbone.setdefault("weight_tying", True)
     else:
         backbone.setdefault("vocab_size", len(encoder_tokenizer or tokenizer))
     return RegisterEncoderModel(
