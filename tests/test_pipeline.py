@@ -203,6 +203,31 @@ def test_step_rejects_logits_of_the_wrong_shape():
         scheduler.step(torch.randn(5, 10), 0, sample)  # 8 masked positions, not 5
 
 
+def test_eos_penalty_lowers_the_eos_logit_and_is_a_no_op_at_zero():
+    """EOS argmax by a margin of 1: a penalty of 2 picks the runner-up, and EOS confidences are those of the
+    penalised distribution; 0 gives exactly the unpenalised step."""
+    eos, mask_id = 3, 29
+    logits = torch.randn(2, 5, 30, generator=torch.Generator().manual_seed(0))
+    logits[..., eos] = logits.max(dim=-1).values + 1.0
+    sample = torch.full((2, 5), mask_id)
+    scheduler = MaskedDiffusionScheduler(mask_token_id=mask_id)
+    scheduler.set_timesteps(5, block_mask=sample == mask_id)
+    plain = scheduler.step(logits, 0, sample)
+    assert (plain.pred_original_sample == eos).all()
+    same = scheduler.step(logits, 0, sample, eos_penalty=0.0, eos_token_id=eos)
+    assert torch.equal(same.prev_sample, plain.prev_sample) and torch.equal(same.confidence, plain.confidence)
+    penalised = scheduler.step(logits, 0, sample, eos_penalty=2.0, eos_token_id=eos)
+    shifted = logits.clone()
+    shifted[..., eos] -= 2.0
+    assert (
+        torch.equal(penalised.pred_original_sample, shifted.argmax(-1))
+        and not (penalised.pred_original_sample == eos).any()
+    )
+    assert torch.allclose(penalised.confidence, torch.softmax(shifted, -1).max(-1).values, atol=1e-6)
+    with pytest.raises(ValueError, match="eos_token_id"):
+        scheduler.step(logits, 0, sample, eos_penalty=2.0)
+
+
 def test_greedy_confidence_is_the_softmax_probability_of_the_candidate():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 5, 30, generator=g) * 4

@@ -50,3 +50,13 @@ def test_registers_carry_the_program(pipe):
     auto = pipe(mode="autoencode", text=texts, gen_length=64, steps=16)
     plain = pipe(mode="mdm", num_samples=2, gen_length=64, steps=16)
     assert jiwer.cer(texts, auto.texts) < 0.8 * jiwer.cer(texts, plain.texts)
+
+
+def test_eos_penalty_turns_the_empty_greedy_mdm_output_into_text(pipe):
+    """The shipped demasker without registers, greedy: every position EOS (an empty program) unless EOS is
+    penalised; the number of demasker calls does not change."""
+    plain = pipe(mode="mdm", num_samples=2, gen_length=64, steps=16)
+    assert plain.texts == ["", ""]
+    penalised = pipe(mode="mdm", num_samples=2, gen_length=64, steps=16, eos_penalty=8.0)
+    assert all(len(t.strip()) > 20 for t in penalised.texts), penalised.texts
+    assert penalised.nfe["demasker_calls"] == plain.nfe["demasker_calls"] == 16

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--block-length", type=int, default=None)
     gen.add_argument("--prior-steps", type=int, default=50)
     gen.add_argument("--temperature", type=float, default=0.0)
+    gen.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
     gen.add_argument("--threshold", type=float, default=None, help="confidence threshold (adaptive calls)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--output", help="also write the samples as JSONL (a new file)")
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--gen-length", type=int, default=32, help="tokens to generate (the span's length)")
         cmd.add_argument("--prior-steps", type=int, default=50)
         cmd.add_argument("--temperature", type=float, default=0.0)
+        cmd.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
         cmd.add_argument("--seed", type=int, default=0)
 
     ae = sub.add_parser("autoencode", help="encode a file to registers and decode it back; prints the CER")
@@ -373,6 +375,7 @@ def _check_sampling(args) -> None:
     check_number("--seed", args.seed, minimum=0, maximum=2**63 - 1 - args.num_samples, integer=True)
     check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
     check_number("--temperature", args.temperature, minimum=0)
+    check_number("--eos-penalty", args.eos_penalty, minimum=0)
 
 
 def run_generate(args, rest=None) -> int:
@@ -400,6 +403,7 @@ def run_generate(args, rest=None) -> int:
         temperature=args.temperature,
         threshold=args.threshold,
         generator=generators,
+        eos_penalty=args.eos_penalty,
     )
     for i, text in enumerate(out.texts):
         print(f"# ---- sample {i} ({args.mode}, seed {args.seed + i}) ----")
@@ -518,6 +522,7 @@ def run_complete(args, rest=None) -> int:
         prior_steps=args.prior_steps,
         temperature=args.temperature,
         generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
+        eos_penalty=args.eos_penalty,
     )
     print("# ---- prompt (kept) ----")
     print(prompt.rstrip("\n"))

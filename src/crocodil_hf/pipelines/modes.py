@@ -58,6 +58,7 @@ class GenerationRun:
     position_ids: object = None  # prompted batches: (B, n) positions each row would have alone
     left_pad: object = None  # prompted batches: (B,) padding tokens before each row's BOS
     eos_fill: bool = False  # after the first committed EOS of a row, the rest of its span is EOS
+    eos_penalty: float = 0.0  # subtracted from the EOS logit at every step (against all-EOS greedy output)
     _refresh_steps: set[int] = field(default_factory=set)
     _pending: list[float] = field(default_factory=list)
 

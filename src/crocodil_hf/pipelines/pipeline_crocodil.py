@@ -417,6 +417,7 @@ class CrocodilPipeline(DiffusionPipeline):
         if steps > gen_length:
             raise ValueError(f"`steps` ({steps}) must be <= `gen_length` ({gen_length}): a step commits >= 1 token.")
         check_number("`temperature`", run.temperature, minimum=0)
+        check_number("`eos_penalty`", run.eos_penalty, minimum=0)
         if run.remasking not in REMASKING:
             raise ValueError(f"`remasking` must be one of {REMASKING}, got {run.remasking!r}.")
         check_number("`threshold`", run.threshold, minimum=0, maximum=1, exclusive_minimum=True, allow_none=True)
@@ -469,6 +470,7 @@ class CrocodilPipeline(DiffusionPipeline):
         prompt: str | list[str] | None = None,
         suffix: str | list[str] | None = None,
         eos_fill: bool | None = None,
+        eos_penalty: float = 0.0,
     ) -> CrocodilPipelineOutput | tuple:
         r"""Generate (or reconstruct) programs.
 
@@ -504,6 +506,8 @@ class CrocodilPipeline(DiffusionPipeline):
             suffix: Fill-in-the-middle: text after the span (needs `prompt`, which may be a single newline).
             eos_fill: After the first committed EOS of a sample, fill the rest of its span with EOS (nothing is
                 written after the end; the call stops once every sample has ended). Default: on with `prompt`.
+            eos_penalty: Lower the EOS logit by this much at every step (its probability × e^−penalty), against
+                the degenerate greedy output of a weak demasker that is all EOS (an empty program). 0 = off.
 
         Examples:
             ```python
@@ -546,6 +550,7 @@ class CrocodilPipeline(DiffusionPipeline):
             prompts=prompts,
             suffixes=suffixes,
             eos_fill=prompts is not None if eos_fill is None else bool(eos_fill),
+            eos_penalty=eos_penalty,
         )
         tensor_inputs = callback_on_step_end_tensor_inputs or list(self._callback_tensor_inputs)
 
@@ -675,6 +680,8 @@ class CrocodilPipeline(DiffusionPipeline):
                         threshold=run.threshold,
                         generator=run.generator,
                         active=active,
+                        eos_penalty=run.eos_penalty,
+                        eos_token_id=self._special_ids()[1],
                     )
                     canvas = canvas.clone()
                     canvas[:, lo:hi] = out.prev_sample

@@ -156,6 +156,8 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         generator: torch.Generator | list[torch.Generator] | None = None,
         active: torch.Tensor | None = None,
         return_dict: bool = True,
+        eos_penalty: float = 0.0,
+        eos_token_id: int | None = None,
     ) -> MaskedDiffusionSchedulerOutput | tuple:
         """Commit tokens in the current block.
 
@@ -170,6 +172,10 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
             threshold: Confidence threshold in (0, 1]; commits all masked candidates above it, at least one.
             generator: One generator, or one per example (each example's draws then depend only on its own).
             active: `(B,)` bool; inactive examples (block finished) are left unchanged and draw no random numbers.
+            eos_penalty: Subtracted from the EOS logit before candidates and confidences are computed (EOS's
+                probability × e^−penalty; Dream-Coder's PAD penalty): against the degenerate greedy output of a
+                weak demasker, every position EOS. 0 leaves the logits untouched.
+            eos_token_id: The EOS id `eos_penalty` applies to.
         """
         temperature = self.config.temperature if temperature is None else temperature
         remasking = self.config.remasking if remasking is None else remasking
@@ -194,6 +200,11 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
                 f"`model_output` must be (B, L, V) or ({num_candidates}, V) for the masked positions of active rows, "
                 f"got {tuple(model_output.shape)}."
             )
+        if eos_penalty:
+            if eos_token_id is None:
+                raise ValueError("`eos_penalty` needs `eos_token_id`.")
+            logits = logits.clone()
+            logits[:, eos_token_id] -= eos_penalty
 
         x0 = sample.clone()
         confidence = torch.full(sample.shape, float("-inf"), device=sample.device)
