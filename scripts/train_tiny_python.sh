@@ -5,9 +5,12 @@
 #   bash scripts/train_tiny_python.sh [RUN_DIR]          # the shipped recipe (~90 min on 2 cores)
 #   NPROC=2 bash scripts/train_tiny_python.sh RUN_DIR    # every stage as 2 processes (torchrun, gloo)
 #   SMOKE=1 NPROC=2 bash scripts/train_tiny_python.sh RUN_DIR   # tiny models, a few steps (~2 min; CI runs this)
+#   RECIPE=gpu-python-small bash scripts/train_tiny_python.sh RUN_DIR   # another shipped recipe (scripts/train_gpu.sh)
 set -euo pipefail
-RUN="${1:-runs/tiny-python}"
+RECIPE="${RECIPE:-tiny-python}"
+RUN="${1:-runs/$RECIPE}"
 NPROC="${NPROC:-1}"
+VOCAB="${VOCAB:-4096}"
 mkdir -p "$RUN"
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
@@ -16,8 +19,8 @@ if [ "${SMOKE:-0}" = 1 ]; then
   LLADA='{d_model: 32, n_heads: 2, n_kv_heads: 2, n_layers: 1, mlp_hidden_size: 64, max_sequence_length: 128}'
   SMOKE_ARGS=(--max_steps 4 --save_steps 4 --warmup_steps 0 --max_length 33 --max_programs 200
               --per_device_train_batch_size 4 --model_config "$LLADA" --encoder_backbone_config "{model_type: llada, ${LLADA:1}"
-              --num_registers 4 --prior_config '{hidden_size: 32, num_layers: 1, num_attention_heads: 2}'
-              --clean_warmup_steps 2 --data_cache_dir "$RUN/cache")
+              --num_registers 4 --prefix_rope_pairs 2 --prior_config '{hidden_size: 32, num_layers: 1, num_attention_heads: 2}'
+              --clean_warmup_steps 2 --data_cache_dir "$RUN/cache" --bf16 false --dataloader_num_workers 0)
 fi
 LAUNCH=(crocodil)
 if [ "$NPROC" -gt 1 ]; then
@@ -25,11 +28,11 @@ if [ "$NPROC" -gt 1 ]; then
   SMOKE_ARGS+=(--ddp_backend gloo)
 fi
 
-[ -f "$RUN/tokenizer/tokenizer.json" ] || crocodil tokenizer --vocab-size "$([ "${SMOKE:-0}" = 1 ] && echo 512 || echo 4096)" --output "$RUN/tokenizer"
+[ -f "$RUN/tokenizer/tokenizer.json" ] || crocodil tokenizer --vocab-size "$([ "${SMOKE:-0}" = 1 ] && echo 512 || echo "$VOCAB")" --output "$RUN/tokenizer"
 for stage in mdm autoencoder registers prior conditional-prior; do
   if [ -f "$RUN/$stage/training_complete.json" ]; then echo "== $stage: done"; continue; fi
   echo "== $stage: $(date -u +%H:%M:%S)"
-  "${LAUNCH[@]}" train "$stage" --config "tiny-python/$stage" \
+  "${LAUNCH[@]}" train "$stage" --config "$RECIPE/$stage" \
     --tokenizer_name_or_path "$RUN/tokenizer" --output_dir "$RUN/$stage" \
     $( [ "$stage" = autoencoder ] && echo --model_name_or_path "$RUN/mdm" ) \
     $( [ "$stage" = registers ] || [ "$stage" = conditional-prior ] && echo --encoder_name_or_path "$RUN/autoencoder/encoder" ) \

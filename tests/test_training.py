@@ -688,3 +688,43 @@ def test_a_full_disk_at_the_final_save_removes_the_partial_model_and_the_rerun_f
     from crocodil_hf import LLaDAModelLM
 
     assert LLaDAModelLM.from_pretrained(out) is not None
+
+
+# ---------------------------------------------------------------- the GPU recipe
+
+
+GPU_RECIPE = ("mdm", "autoencoder", "registers", "prior", "conditional-prior")
+
+
+def test_gpu_recipe_configs_parse_and_size_a_50_to_100m_demasker():
+    """`gpu-python-small/*` parse (bf16 switched off: this machine has no GPU) and describe a ~50–100 M parameter
+    demasker, built on the meta device."""
+    from crocodil_hf import LLaDAConfig, LLaDAModelLM
+
+    parsed = {stage: parse_stage_arguments(f"gpu-python-small/{stage}", ["--bf16", "false"]) for stage in GPU_RECIPE}
+    model_args, data_args, args = parsed["mdm"]
+    assert data_args.max_length == 129 and args.max_steps > 0
+    fields = {**model_args.model_config, "vocab_size": 4096, "embedding_size": 4096, "mask_token_id": 4095}
+    with torch.device("meta"):
+        count = sum(p.numel() for p in LLaDAModelLM(LLaDAConfig(**fields)).parameters())
+    assert 50e6 <= count <= 100e6, count
+    assert parsed["autoencoder"][0].num_registers == 32
+    assert all(Path(parsed[s][2].output_dir).parts[:2] == ("runs", "gpu-python-small") for s in GPU_RECIPE)
+
+
+def test_gpu_training_script_runs_its_whole_chain_on_cpu_at_smoke_sizes(tmp_path):
+    """`SMOKE=1 bash scripts/train_gpu.sh`: the gpu-python-small configs through every stage with tiny overrides,
+    then assembly and generation; without SMOKE and without a GPU the script refuses at once."""
+    script = Path(__file__).parents[1] / "scripts" / "train_gpu.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        ["bash", str(script), str(tmp_path / "run")], env={**env, "SMOKE": "1"}, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    for stage in GPU_RECIPE:
+        record = json.loads((tmp_path / "run" / stage / "training_complete.json").read_text())
+        assert record["stage"] == stage
+    assert (tmp_path / "run" / "pipeline" / "model_index.json").exists() and "NFE" in result.stdout
+    refused = subprocess.run(["bash", str(script), str(tmp_path / "x")], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "no CUDA device" in refused.stderr and not (tmp_path / "x").exists()
