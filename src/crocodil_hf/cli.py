@@ -275,8 +275,20 @@ def run_train(args, rest) -> int:
         args.config, rest, prog=f"crocodil train {args.stage}"
     )
     output = run_stage(args.stage, model_args, data_args, training_args)
+    _end_process_group()
     print(f"stage {args.stage} finished: {output}")
     return 0
+
+
+def _end_process_group() -> None:
+    """Under torchrun / accelerate launch: every rank waits for the others, then the process group is destroyed before
+    the process exits (a gloo rank that exited with its group alive was seen to abort in teardown: "terminate called
+    without an active exception", status -6, after the stage had finished)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def run_assemble(args, rest) -> int:
