@@ -162,8 +162,8 @@ def prompt_spans(
     An example is prompted with probability `prompt_prob`: its first `a` positions (BOS and a prompt of
     a − 1 ~ U{0, …, n − 2} program tokens) stay visible, as a prompt does at
     generation. A prompted example also keeps a suffix visible with probability `suffix_prob` (fill-in-the-middle):
-    then only `[a, b)` may be masked, b ~ U{a + 1, …, max(a + 1, n − 1)}, and the suffix from b on (with its EOS padding) stays
-    visible. Other examples may be masked anywhere. The draws come from `generator`, so they follow the trainer's
+    then only `[a, b)` may be masked, b ~ U{a + 1, …, max(a + 1, n − 1)}, and the suffix from b on (with its EOS
+    padding) stays visible. Other examples may be masked anywhere. The draws come from `generator`, so they follow the trainer's
     per-example seeds.
 
     Returns:
@@ -189,6 +189,21 @@ def prompt_spans(
     columns = torch.arange(width, device=device)[None, :]
     maskable = columns >= torch.where(prompted, start, 0)[:, None]
     return maskable & ((columns < end[:, None]) | ~with_suffix[:, None])
+
+
+def prompt_maskable(
+    input_ids: torch.LongTensor,
+    eos_token_id: int,
+    prompt_prob: float,
+    suffix_prob: float = 0.0,
+    generator: Generator = None,
+) -> torch.BoolTensor | None:
+    """`prompt_spans` of `[BOS] program [EOS] ...` rows, for `forward_mask(maskable=)`; None (and nothing drawn) when
+    `prompt_prob` is 0, so that runs without the option keep their random draws."""
+    if prompt_prob <= 0:
+        return None
+    lengths = program_lengths(input_ids, eos_token_id)
+    return prompt_spans(lengths, input_ids.shape[1], prompt_prob, suffix_prob, generator)
 
 
 def mdm_loss(logits: torch.Tensor, input_ids: torch.LongTensor, masked: torch.BoolTensor, p_mask: torch.Tensor):
@@ -258,10 +273,7 @@ def autoencoder_loss(
     else:
         k = nested_dropout(batch_size, num_registers, generator=generator, device=input_ids.device)
     mask_token_id = demasker.config.mask_token_id
-    maskable = None
-    if prompt_prob > 0:
-        lengths = program_lengths(input_ids, demasker.config.eos_token_id)
-        maskable = prompt_spans(lengths, input_ids.shape[1], prompt_prob, suffix_prob, generator)
+    maskable = prompt_maskable(input_ids, demasker.config.eos_token_id, prompt_prob, suffix_prob, generator)
     x_t, masked, p_mask = forward_mask(
         input_ids, mask_token_id, all_mask_prob=all_mask_prob, generator=generator, maskable=maskable
     )
@@ -278,6 +290,7 @@ __all__ = [
     "mdm_loss",
     "normal",
     "program_lengths",
+    "prompt_maskable",
     "prompt_spans",
     "register_noise",
     "uniform",

@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
 from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_noise_scheduler
-from .losses import RowGenerators, autoencoder_loss, forward_mask, mdm_loss, program_lengths, prompt_spans, uniform
+from .losses import RowGenerators, autoencoder_loss, forward_mask, mdm_loss, prompt_maskable, prompt_spans, uniform
 from .prior_loss import register_prior_loss
 
 
@@ -102,10 +102,8 @@ class MaskedDiffusionObjective(TrainingObjective):
 
     def forward(self, input_ids, encoder_attention_mask=None, row_seeds=None) -> dict[str, torch.Tensor]:
         generator = _generators(row_seeds)
-        maskable = None
-        if self.prompt_prob > 0:
-            lengths = program_lengths(input_ids, self.demasker.config.eos_token_id)
-            maskable = prompt_spans(lengths, input_ids.shape[1], self.prompt_prob, self.suffix_prob, generator)
+        eos = self.demasker.config.eos_token_id
+        maskable = prompt_maskable(input_ids, eos, self.prompt_prob, self.suffix_prob, generator)
         x_t, masked, p_mask = forward_mask(input_ids, self.mask_token_id, generator=generator, maskable=maskable)
         logits = self.demasker(input_ids=x_t).logits
         return {"loss": mdm_loss(logits, input_ids, masked, p_mask)}

@@ -15,7 +15,7 @@ from .common import (
     MASTER_DTYPE,
     apply_lora,
     build_encoder,
-    init_component,
+    init_components,
     llada_fields,
     load_encoder_tokenizer,
     load_tokenizer,
@@ -26,11 +26,11 @@ from .common import (
 
 
 def run(model_args, data_args, args, resume: str | None) -> str:
-    init = {name: init_component(model_args, name) for name in ("tokenizer", "encoder", "demasker")}
-    tokenizer = load_tokenizer(init["tokenizer"] or model_args.tokenizer_name_or_path)
+    init = init_components(model_args, "tokenizer", "encoder", "demasker")
+    tokenizer = load_tokenizer(init["tokenizer"] if init else model_args.tokenizer_name_or_path)
     encoder_tokenizer = load_encoder_tokenizer(model_args)
     corpus, summary = program_data(tokenizer, data_args, args)
-    if init["encoder"]:  # continue a trained pipeline: its encoder and guided demasker as they are
+    if init:  # continue a trained pipeline: its encoder and guided demasker as they are
         encoder = RegisterEncoderModel.from_pretrained(init["encoder"], dtype=MASTER_DTYPE)
     else:
         encoder = build_encoder(model_args, tokenizer, encoder_tokenizer)
@@ -39,7 +39,7 @@ def run(model_args, data_args, args, resume: str | None) -> str:
         "register_dim": encoder.config.register_dim,
         "prefix_rope_pairs": model_args.prefix_rope_pairs,
     }
-    if init["demasker"]:
+    if init:
         demasker = GuidedLLaDAForMaskedLM.from_pretrained(init["demasker"], dtype=MASTER_DTYPE)
     elif model_args.model_name_or_path:
         demasker = GuidedLLaDAForMaskedLM.from_base(model_args.model_name_or_path, dtype=MASTER_DTYPE, **guided)

@@ -97,11 +97,10 @@ def program_data(tokenizer, data_args: DataArguments, args: CrocodilTrainingArgu
     return corpus, summary
 
 
-def init_component(model_args: ModelArguments, component: str) -> str | None:
-    """`<init_from>/<component>` when the stage continues from a trained pipeline (`--init_from`), else None.
-
-    `init_from` is a pipeline directory, a shipped name (`crocodil-python-tiny`) or a Hub id (downloaded with
-    `snapshot_download`). A pipeline without that component is an error naming what it has.
+def init_components(model_args: ModelArguments, *components: str) -> dict[str, str] | None:
+    """`{component: <init_from>/<component>}` when the stage continues from a trained pipeline (`--init_from`), else
+    None. The pipeline is resolved once: a directory, a shipped name (`crocodil-python-tiny`) or a Hub id (downloaded
+    with `snapshot_download`). A pipeline without one of the components is an error naming what it has.
     """
     if model_args.init_from is None:
         return None
@@ -116,12 +115,15 @@ def init_component(model_args: ModelArguments, component: str) -> str | None:
         source = Path(snapshot_download(model_args.init_from))
     if not (source / "model_index.json").is_file():
         raise ValueError(f"`init_from` {model_args.init_from} is not a CrocodilPipeline (no model_index.json).")
-    path = source / component
-    if not (path / "config.json").is_file() and not (path / "tokenizer_config.json").is_file():
-        present = sorted(p.name for p in source.iterdir() if p.is_dir())
-        raise ValueError(f"`init_from` {model_args.init_from} has no {component!r} component; it has {present}.")
-    logger.info("init_from: %s from %s (fresh optimizer and schedule)", component, path)
-    return str(path)
+    paths = {}
+    for component in components:
+        path = source / component
+        if not (path / "config.json").is_file() and not (path / "tokenizer_config.json").is_file():
+            present = sorted(p.name for p in source.iterdir() if p.is_dir())
+            raise ValueError(f"`init_from` {model_args.init_from} has no {component!r} component; it has {present}.")
+        paths[component] = str(path)
+    logger.info("init_from: %s from %s (fresh optimizer and schedule)", ", ".join(components), source)
+    return paths
 
 
 def llada_fields(tokenizer, model_config: dict | None) -> dict:

@@ -11,7 +11,7 @@ from ...modeling.modeling_register_encoder import RegisterEncoderModel
 from ...modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets
 from ..objectives import RegisterPriorObjective
 from ..trainers import RegisterCollator
-from .common import init_component, save_stage, train
+from .common import init_components, save_stage, train
 
 DEFAULT_PRIOR = {"hidden_size": 256, "num_layers": 4, "num_attention_heads": 4, "mlp_ratio": 4.0}
 
@@ -43,13 +43,14 @@ def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
     conditional = stage == "conditional-prior"
     if args.prompt_prob > 0 and not conditional:
         raise ValueError("`prompt_prob` applies to the mdm, autoencoder and conditional-prior stages, not to prior.")
-    init = init_component(model_args, "conditional_prior" if conditional else "prior")
+    component = "conditional_prior" if conditional else "prior"
+    init = init_components(model_args, component)
     if init:  # continue a trained pipeline's prior (strict loading; it must fit these registers)
-        prior = RegisterPriorTransformer.from_pretrained(init)
+        prior = RegisterPriorTransformer.from_pretrained(init[component])
         have = (prior.config.num_registers, prior.config.register_dim)
         if have != (num_registers, register_dim):
             raise ValueError(
-                f"`init_from` prior {init} is for K={have[0]} registers of width d={have[1]}; "
+                f"`init_from` prior {init[component]} is for K={have[0]} registers of width d={have[1]}; "
                 f"{data_args.registers_dir} holds K={num_registers}, d={register_dim}."
             )
     else:
