@@ -34,7 +34,8 @@ def test_every_generation_mode_runs_with_exact_call_counts(pipe, mode):
     expected_prior = {"mdm": 0, "con_then_disc": PRIOR_STEPS + EXTRA, "con_within_disc": 2 * (PRIOR_STEPS + EXTRA)}
     assert out.nfe["prior_calls"] == expected_prior[mode]
     assert out.nfe["encoder_calls"] == (1 if mode == "con_within_disc" else 0)
-    assert out.nfe["total"] >= out.nfe["demasker_calls"]
+    assert out.nfe["total"] >= out.nfe["demasker_calls"] + out.nfe["prior_total"]
+    assert (out.nfe["prior_total"] > 0) == (mode != "mdm")
     assert (out.registers is None) == (mode == "mdm")
 
 
@@ -99,6 +100,65 @@ def test_save_load_round_trip_gives_same_output(tmp_path, pipe):
     assert isinstance(AutoModel.from_pretrained(tmp_path / "demasker", trust_remote_code=True), GuidedLLaDAForMaskedLM)
     assert isinstance(AutoModel.from_pretrained(tmp_path / "encoder", trust_remote_code=True), RegisterEncoderModel)
     assert isinstance(loaded.mask_scheduler, MaskedDiffusionScheduler)
+
+
+def test_the_prior_solver_is_a_call_option_a_saved_choice_and_a_saved_default_step_count(tmp_path, pipe):
+    """`prior_scheduler="dpmsolver++"` samples exactly as a pipeline whose scheduler was swapped the diffusers way;
+    that pipeline saves the solver and its `default_prior_steps`, and calls without `prior_steps` use them."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    kwargs = dict(mode="con_within_disc", num_samples=2, gen_length=16, steps=8, generator=None)
+    by_name = pipe(**{**kwargs, "generator": gens(1, 2)}, prior_steps=PRIOR_STEPS, prior_scheduler="dpmsolver++")
+    ddim = pipe(**{**kwargs, "generator": gens(1, 2)}, prior_steps=PRIOR_STEPS)
+    dpm = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++", solver_order=2)
+    swapped = CrocodilPipeline(**{**pipe.components, "scheduler": dpm}, default_prior_steps=PRIOR_STEPS)
+    swapped.set_progress_bar_config(disable=True)
+    by_default = swapped(**{**kwargs, "generator": gens(1, 2)})
+    assert torch.equal(by_default.registers, by_name.registers)
+    assert not torch.allclose(by_default.registers, ddim.registers)
+    assert by_default.nfe["prior_calls"] == 2 * (PRIOR_STEPS + EXTRA)
+    swapped.save_pretrained(tmp_path)
+    index = __import__("json").loads((tmp_path / "model_index.json").read_text())
+    assert index["scheduler"] == ["diffusers", "DPMSolverMultistepScheduler"] and index["default_prior_steps"] == 4
+    loaded = CrocodilPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert isinstance(loaded.scheduler, DPMSolverMultistepScheduler) and loaded.config.default_prior_steps == 4
+    assert torch.equal(loaded(**{**kwargs, "generator": gens(1, 2)}).registers, by_name.registers)
+
+
+def test_distilled_priors_are_used_by_default_at_their_own_steps_and_can_be_switched_off(tmp_path, pipe):
+    from crocodil_hf import RegisterPriorTransformer
+
+    def student(teacher):
+        model = RegisterPriorTransformer.from_config(teacher.config, distilled_steps=2)
+        model.load_state_dict(teacher.state_dict())
+        torch.nn.init.normal_(model.proj_out.weight, std=0.2)  # a different network from its teacher
+        return model.eval()
+
+    students = {"distilled_prior": student(pipe.prior), "distilled_conditional_prior": student(pipe.conditional_prior)}
+    fast = CrocodilPipeline(**{**pipe.components, **students}, default_prior_steps=PRIOR_STEPS)
+    fast.set_progress_bar_config(disable=True)
+    calls = {name: 0 for name in ("prior", "conditional_prior", *students)}
+    for name in calls:
+        module = getattr(fast, name)
+        module.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    kwargs = dict(mode="con_within_disc", num_samples=2, gen_length=16, steps=8)
+    out = fast(**kwargs, generator=gens(3, 4))
+    assert out.nfe["prior_calls"] == 2 * (2 + 1)  # 2 steps + 1 extra for the offsets, per prior
+    assert calls == {"prior": 0, "conditional_prior": 0, "distilled_prior": 3, "distilled_conditional_prior": 3}
+    teacher = fast(**kwargs, generator=gens(3, 4), use_distilled_prior=False)
+    assert teacher.nfe["prior_calls"] == 2 * (PRIOR_STEPS + EXTRA) and calls["prior"] == PRIOR_STEPS + EXTRA
+    assert torch.equal(teacher.registers, pipe(**kwargs, generator=gens(3, 4), prior_steps=PRIOR_STEPS).registers)
+    assert fast(**kwargs, generator=gens(3, 4), prior_steps=4).nfe["prior_calls"] == 2 * (4 + 1)
+    fast.save_pretrained(tmp_path)
+    loaded = CrocodilPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.distilled_prior.config.distilled_steps == 2
+    assert torch.equal(loaded(**kwargs, generator=gens(3, 4)).registers, out.registers)
+    with pytest.raises(ValueError, match="not a distilled student"):
+        CrocodilPipeline(**{**pipe.components, "distilled_prior": pipe.prior})
+    with pytest.raises(ValueError, match="`distilled_prior` is a conditional prior"):
+        CrocodilPipeline(**{**pipe.components, "distilled_prior": students["distilled_conditional_prior"]})
 
 
 def test_callback_sees_and_changes_the_state(pipe):
@@ -255,6 +315,12 @@ def test_greedy_confidence_is_the_softmax_probability_of_the_candidate():
         ({"temperature": -1.0}, "temperature"),
         ({"remasking": "top"}, "remasking"),
         ({"num_samples": 2, "generator": [torch.Generator()]}, "generators"),
+        ({"prior_scheduler": "euler"}, "unknown `prior_scheduler` 'euler'"),
+        ({"prior_steps": 0}, "prior_steps"),
+        ({"conditional_prior_steps": 2.5}, "conditional_prior_steps"),
+        ({"prior_scheduler": "unipc", "eta": 0.5}, "eta"),
+        ({"use_distilled_prior": True}, "no distilled prior"),
+        ({"use_distilled_prior": "yes"}, "use_distilled_prior"),
     ],
 )
 def test_bad_input_raises_before_compute(pipe, kwargs, match):

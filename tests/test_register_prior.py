@@ -1,4 +1,5 @@
-"""Register prior: DiT shape/config contract, block offsets, DDPM loss and DDIM sampling, PRDC and PSNR."""
+"""Register prior: DiT shape/config contract, block offsets, DDPM loss, DDIM and multistep-solver sampling, the
+distilled few-step student, PRDC and PSNR."""
 
 import math
 
@@ -14,7 +15,13 @@ from crocodil_hf.modeling.modeling_register_prior import (
     block_timesteps,
     register_blocks,
 )
-from crocodil_hf.pipelines.prior_sampling import make_noise_scheduler, make_sampling_scheduler, sample_registers
+from crocodil_hf.pipelines.prior_sampling import (
+    PRIOR_SOLVERS,
+    make_noise_scheduler,
+    make_prior_scheduler,
+    make_sampling_scheduler,
+    sample_registers,
+)
 from crocodil_hf.training.prior_loss import register_prior_loss
 
 K, D = 4, 8
@@ -165,6 +172,144 @@ def test_sampling_is_deterministic_per_generator_and_per_sample_in_a_batch():
     assert torch.allclose(batch[1], run([2])[0], atol=1e-6)
     sampled = sample_registers(prior, sched, 2, num_inference_steps=6).registers
     assert torch.allclose(sampled.norm(dim=-1), torch.full((2, K), math.sqrt(D)), atol=1e-4)  # renormalised
+
+
+class RegisterwisePrior(RegisterPriorTransformer):
+    """A prior whose x₀-prediction of each register depends only on that register and its own time (so a block's
+    trajectory can be replayed alone); it records the per-register times of every call."""
+
+    def forward(self, sample, timestep, encoder_hidden_states=None, encoder_attention_mask=None, return_dict=True):
+        self.calls.append(timestep.clone())
+        t = timestep.float()[..., None] / 1000
+        from crocodil_hf.modeling.modeling_register_prior import RegisterPriorOutput
+
+        return RegisterPriorOutput(sample=0.6 * sample * (1 - t) + 0.3 * torch.sin(3 * sample) * t + 0.1)
+
+
+MULTISTEP = [name for name in PRIOR_SOLVERS if name != "ddim"]
+
+
+@pytest.mark.parametrize("solver", MULTISTEP)
+def test_multistep_solver_without_offsets_is_exactly_the_diffusers_loop(solver):
+    prior = tiny_prior().eval()
+    torch.nn.init.normal_(prior.proj_out.weight, std=0.1)
+    scheduler = make_prior_scheduler(solver, make_sampling_scheduler().config)
+    latents = torch.randn(3, K, D, generator=torch.Generator().manual_seed(0))
+    out = sample_registers(prior, scheduler, 3, num_inference_steps=7, latents=latents, renormalize=False)
+    reference = type(scheduler).from_config(scheduler.config)
+    reference.set_timesteps(7)
+    x = latents.clone()
+    with torch.no_grad():
+        for t in reference.timesteps:
+            x = reference.step(prior(x, t).sample, t, x).prev_sample
+    assert torch.equal(out.registers, x)
+    assert out.num_prior_calls == 7
+
+
+@pytest.mark.parametrize("solver", MULTISTEP)
+def test_multistep_solver_runs_each_offset_block_on_its_own_shifted_grid(solver):
+    """With offsets, every block is the scheduler's own loop over its grid clip(τ + Δ_b·T): it waits at T−1 until its
+    time first moves, then steps once per base step; blocks differ from each other."""
+    offsets = block_timestep_offsets(K, 0.3)  # K = 4: blocks [1, 2, 1], shifts 0, 150, 300
+    prior = RegisterwisePrior(num_registers=K, register_dim=D, hidden_size=32, num_layers=1, num_attention_heads=4,
+                              timestep_offsets=offsets)  # fmt: skip
+    prior.calls = []
+    scheduler = make_prior_scheduler(solver, make_sampling_scheduler().config)
+    latents = torch.randn(2, K, D, generator=torch.Generator().manual_seed(0))
+    out = sample_registers(prior, scheduler, 2, num_inference_steps=5, latents=latents, renormalize=False)
+    assert out.num_prior_calls == len(prior.calls) == 5 + 2  # ceil(300 / 200) extra base steps
+    recorded = list(prior.calls)
+    scheduler.set_timesteps(5)
+    base = scheduler.timesteps.tolist() + [scheduler.timesteps[-1].item() - 200 * (i + 1) for i in range(2)]
+    finals = []
+    for register, shift in ((0, 0), (1, 150), (3, 300)):
+        times = [min(tau + shift, 999) for tau in base]
+        grid = [t for i, t in enumerate(times) if t >= 0 and (i + 1 == len(times) or times[i + 1] < t)]
+        alone = type(scheduler).from_config(scheduler.config)
+        if "timesteps" in __import__("inspect").signature(alone.set_timesteps).parameters:
+            alone.set_timesteps(timesteps=grid)
+        else:  # UniPC: its own grid of that length, then the block's times and σ's
+            alone.set_timesteps(len(grid))
+            a = alone.alphas_cumprod[torch.tensor(grid)].double()
+            alone.sigmas = torch.cat([((1 - a) / a) ** 0.5, torch.zeros(1, dtype=torch.float64)]).float()
+            alone.timesteps = torch.tensor(grid)
+        x = latents[:, register : register + 1].clone()
+        for t in grid:
+            x0 = prior.__class__.forward(prior, x, torch.full((2, 1), t)).sample
+            x = alone.step(x0, t, x).prev_sample
+        assert torch.allclose(out.registers[:, register : register + 1], x, atol=1e-5), (register, grid)
+        called = [int(c[0, register]) for c in recorded]
+        assert called == [max(t, 0) for t in times]  # waits at T−1, clean (t = 0) once finished
+        finals.append(x)
+    assert not torch.allclose(finals[0], finals[2])
+
+
+@pytest.mark.parametrize("solver", MULTISTEP)
+def test_multistep_solver_with_offsets_lands_every_block_on_a_constant_prediction(solver):
+    prior = tiny_prior(timestep_offsets=block_timestep_offsets(K, 0.3)).eval()
+    with torch.no_grad():
+        prior.proj_out.bias.copy_(torch.linspace(-1, 1, D))  # the prior always predicts this constant bank
+    scheduler = make_prior_scheduler(solver, make_sampling_scheduler().config)
+    out = sample_registers(prior, scheduler, 2, num_inference_steps=4, renormalize=False)
+    assert torch.allclose(out.registers, torch.linspace(-1, 1, D).expand(2, K, D), atol=1e-4)
+    assert out.num_prior_calls == 4 + 2  # ceil(0.3 * 1000 / 250) extra steps for the last block
+
+
+def test_prior_solvers_keep_the_schedule_and_refuse_what_cannot_carry_offsets():
+    from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+    base = make_sampling_scheduler().config
+    for name, (cls, _) in PRIOR_SOLVERS.items():
+        scheduler = make_prior_scheduler(name, base)
+        assert type(scheduler) is cls and scheduler.config.prediction_type == "sample"
+        assert scheduler.config.beta_schedule == base.beta_schedule and scheduler.config.timestep_spacing == "trailing"
+    prior = tiny_prior()
+    with pytest.raises(ValueError, match="unknown prior solver 'euler'"):
+        make_prior_scheduler("euler", base)
+    with pytest.raises(TypeError, match="EulerDiscreteScheduler"):
+        sample_registers(prior, EulerDiscreteScheduler(prediction_type="sample"), 1)
+    karras = DPMSolverMultistepScheduler.from_config(base, use_karras_sigmas=True)
+    with pytest.raises(ValueError, match="use_karras_sigmas"):
+        sample_registers(prior, karras, 1)
+    with pytest.raises(ValueError, match="eta"):
+        sample_registers(prior, make_prior_scheduler("dpmsolver++", base), 1, eta=0.5)
+
+
+def test_distilled_student_samples_in_one_step_what_its_teacher_samples_in_twenty(trained_unconditional):
+    """PriorDistillObjective: after distillation the student's 1-step sample from a noise is close to the teacher's
+    20-step sample from the same noise, much closer than the teacher's own 1-step sample (the invariant of
+    distillation), and its samples are about as precise as the teacher's 20-step ones (PRDC on the data clusters)."""
+    from crocodil_hf.training.objectives import PriorDistillObjective
+
+    teacher, _ = trained_unconditional
+    solver = make_prior_scheduler("dpmsolver++", make_sampling_scheduler().config)
+    student = RegisterPriorTransformer.from_config(teacher.config, distilled_steps=1)
+    student.load_state_dict(teacher.state_dict())
+    objective = PriorDistillObjective(student.train(), teacher, solver, teacher_steps=20)
+    assert not any(p.requires_grad for p in objective.teacher.parameters())
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3, weight_decay=0.0)
+    for step in range(150):
+        seeds = torch.arange(64) + 64 * step
+        loss = objective(torch.zeros(64, K, D), row_seeds=seeds)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    student.eval()
+    noise = torch.randn(256, K, D, generator=torch.Generator().manual_seed(99))
+
+    def sample(prior, steps):
+        return sample_registers(prior, solver, 256, num_inference_steps=steps, latents=noise).registers
+
+    target = sample(teacher, 20)
+    student_error = (sample(student, 1) - target).norm(dim=-1).mean()
+    teacher_error = (sample(teacher, 1) - target).norm(dim=-1).mean()
+    assert student_error < 0.5 * teacher_error, (student_error, teacher_error)
+    banks, _, _ = cluster_data(512, seed=7)
+    quality = {
+        name: register_prdc(banks, sample(prior, steps))["precision"]
+        for name, prior, steps in (("student", student, 1), ("teacher", teacher, 20), ("teacher 1", teacher, 1))
+    }
+    assert quality["student"] > quality["teacher"] - 0.15 and quality["student"] > quality["teacher 1"] + 0.1, quality
 
 
 def test_trained_prior_samples_land_on_the_data(trained_unconditional):

@@ -10,7 +10,7 @@ import traceback
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command; imports nothing heavy (`crocodil --help` answers at once)."""
     from . import __version__
-    from .pipelines import REMASKING, generation_modes
+    from .pipelines import PRIOR_SOLVER_NAMES, REMASKING, generation_modes
 
     parser = argparse.ArgumentParser(
         prog="crocodil", description="CRoCoDiL: continuous-register guided masked diffusion for language."
@@ -46,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     assemble.add_argument("--autoencoder", required=True, help="output of `crocodil train autoencoder`")
     assemble.add_argument("--prior", required=True, help="output of `crocodil train prior`")
     assemble.add_argument("--conditional-prior", help="output of `crocodil train conditional-prior`")
+    assemble.add_argument("--distilled-prior", help="output of `crocodil train prior-distill` (optional)")
+    assemble.add_argument(
+        "--distilled-conditional-prior", help="output of `crocodil train conditional-prior-distill` (optional)"
+    )
+    assemble.add_argument(
+        "--prior-scheduler", default="ddim", choices=PRIOR_SOLVER_NAMES, help="the priors' sampler saved with it"
+    )
+    assemble.add_argument(
+        "--prior-steps", type=int, default=50, help="steps of the (teacher) priors when a call gives none"
+    )
     assemble.add_argument("--output", required=True, help="pipeline directory to write")
     assemble.add_argument("--overwrite", action="store_true", help="replace an existing pipeline directory")
 
@@ -60,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=int, default=16, help="demasker calls (default 16 = L/4)")
     gen.add_argument("--gen-length", type=int, default=None, help="tokens to generate (default: the model's L)")
     gen.add_argument("--block-length", type=int, default=None)
-    gen.add_argument("--prior-steps", type=int, default=50)
+    _prior_args(gen)
     gen.add_argument("--temperature", type=float, default=0.0)
     gen.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
     gen.add_argument("--threshold", type=float, default=None, help="confidence threshold (adaptive calls)")
@@ -87,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--num-samples", type=int, default=1)
         cmd.add_argument("--steps", type=int, default=8, help="demasker calls over the span")
         cmd.add_argument("--gen-length", type=int, default=32, help="tokens to generate (the span's length)")
-        cmd.add_argument("--prior-steps", type=int, default=50)
+        _prior_args(cmd)
         cmd.add_argument("--temperature", type=float, default=0.0)
         cmd.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
         cmd.add_argument("--seed", type=int, default=0)
@@ -123,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--gen-length", type=int, default=64)
     ev.add_argument("--num-samples", type=int, default=16)
     ev.add_argument("--batch-size", type=int, default=8)
-    ev.add_argument("--prior-steps", type=int, default=50)
+    _prior_args(ev)
     ev.add_argument("--temperature", type=float, default=0.0)
     ev.add_argument(
         "--remasking",
@@ -292,16 +302,32 @@ def _end_process_group() -> None:
 
 
 def run_assemble(args, rest) -> int:
-    from .checks import claim_output_dir
+    from .checks import check_number, claim_output_dir
 
     _check_stage_dir("--autoencoder", args.autoencoder, "autoencoder", ["demasker/config.json", "encoder/config.json"])
     _check_stage_dir("--prior", args.prior, "prior", ["config.json"])
-    if args.conditional_prior:
-        _check_stage_dir("--conditional-prior", args.conditional_prior, "conditional-prior", ["config.json"])
+    for option, stage in (
+        ("conditional_prior", "conditional-prior"),
+        ("distilled_prior", "prior-distill"),
+        ("distilled_conditional_prior", "conditional-prior-distill"),
+    ):
+        if getattr(args, option):
+            _check_stage_dir(f"--{option.replace('_', '-')}", getattr(args, option), stage, ["config.json"])
+    check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
     claim_output_dir(args.output, "assemble", args.overwrite)
     from .training.run import assemble_pipeline
 
-    assemble_pipeline(args.autoencoder, args.prior, args.output, args.conditional_prior, args.overwrite)
+    assemble_pipeline(
+        args.autoencoder,
+        args.prior,
+        args.output,
+        args.conditional_prior,
+        args.overwrite,
+        distilled_prior_dir=args.distilled_prior,
+        distilled_conditional_prior_dir=args.distilled_conditional_prior,
+        prior_scheduler=args.prior_scheduler,
+        default_prior_steps=args.prior_steps,
+    )
     print(f"pipeline written to {args.output}")
     return 0
 
@@ -331,6 +357,34 @@ def run_tokenizer(args, rest) -> int:
     train_tokenizer_command(args.corpus, args.vocab_size, args.output)
     print(f"tokenizer written to {args.output}")
     return 0
+
+
+def _prior_args(parser) -> None:
+    """How z₀ is sampled (the commands that sample from the priors); unset = the pipeline's saved choice."""
+    from .pipelines import PRIOR_SOLVER_NAMES
+
+    parser.add_argument("--prior-steps", type=int, default=None, help="steps of the priors (default: the pipeline's)")
+    parser.add_argument(
+        "--prior-scheduler", default=None, choices=PRIOR_SOLVER_NAMES, help="the priors' sampler (default: the pipeline's)"
+    )
+    parser.add_argument(
+        "--distilled-prior",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sample z₀ with the pipeline's distilled few-step priors (default: when it has them)",
+    )
+
+
+def _prior_kwargs(args) -> dict:
+    """The pipeline-call arguments of `_prior_args`, checked."""
+    from .checks import check_number
+
+    check_number("--prior-steps", args.prior_steps, minimum=1, integer=True, allow_none=True)
+    return {
+        "prior_steps": args.prior_steps,
+        "prior_scheduler": args.prior_scheduler,
+        "use_distilled_prior": args.distilled_prior,
+    }
 
 
 def _pipeline_arg(parser) -> None:
@@ -385,7 +439,7 @@ def _check_sampling(args) -> None:
     _check_common(args)
     check_number("--num-samples", args.num_samples, minimum=1, integer=True)
     check_number("--seed", args.seed, minimum=0, maximum=2**63 - 1 - args.num_samples, integer=True)
-    check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
+    _prior_kwargs(args)
     check_number("--temperature", args.temperature, minimum=0)
     check_number("--eos-penalty", args.eos_penalty, minimum=0)
 
@@ -411,11 +465,11 @@ def run_generate(args, rest=None) -> int:
         gen_length=gen_length,
         block_length=args.block_length,
         steps=args.steps,
-        prior_steps=args.prior_steps,
         temperature=args.temperature,
         threshold=args.threshold,
         generator=generators,
         eos_penalty=args.eos_penalty,
+        **_prior_kwargs(args),
     )
     for i, text in enumerate(out.texts):
         print(f"# ---- sample {i} ({args.mode}, seed {args.seed + i}) ----")
@@ -531,10 +585,10 @@ def run_complete(args, rest=None) -> int:
         suffix=None if suffix is None else [suffix] * args.num_samples,
         gen_length=args.gen_length,
         steps=args.steps,
-        prior_steps=args.prior_steps,
         temperature=args.temperature,
         generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
         eos_penalty=args.eos_penalty,
+        **_prior_kwargs(args),
     )
     print("# ---- prompt (kept) ----")
     print(prompt.rstrip("\n"))
@@ -667,8 +721,9 @@ def run_eval(args, rest=None) -> int:
         )
     steps = _int_list("--steps", args.steps)
     blocks = _int_list("--block-length", args.block_length) or [args.gen_length]
-    for option in ("gen_length", "num_samples", "batch_size", "prior_steps"):
+    for option in ("gen_length", "num_samples", "batch_size"):
         check_number(f"--{option.replace('_', '-')}", getattr(args, option), minimum=1, integer=True)
+    prior_kwargs = _prior_kwargs(args)
     check_number("--temperature", args.temperature, minimum=0)
     if args.corpus is not None and not Path(args.corpus).exists():
         raise ValueError(f"--corpus {args.corpus} does not exist; expected a directory of programs or a data file.")
@@ -699,7 +754,10 @@ def run_eval(args, rest=None) -> int:
         args.seed,
         args.temperature,
         compute_mauve=not args.no_mauve,
-        call_kwargs={"remasking": args.remasking} if args.remasking != "low_confidence" else None,
+        call_kwargs={
+            **({"remasking": args.remasking} if args.remasking != "low_confidence" else {}),
+            **{k: v for k, v in prior_kwargs.items() if k != "prior_steps" and v is not None},
+        },
     )
     sweep["command"] = "crocodil eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "crocodil eval"
     sweep["pipeline"] = str(args.pipeline)

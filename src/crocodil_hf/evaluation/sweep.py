@@ -66,6 +66,19 @@ def check_sweep(
         raise ValueError(f"{len(references)} references for {num_samples} samples; need at least as many.")
 
 
+def prior_description(pipe, prior_steps: int | None, call_kwargs: dict) -> str:
+    """How the sweep's prior-based modes sample z₀, e.g. `"dpmsolver++, 4 steps"` or `"distilled, 2 steps"`."""
+    from ..pipelines.prior_sampling import solver_name
+
+    solver = call_kwargs.get("prior_scheduler") or solver_name(pipe.scheduler)
+    solver = solver if isinstance(solver, str) else solver_name(solver)
+    distilled = pipe.distilled_prior is not None and call_kwargs.get("use_distilled_prior") is not False
+    if distilled:
+        steps = prior_steps or pipe.distilled_prior.config.distilled_steps
+        return f"distilled prior, {solver}, {steps} steps"
+    return f"{solver}, {prior_steps or pipe.config.default_prior_steps} steps"
+
+
 def run_sweep(
     pipe,
     scorer,
@@ -75,7 +88,7 @@ def run_sweep(
     gen_length: int = 64,
     num_samples: int = 16,
     batch_size: int = 8,
-    prior_steps: int = 50,
+    prior_steps: int | None = None,
     references: dict | None = None,
     seed: int = 0,
     temperature: float = 0.0,
@@ -85,7 +98,8 @@ def run_sweep(
     """Measure every (mode, block length, steps) point; returns the sweep as a JSON-ready dict.
 
     `call_kwargs` go to every pipeline call unchanged (e.g. `{"remasking": "random"}`, `{"num_registers": 4}`,
-    `{"refresh_at": [0.25]}`) and are recorded in the sweep's configuration.
+    `{"refresh_at": [0.25]}`, `{"prior_scheduler": "dpmsolver++"}`) and are recorded in the sweep's configuration.
+    `prior_steps=None` samples z₀ with the pipeline's own default (recorded as `prior` in the configuration).
     """
     call_kwargs = dict(call_kwargs or {})
     reserved = {"mode", "text", "num_samples", "gen_length", "block_length", "steps", "temperature", "generator"}
@@ -139,6 +153,7 @@ def run_sweep(
             "num_samples": num_samples,
             "batch_size": batch_size,
             "prior_steps": prior_steps,
+            "prior": prior_description(pipe, prior_steps, call_kwargs),
             "seed": seed,
             "temperature": temperature,
             "call_kwargs": call_kwargs,

@@ -166,6 +166,8 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
             all zeros switches them off. Used identically by training and sampling.
         num_train_timesteps: T of the DDPM schedule the offsets are expressed against.
         dropout: Dropout in attention and feed-forward layers.
+        distilled_steps: For a few-step student of `crocodil train prior-distill`, the number of sampling steps it
+            was distilled for (its default in the pipeline); `None` for a prior trained by denoising.
 
     Example:
         ```python
@@ -212,6 +214,7 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
         timestep_offsets: list[float] | None = None,
         num_train_timesteps: int = 1000,
         dropout: float = 0.0,
+        distilled_steps: int | None = None,
     ):
         super().__init__()
         for name, value in (
@@ -243,6 +246,8 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
                 raise ValueError(f"`timestep_offsets` must lie in [0, 1), got {timestep_offsets}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must lie in [0, 1), got {dropout}.")
+        if distilled_steps is not None and (not isinstance(distilled_steps, int) or distilled_steps < 1):
+            raise ValueError(f"`distilled_steps` must be a positive integer or None, got {distilled_steps!r}.")
 
         self.proj_in = nn.Linear(register_dim, hidden_size)
         pos = get_1d_sincos_pos_embed_from_grid(hidden_size, torch.arange(num_registers), output_type="pt")

@@ -8,6 +8,7 @@ from transformers import AutoTokenizer
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
 from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_sampling_scheduler
+from .prior_sampling import make_prior_scheduler
 
 
 def assemble_pipeline(
@@ -16,8 +17,14 @@ def assemble_pipeline(
     output_dir: str,
     conditional_prior_dir: str | None = None,
     overwrite: bool = False,
+    distilled_prior_dir: str | None = None,
+    distilled_conditional_prior_dir: str | None = None,
+    prior_scheduler: str = "ddim",
+    default_prior_steps: int = 50,
 ):
-    """Assemble a `CrocodilPipeline` directory from the stage outputs (`crocodil assemble`)."""
+    """Assemble a `CrocodilPipeline` directory from the stage outputs (`crocodil assemble`): the autoencoder stage's
+    (or a pipeline's) tokenizer, demasker and encoder, the priors, optional distilled students, and the priors'
+    sampler (`PRIOR_SOLVERS` name) with its default step count."""
     from .pipeline_crocodil import CrocodilPipeline
 
     output = Path(output_dir)
@@ -36,16 +43,20 @@ def assemble_pipeline(
     if record.exists() and "max_length" in json.loads(record.read_text()):
         # the generation length the pipeline was trained for: BOS + L positions
         demasker.config.default_gen_length = json.loads(record.read_text())["max_length"] - 1
+    def optional_prior(path):
+        return RegisterPriorTransformer.from_pretrained(path) if path else None
+
     pipe = CrocodilPipeline(
         demasker=demasker,
         encoder=RegisterEncoderModel.from_pretrained(str(autoencoder / "encoder")),
         prior=prior,
-        scheduler=make_sampling_scheduler(prior.config.num_train_timesteps),
+        scheduler=make_prior_scheduler(prior_scheduler, make_sampling_scheduler(prior.config.num_train_timesteps).config),
         tokenizer=tokenizer,
-        conditional_prior=RegisterPriorTransformer.from_pretrained(conditional_prior_dir)
-        if conditional_prior_dir
-        else None,
+        conditional_prior=optional_prior(conditional_prior_dir),
         encoder_tokenizer=encoder_tokenizer,
+        distilled_prior=optional_prior(distilled_prior_dir),
+        distilled_conditional_prior=optional_prior(distilled_conditional_prior_dir),
+        default_prior_steps=default_prior_steps,
     )
     pipe.save_pretrained(output_dir)
     return pipe

@@ -58,6 +58,10 @@ class GenerationRun:
     position_ids: object = None  # prompted batches: (B, n) positions each row would have alone
     left_pad: object = None  # prompted batches: (B,) padding tokens before each row's BOS
     eos_fill: bool = False  # after the first committed EOS of a row, the rest of its span is EOS
+    prior_scheduler: object = None  # the priors' sampler (a `PRIOR_SOLVERS` name until the call resolves it)
+    use_distilled_prior: bool | None = None
+    prior: object = None  # the (unconditional, conditional) priors this call samples with: teachers or students
+    conditional_prior: object = None
     eos_penalty: float = 0.0  # subtracted from the EOS logit at every step (against all-EOS greedy output)
     _refresh_steps: set[int] = field(default_factory=set)
     _pending: list[float] = field(default_factory=list)
@@ -116,7 +120,7 @@ class PriorRegisters(RegisterSource):
             return pipe.conditional_registers(run.canvas, run)
 
         sampled = sample_registers(
-            pipe.prior, pipe.scheduler, run.num_samples, num_inference_steps=run.prior_steps, eta=run.eta,
+            run.prior, run.prior_scheduler, run.num_samples, num_inference_steps=run.prior_steps, eta=run.eta,
             generator=run.generator,
         )  # fmt: skip
         run.nfe.prior_calls += sampled.num_prior_calls

@@ -1,8 +1,8 @@
 """CrocodilPipeline: ConThenDisc, ConWithinDisc, autoencoding, plain MDM and interpolation (paper §4, Alg. 2, 3, 6).
 
 One `DiffusionPipeline` holds the guided demasker f_θ, the register encoder h_φ, the register prior g_ψ, an optional
-conditional prior (ConWithinDisc), the DDIM scheduler of the priors, the discrete `MaskedDiffusionScheduler` and the
-tokenizer(s). Every mode runs the same discrete loop (`_denoise`); the modes differ only in where the registers come
+conditional prior (ConWithinDisc), optional few-step distilled students of both priors, the sampler of the priors
+(DDIM, DPM-Solver++ or UniPC), the discrete `MaskedDiffusionScheduler` and the tokenizer(s). Every mode runs the same discrete loop (`_denoise`); the modes differ only in where the registers come
 from: none (`"mdm"`), the encoder (`"autoencode"`), the prior (`"con_then_disc"`), or the prior refreshed from the
 conditional prior on h_φ of the visible tokens (`"con_within_disc"`).
 """
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import DDIMScheduler, DiffusionPipeline
+from diffusers import DiffusionPipeline
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput, logging
 from torch.nn.utils.rnn import pad_sequence
 
@@ -24,7 +25,13 @@ from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
 from . import REMASKING
 from .modes import MODES, GenerationRun
-from .prior_sampling import sample_registers
+from .prior_sampling import (
+    PRIOR_SOLVERS,
+    check_sampling_scheduler,
+    make_prior_scheduler,
+    sample_registers,
+    solver_name,
+)
 from .sampling import MaskedDiffusionScheduler
 
 logger = logging.get_logger(__name__)
@@ -43,23 +50,41 @@ def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
     return 2.0 * linear * num_tokens + 4.0 * layers * num_tokens**2 * width
 
 
-def check_components(demasker, encoder, prior, conditional_prior=None, mask_scheduler=None) -> None:
+def check_components(
+    demasker, encoder, prior, conditional_prior=None, mask_scheduler=None, distilled_prior=None,
+    distilled_conditional_prior=None,
+) -> None:  # fmt: skip
     """K (registers) and d (register width) are the demasker's; every other component must agree (a clear error
     naming the components that do not, instead of a shape error mid-generation)."""
     k, d = demasker.config.num_registers, demasker.config.register_dim
     found = {"encoder": (encoder.config.num_registers, encoder.config.register_dim)}
-    for name, model in (("prior", prior), ("conditional_prior", conditional_prior)):
+    priors = {
+        "prior": (prior, False),
+        "conditional_prior": (conditional_prior, True),
+        "distilled_prior": (distilled_prior, False),
+        "distilled_conditional_prior": (distilled_conditional_prior, True),
+    }
+    for name, (model, _) in priors.items():
         if model is not None:
             found[name] = (model.config.num_registers, model.config.register_dim)
     wrong = {name: kd for name, kd in found.items() if kd != (k, d)}
     if wrong:
         listed = ", ".join(f"{name} has K={kd[0]}, d={kd[1]}" for name, kd in wrong.items())
         raise ValueError(f"components disagree on the registers: the demasker has K={k}, d={d}; {listed}.")
-    if conditional_prior is not None and conditional_prior.config.cross_attention_dim != encoder.config.register_dim:
-        raise ValueError(
-            f"the conditional prior attends to width {conditional_prior.config.cross_attention_dim}, but the "
-            f"encoder's registers have d={encoder.config.register_dim}."
-        )
+    for name, (model, conditional) in priors.items():
+        if model is not None and model.is_conditional != conditional:
+            kind = "a conditional" if model.is_conditional else "an unconditional"
+            raise ValueError(f"`{name}` is {kind} prior; it must be {'conditional' if conditional else 'not'}.")
+    for name in ("distilled_prior", "distilled_conditional_prior"):
+        if priors[name][0] is not None and priors[name][0].config.distilled_steps is None:
+            raise ValueError(f"`{name}` is not a distilled student (its config has no `distilled_steps`).")
+    for name, model in (("conditional_prior", conditional_prior), ("distilled_conditional_prior",
+                                                                      distilled_conditional_prior)):
+        if model is not None and model.config.cross_attention_dim != encoder.config.register_dim:
+            raise ValueError(
+                f"`{name}` attends to width {model.config.cross_attention_dim}, but the encoder's registers have "
+                f"d={encoder.config.register_dim}."
+            )
     if mask_scheduler is not None and mask_scheduler.config.mask_token_id != demasker.config.mask_token_id:
         raise ValueError(
             f"the mask scheduler's mask_token_id {mask_scheduler.config.mask_token_id} is not the demasker's "
@@ -84,12 +109,14 @@ class NFEBreakdown:
         prior_calls: Forward passes of the unconditional and conditional priors.
         encoder_calls: Forward passes of the register encoder.
         total: Everything in demasker-forward equivalents by FLOPs.
+        prior_total: The priors' part of `total` (`prior_total / total` is their share of a sample's FLOPs).
     """
 
     demasker_calls: int = 0
     prior_calls: int = 0
     encoder_calls: int = 0
     total: float = 0.0
+    prior_total: float = 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -97,6 +124,7 @@ class NFEBreakdown:
             "prior_calls": self.prior_calls,
             "encoder_calls": self.encoder_calls,
             "total": self.total,
+            "prior_total": self.prior_total,
         }
 
 
@@ -128,16 +156,26 @@ class CrocodilPipeline(DiffusionPipeline):
         demasker ([`GuidedLLaDAForMaskedLM`]): f_θ(x_t, z).
         encoder ([`RegisterEncoderModel`]): h_φ(x).
         prior ([`RegisterPriorTransformer`]): unconditional register prior (ConThenDisc).
-        scheduler ([`DDIMScheduler`]): sampler of the priors (`prediction_type="sample"`, `clip_sample=False`).
+        scheduler: sampler of the priors, one of `PRIOR_SOLVERS` (`DDIMScheduler`, `DPMSolverMultistepScheduler`,
+            `UniPCMultistepScheduler`) with `prediction_type="sample"`; swap it like any diffusers scheduler
+            (`pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)`) and it is saved.
         tokenizer: The demasker's tokenizer (needs BOS/EOS/PAD and `mask_token_id` of the demasker).
         conditional_prior ([`RegisterPriorTransformer`], optional): conditional prior for ConWithinDisc.
         encoder_tokenizer (optional): The encoder's tokenizer when it differs from the demasker's.
         mask_scheduler ([`MaskedDiffusionScheduler`], optional): the discrete step; built from the demasker's
             `mask_token_id` when omitted.
+        distilled_prior ([`RegisterPriorTransformer`], optional): few-step student of `prior`
+            (`crocodil train prior-distill`); used by default when present, at its `distilled_steps`.
+        distilled_conditional_prior ([`RegisterPriorTransformer`], optional): few-step student of
+            `conditional_prior` (`crocodil train conditional-prior-distill`).
+        default_prior_steps: Steps of the (teacher) priors when a call gives no `prior_steps` (saved in
+            `model_index.json`).
     """
 
-    model_cpu_offload_seq = "encoder->conditional_prior->prior->demasker"
-    _optional_components = ["conditional_prior", "encoder_tokenizer", "mask_scheduler"]
+    model_cpu_offload_seq = "encoder->conditional_prior->distilled_conditional_prior->prior->distilled_prior->demasker"
+    _optional_components = [
+        "conditional_prior", "encoder_tokenizer", "mask_scheduler", "distilled_prior", "distilled_conditional_prior"
+    ]  # fmt: skip
     _callback_tensor_inputs = ["sequences", "registers"]
 
     def __init__(
@@ -145,14 +183,21 @@ class CrocodilPipeline(DiffusionPipeline):
         demasker: GuidedLLaDAForMaskedLM,
         encoder: RegisterEncoderModel,
         prior: RegisterPriorTransformer,
-        scheduler: DDIMScheduler,
+        scheduler: SchedulerMixin,
         tokenizer,
         conditional_prior: RegisterPriorTransformer | None = None,
         encoder_tokenizer=None,
         mask_scheduler: MaskedDiffusionScheduler | None = None,
+        distilled_prior: RegisterPriorTransformer | None = None,
+        distilled_conditional_prior: RegisterPriorTransformer | None = None,
+        default_prior_steps: int = 50,
     ):
         super().__init__()
-        check_components(demasker, encoder, prior, conditional_prior, mask_scheduler)
+        check_components(
+            demasker, encoder, prior, conditional_prior, mask_scheduler, distilled_prior, distilled_conditional_prior
+        )
+        check_sampling_scheduler(scheduler, prior)
+        check_number("`default_prior_steps`", default_prior_steps, minimum=1, integer=True)
         if mask_scheduler is None:
             mask_scheduler = MaskedDiffusionScheduler(mask_token_id=demasker.config.mask_token_id)
         self.register_modules(
@@ -164,7 +209,10 @@ class CrocodilPipeline(DiffusionPipeline):
             conditional_prior=conditional_prior,
             encoder_tokenizer=encoder_tokenizer,
             mask_scheduler=mask_scheduler,
+            distilled_prior=distilled_prior,
+            distilled_conditional_prior=distilled_conditional_prior,
         )
+        self.register_to_config(default_prior_steps=default_prior_steps)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "CrocodilPipeline":
@@ -196,8 +244,10 @@ class CrocodilPipeline(DiffusionPipeline):
         "encoder": ("RegisterEncoderModel",),
         "prior": ("RegisterPriorTransformer",),
         "conditional_prior": ("RegisterPriorTransformer",),
+        "distilled_prior": ("RegisterPriorTransformer",),
+        "distilled_conditional_prior": ("RegisterPriorTransformer",),
         "mask_scheduler": ("MaskedDiffusionScheduler",),
-        "scheduler": ("DDIMScheduler", "DDPMScheduler"),
+        "scheduler": tuple(cls.__name__ for cls, _ in PRIOR_SOLVERS.values()),
     }
 
     @classmethod
@@ -422,9 +472,8 @@ class CrocodilPipeline(DiffusionPipeline):
             raise ValueError(f"`remasking` must be one of {REMASKING}, got {run.remasking!r}.")
         check_number("`threshold`", run.threshold, minimum=0, maximum=1, exclusive_minimum=True, allow_none=True)
         check_number("`num_registers`", run.num_registers, minimum=1, maximum=self.num_registers_max, integer=True)
-        check_number("`prior_steps`", run.prior_steps, minimum=1, integer=True)
-        check_number("`conditional_prior_steps`", run.conditional_prior_steps, minimum=1, integer=True)
         check_number("`eta`", run.eta, minimum=0)
+        self._resolve_priors(run)
         if not isinstance(refresh_at, (list, tuple)) or any(
             isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in refresh_at
         ):
@@ -443,6 +492,36 @@ class CrocodilPipeline(DiffusionPipeline):
                     f"`callback_on_step_end_tensor_inputs` {sorted(unknown)} not in {self._callback_tensor_inputs}."
                 )
 
+    def _resolve_priors(self, run: GenerationRun) -> None:
+        """Fill `run` with the priors, their sampler and step counts this call uses (teachers or distilled
+        students), checking each: `prior_scheduler` a known solver, steps positive integers, `eta` DDIM's only."""
+        check_number("`prior_steps`", run.prior_steps, minimum=1, integer=True, allow_none=True)
+        check_number("`conditional_prior_steps`", run.conditional_prior_steps, minimum=1, integer=True, allow_none=True)
+        if run.use_distilled_prior not in (None, True, False):
+            raise ValueError(f"`use_distilled_prior` must be True, False or None, got {run.use_distilled_prior!r}.")
+        students = (self.distilled_prior, self.distilled_conditional_prior)
+        if run.use_distilled_prior and all(student is None for student in students):
+            raise ValueError("`use_distilled_prior=True` but this pipeline has no distilled prior component.")
+        distilled = run.use_distilled_prior is not False
+
+        def pick(teacher, student, steps):
+            if distilled and student is not None:
+                return student, student.config.distilled_steps if steps is None else steps
+            return teacher, self.config.default_prior_steps if steps is None else steps
+
+        run.prior, run.prior_steps = pick(self.prior, self.distilled_prior, run.prior_steps)
+        run.conditional_prior, run.conditional_prior_steps = pick(
+            self.conditional_prior, self.distilled_conditional_prior, run.conditional_prior_steps
+        )
+        if isinstance(run.prior_scheduler, str) and run.prior_scheduler not in PRIOR_SOLVERS:
+            raise ValueError(
+                f"unknown `prior_scheduler` {run.prior_scheduler!r}; choose one of {', '.join(PRIOR_SOLVERS)}."
+            )
+        run.prior_scheduler = make_prior_scheduler(run.prior_scheduler, self.scheduler.config)
+        check_sampling_scheduler(run.prior_scheduler, self.prior)
+        if run.eta > 0 and solver_name(run.prior_scheduler) != "ddim":
+            raise ValueError("`eta` is DDIM's stochasticity; with another `prior_scheduler` pass eta=0.")
+
     # ------------------------------------------------------------------ main call
 
     @torch.no_grad()
@@ -458,7 +537,7 @@ class CrocodilPipeline(DiffusionPipeline):
         remasking: str = "low_confidence",
         threshold: float | None = None,
         num_registers: int | None = None,
-        prior_steps: int = 50,
+        prior_steps: int | None = None,
         conditional_prior_steps: int | None = None,
         eta: float = 0.0,
         refresh_at: Sequence[float] = (0.5,),
@@ -471,6 +550,8 @@ class CrocodilPipeline(DiffusionPipeline):
         suffix: str | list[str] | None = None,
         eos_fill: bool | None = None,
         eos_penalty: float = 0.0,
+        prior_scheduler: str | SchedulerMixin | None = None,
+        use_distilled_prior: bool | None = None,
     ) -> CrocodilPipelineOutput | tuple:
         r"""Generate (or reconstruct) programs.
 
@@ -486,9 +567,10 @@ class CrocodilPipeline(DiffusionPipeline):
             remasking: `"low_confidence"` or `"random"`.
             threshold: Confidence threshold in (0, 1] for Fast-dLLM-style parallel decoding (adaptive calls).
             num_registers: k ≤ K registers shown to the demasker (default K).
-            prior_steps: DDIM steps of the unconditional prior.
-            conditional_prior_steps: DDIM steps of the conditional prior (default `prior_steps`).
-            eta: DDIM η of the priors.
+            prior_steps: Sampling steps of the unconditional prior (default: the distilled prior's `distilled_steps`
+                when it is used, else the pipeline's `default_prior_steps`).
+            conditional_prior_steps: Steps of the conditional prior (default `prior_steps`, else as above).
+            eta: DDIM η of the priors (DDIM only).
             refresh_at: Fractions of the MDM trajectory at which ConWithinDisc resamples z₀ from the conditional prior
                 on h_φ of the visible tokens (paper: `[0.5]`).
             registers: Use these registers `(B, ≥k, d)` instead of sampling/encoding them (e.g. `decode`).
@@ -508,6 +590,10 @@ class CrocodilPipeline(DiffusionPipeline):
                 written after the end; the call stops once every sample has ended). Default: on with `prompt`.
             eos_penalty: Lower the EOS logit by this much at every step (its probability × e^−penalty), against
                 the degenerate greedy output of a weak demasker that is all EOS (an empty program). 0 = off.
+            prior_scheduler: The priors' sampler for this call: a `PRIOR_SOLVERS` name (`"ddim"`, `"dpmsolver++"`,
+                `"unipc"`, built on `self.scheduler`'s schedule) or a scheduler; default `self.scheduler`.
+            use_distilled_prior: Sample z₀ with the distilled students (`distilled_prior`,
+                `distilled_conditional_prior`) instead of their teachers; default: whenever the pipeline has them.
 
         Examples:
             ```python
@@ -544,6 +630,8 @@ class CrocodilPipeline(DiffusionPipeline):
             prior_steps=prior_steps,
             conditional_prior_steps=prior_steps if conditional_prior_steps is None else conditional_prior_steps,
             eta=eta,
+            prior_scheduler=self.scheduler if prior_scheduler is None else prior_scheduler,
+            use_distilled_prior=use_distilled_prior,
             refresh_at=refresh_at,
             generator=generator,
             nfe=NFEBreakdown(),
@@ -705,8 +793,8 @@ class CrocodilPipeline(DiffusionPipeline):
         condition = self.encoder(**self._visible_condition(canvas, run)).registers  # h_φ(x_t), visible tokens only
         run.nfe.encoder_calls += 1
         sampled = sample_registers(
-            self.conditional_prior,
-            self.scheduler,
+            run.conditional_prior,
+            run.prior_scheduler,
             canvas.shape[0],
             num_inference_steps=run.conditional_prior_steps,
             eta=run.eta,
@@ -748,7 +836,8 @@ class CrocodilPipeline(DiffusionPipeline):
         demasker = forward_flops(self.demasker, canvas_len + prefix)
         prior = forward_flops(self.prior, self.prior.config.num_registers)
         encoder = forward_flops(self.encoder, canvas_len + self.encoder.config.num_registers - 1)
-        nfe.total = nfe.demasker_calls + (nfe.prior_calls * prior + nfe.encoder_calls * encoder) / demasker
+        nfe.prior_total = nfe.prior_calls * prior / demasker
+        nfe.total = nfe.demasker_calls + nfe.prior_total + nfe.encoder_calls * encoder / demasker
 
     # ------------------------------------------------------------------ register-space utilities
 

@@ -1,17 +1,31 @@
-"""DDIM sampling of register banks from the prior g_ψ (App. E), with the block-wise timestep offsets of training.
+"""Sampling register banks from the prior g_ψ (App. E) with the block-wise timestep offsets of training, by DDIM or
+any of diffusers' multistep solvers.
 
-Every register follows the DDIM update of diffusers' `DDIMScheduler.step` (x₀-prediction, `clip_sample=False`) at its
-own effective time t_b = clip(τ + Δ_b·T): later blocks lag behind earlier ones and the base grid is extended by just
-enough steps for the last block to reach t = 0. Without offsets this is exactly `DDIMScheduler.step` on every step.
+Every register block b runs at its own effective time t_b = clip(τ + Δ_b·T) of a shared base grid τ: later blocks lag
+behind earlier ones and the base grid is extended by just enough steps for the last block to reach t = 0. One prior
+call per base step evaluates all registers at their own times. Then:
+
+- DDIM (`DDIMScheduler`): every register follows the update of `DDIMScheduler.step` (x₀-prediction,
+  `clip_sample=False`) at its own time, `ddim_register_step`. Without offsets this is exactly `DDIMScheduler.step`.
+- A multistep solver (`DPMSolverMultistepScheduler`, `UniPCMultistepScheduler`): each block gets its own copy of the
+  scheduler, set to that block's shifted grid, and its `step` runs on the block's slice whenever the block's time
+  moves. The solver maths stays in diffusers; without offsets this is exactly the scheduler's own sampling loop.
+
+`PRIOR_SOLVERS` names the solvers; `make_prior_scheduler("dpmsolver++", pipe.scheduler.config)` builds one that keeps
+the pipeline's training schedule.
 """
 
+import inspect
 import math
 from dataclasses import dataclass
 
+import diffusers
 import torch
 from diffusers import DDIMScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
+from . import PRIOR_SOLVER_SPECS
 from ..modeling.modeling_register_encoder import normalize_registers
 from ..modeling.modeling_register_prior import (  # noqa: F401  (scheduler factories re-exported)
     RegisterPriorTransformer,
@@ -20,19 +34,66 @@ from ..modeling.modeling_register_prior import (  # noqa: F401  (scheduler facto
 )
 
 
-def check_sampling_scheduler(scheduler: DDIMScheduler, prior: RegisterPriorTransformer) -> None:
-    """Raise `ValueError` if the scheduler cannot drive an x₀-predicting register prior."""
-    if not isinstance(scheduler, DDIMScheduler):
-        raise TypeError(f"`scheduler` must be a DDIMScheduler, got {type(scheduler).__name__}.")
+# solver name -> (diffusers scheduler class, config it needs on top of the pipeline's schedule)
+PRIOR_SOLVERS: dict[str, tuple[type, dict]] = {
+    name: (getattr(diffusers, cls), extra) for name, (cls, extra) in PRIOR_SOLVER_SPECS.items()
+}
+# grids other than the timestep grid (Karras, exponential, … sigmas) cannot carry per-block offsets
+_GRID_OPTIONS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "use_flow_sigmas")
+
+
+def solver_name(scheduler) -> str:
+    """The `PRIOR_SOLVERS` name of a scheduler instance (its class), or its class name if it is none of them."""
+    for name, (cls, _) in PRIOR_SOLVERS.items():
+        if type(scheduler) is cls:
+            return name
+    return type(scheduler).__name__
+
+
+def make_prior_scheduler(solver: str | SchedulerMixin, config) -> SchedulerMixin:
+    """A prior sampler by `PRIOR_SOLVERS` name, on the schedule of `config` (T, betas, spacing: a pipeline's
+    `scheduler.config`); an instance is returned as it is.
+
+    Example:
+        ```python
+        >>> dpm = make_prior_scheduler("dpmsolver++", make_sampling_scheduler().config)
+        >>> type(dpm).__name__, dpm.config.prediction_type, dpm.config.timestep_spacing
+        ('DPMSolverMultistepScheduler', 'sample', 'trailing')
+        ```
+    """
+    if not isinstance(solver, str):
+        return solver
+    if solver not in PRIOR_SOLVERS:
+        raise ValueError(f"unknown prior solver {solver!r}; choose one of {', '.join(PRIOR_SOLVERS)}.")
+    cls, extra = PRIOR_SOLVERS[solver]
+    keep = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+    keep = {k: v for k, v in keep.items() if k in inspect.signature(cls.__init__).parameters}
+    return cls.from_config({**keep, **extra, "prediction_type": "sample"})
+
+
+def check_sampling_scheduler(scheduler, prior: RegisterPriorTransformer) -> None:
+    """Raise `TypeError` / `ValueError` if the scheduler cannot drive an x₀-predicting register prior."""
+    classes = {cls: name for name, (cls, _) in PRIOR_SOLVERS.items()}
+    if type(scheduler) not in classes:
+        raise TypeError(
+            f"the prior's scheduler must be one of {', '.join(c.__name__ for c in classes)} "
+            f"(`prior_scheduler=` takes {', '.join(PRIOR_SOLVERS)}), got {type(scheduler).__name__}."
+        )
     config = scheduler.config
     if config.prediction_type != "sample":
         raise ValueError(
             f"the register prior predicts x₀: `scheduler.prediction_type` must be 'sample', got "
             f"{config.prediction_type!r}."
         )
-    if config.clip_sample or config.thresholding:
+    if config.get("clip_sample") or config.get("thresholding"):
         raise ValueError(
             "`scheduler.clip_sample` and `scheduler.thresholding` must be False: registers are not images in [-1, 1]."
+        )
+    on = [option for option in _GRID_OPTIONS if config.get(option)]
+    if on:
+        raise ValueError(
+            f"`scheduler.{on[0]}` must be False: the prior samples on the timestep grid, where each register block "
+            "takes its own offset."
         )
     if config.num_train_timesteps != prior.config.num_train_timesteps:
         raise ValueError(
@@ -113,11 +174,11 @@ def sample_registers(
 
     Args:
         prior: The (conditional) register prior.
-        scheduler: A `DDIMScheduler` with `prediction_type="sample"` and `clip_sample=False`; its
+        scheduler: A `PRIOR_SOLVERS` scheduler (DDIM, DPM-Solver++, UniPC) with `prediction_type="sample"`; its
             `timestep_spacing` sets the grid.
         batch_size: Number of banks.
-        num_inference_steps: DDIM steps of the base grid.
-        eta: DDIM stochasticity.
+        num_inference_steps: Steps of the base grid.
+        eta: DDIM stochasticity (DDIM only).
         generator: A generator, or a list with one per bank (each bank then reproducible alone or in a batch).
         encoder_hidden_states: `(B, L, c)` conditioning for a conditional prior.
         encoder_attention_mask: `(B, L)` validity of the conditioning tokens.
@@ -140,6 +201,8 @@ def sample_registers(
         raise ValueError(f"`num_inference_steps` must be >= 1, got {num_inference_steps}.")
     if eta < 0:
         raise ValueError(f"`eta` must be >= 0, got {eta}.")
+    if eta > 0 and not isinstance(scheduler, DDIMScheduler):
+        raise ValueError(f"`eta` is DDIM's stochasticity; the {solver_name(scheduler)} prior solver takes eta=0.")
     if isinstance(generator, list) and len(generator) != batch_size:
         raise ValueError(f"got {len(generator)} generators for a batch of {batch_size}.")
     if encoder_hidden_states is not None and not prior.is_conditional:
@@ -156,31 +219,84 @@ def sample_registers(
         raise ValueError(f"`latents` must have shape {shape}, got {tuple(latents.shape)}.")
     sample = latents.to(device=device, dtype=dtype)
 
+    base, shift = _offset_grid(scheduler, num_inference_steps, prior, device)
+    condition = {"encoder_hidden_states": encoder_hidden_states, "encoder_attention_mask": encoder_attention_mask}
+    if isinstance(scheduler, DDIMScheduler):
+        stride = scheduler.config.num_train_timesteps // num_inference_steps
+        for tau in base:
+            timesteps = _shifted(tau, shift, batch_size, scheduler.config.num_train_timesteps)  # < 0: block finished
+            prev = _shifted(tau - stride, shift, batch_size, scheduler.config.num_train_timesteps)
+            x0 = prior(sample, timesteps.clamp(min=0), **condition).sample
+            sample = ddim_register_step(scheduler, x0, timesteps, prev, sample, eta=eta, generator=generator)
+    else:
+        sample = _sample_multistep(prior, scheduler, base, shift, sample, condition, generator)
+    registers = normalize_registers(sample) if renormalize else sample
+    return RegisterSamples(registers=registers, num_prior_calls=len(base))
+
+
+def _offset_grid(scheduler, num_inference_steps: int, prior: RegisterPriorTransformer, device):
+    """The base grid τ (the scheduler's own `set_timesteps` grid, extended at its stride until the most-offset block
+    reaches t = 0) and the per-register shifts Δ_b·T `(1, K)` (zeros without offsets)."""
     scheduler.set_timesteps(num_inference_steps, device=device)
     num_train = scheduler.config.num_train_timesteps
-    stride = num_train // scheduler.num_inference_steps
+    stride = num_train // num_inference_steps
     base = scheduler.timesteps.long().tolist()
     max_shift = round(max(prior.offsets) * num_train) if prior.offsets else 0
     base += [base[-1] - stride * (i + 1) for i in range(math.ceil(max_shift / stride))]
-
-    # Δ_b·T per register, (1, K); zeros without offsets
     shift = (
         prior.register_timesteps(torch.zeros(1, dtype=torch.long, device=device))
         if prior.offsets
-        else (torch.zeros(1, config.num_registers, dtype=torch.long, device=device))
+        else torch.zeros(1, prior.config.num_registers, dtype=torch.long, device=device)
     )
-    for tau in base:
-        timesteps = _shifted(tau, shift, batch_size, num_train)  # (B, K); < 0 once a block has finished
-        prev = _shifted(tau - stride, shift, batch_size, num_train)
-        x0 = prior(
-            sample,
-            timesteps.clamp(min=0),
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask,
-        ).sample
-        sample = ddim_register_step(scheduler, x0, timesteps, prev, sample, eta=eta, generator=generator)
-    registers = normalize_registers(sample) if renormalize else sample
-    return RegisterSamples(registers=registers, num_prior_calls=len(base))
+    return base, shift
+
+
+def _set_grid(scheduler, grid: list[int], device) -> None:
+    """Set a multistep scheduler to an explicit decreasing timestep grid: `set_timesteps(timesteps=)` where the
+    scheduler takes it (DPM-Solver), else its own `set_timesteps(n)` with the grid and its σ's put in place (UniPC)."""
+    if "timesteps" in inspect.signature(scheduler.set_timesteps).parameters:
+        scheduler.set_timesteps(timesteps=grid, device=device)
+        return
+    scheduler.set_timesteps(len(grid), device=device)
+    if scheduler.timesteps.tolist() == list(grid):
+        return  # the scheduler's own grid (a block without offset)
+    alphas = scheduler.alphas_cumprod[torch.tensor(grid)].double()
+    if scheduler.config.final_sigmas_type == "sigma_min":
+        last = ((1 - scheduler.alphas_cumprod[0]) / scheduler.alphas_cumprod[0]) ** 0.5
+    else:
+        last = torch.zeros(())
+    sigmas = torch.cat([((1 - alphas) / alphas) ** 0.5, last.double().view(1)])
+    scheduler.sigmas = sigmas.float()
+    scheduler.timesteps = torch.tensor(grid, dtype=torch.int64, device=device)
+
+
+def _sample_multistep(prior, scheduler, base: list[int], shift: torch.Tensor, sample, condition, generator):
+    """Lockstep sampling with one copy of a multistep `scheduler` per offset block (see the module docstring)."""
+    num_train = scheduler.config.num_train_timesteps
+    batch_size = sample.shape[0]
+    blocks = []  # (register slice, {base-step index: block time}, its scheduler)
+    values, counts = torch.unique_consecutive(shift[0], return_counts=True)
+    start = 0
+    for value, count in zip(values.tolist(), counts.tolist()):
+        times = [min(tau + value, num_train - 1) for tau in base]
+        # the block steps where its time is valid and moves on: not while it waits at T−1, not once finished
+        steps = {i: t for i, t in enumerate(times) if t >= 0 and (i + 1 == len(times) or times[i + 1] < t)}
+        block_scheduler = type(scheduler).from_config(scheduler.config)
+        _set_grid(block_scheduler, list(steps.values()), sample.device)
+        blocks.append((slice(start, start + count), steps, block_scheduler))
+        start += count
+    noise = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    for i, tau in enumerate(base):
+        timesteps = _shifted(tau, shift, batch_size, num_train).clamp(min=0)
+        x0 = prior(sample, timesteps, **condition).sample
+        new = sample.clone()  # never written in place: a solver keeps views of the samples it was given
+        for registers, steps, block_scheduler in blocks:
+            if i in steps:
+                new[:, registers] = block_scheduler.step(
+                    x0[:, registers], steps[i], sample[:, registers], **noise
+                ).prev_sample
+        sample = new
+    return sample
 
 
 def _shifted(base_time: int, shift: torch.Tensor, batch_size: int, num_train: int) -> torch.Tensor:
@@ -189,10 +305,13 @@ def _shifted(base_time: int, shift: torch.Tensor, batch_size: int, num_train: in
 
 
 __all__ = [
+    "PRIOR_SOLVERS",
     "RegisterSamples",
     "check_sampling_scheduler",
     "ddim_register_step",
     "make_noise_scheduler",
+    "make_prior_scheduler",
     "make_sampling_scheduler",
     "sample_registers",
+    "solver_name",
 ]

@@ -12,6 +12,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..checks import check_number
+from ..pipelines import PRIOR_SOLVER_NAMES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -141,6 +142,14 @@ class CrocodilTrainingArguments(TrainingArguments):
     prompt_suffix_prob: float = field(
         default=0.0, metadata={"help": "Of the prompted examples, the share that also keep a suffix visible (infill)."}
     )
+    teacher_solver: str = field(
+        default="dpmsolver++",
+        metadata={"help": "prior distillation: the teacher's sampler.", "choices": list(PRIOR_SOLVER_NAMES)},
+    )
+    teacher_steps: int = field(default=20, metadata={"help": "prior distillation: the teacher's sampling steps."})
+    distilled_steps: int = field(
+        default=2, metadata={"help": "prior distillation: the steps the student is distilled for (its default)."}
+    )
     remove_unused_columns: bool = False
 
     def __post_init__(self):
@@ -161,6 +170,8 @@ class CrocodilTrainingArguments(TrainingArguments):
             ("lora_dropout", 0, 1, False),
             ("num_train_timesteps", 1, None, True),
             ("registers_batch_size", 1, None, True),
+            ("teacher_steps", 1, None, True),
+            ("distilled_steps", 1, None, True),
             ("save_steps", 0, None, False),
             ("logging_steps", 0, None, False),
         ):

@@ -232,9 +232,83 @@ class RegisterPriorObjective(TrainingObjective):
         return {"loss": loss}
 
 
+class PriorDistillObjective(RegisterPriorObjective):
+    """`crocodil train prior-distill` / `conditional-prior-distill`: a few-step student of a trained register prior.
+
+    Reflow-style distillation on teacher couplings (Luhman & Luhman 2021; Liu et al. 2023): for noise ε the frozen
+    teacher samples z₀* = Φ(ε [| c]) with `teacher_steps` steps of `teacher_scheduler` (its deterministic ODE map).
+    Every point of the line z_t = √ᾱ_t z₀* + √(1−ᾱ_t) ε̂, ε̂ = (ε − √ᾱ_{T−1} z₀*)/√(1−ᾱ_{T−1}), has z_T ≈ ε and
+    target z₀*; the student g(z_t, t [| c]) is trained on it with the prior's own x₀ loss, block offsets included.
+    A sampler whose x₀-predictions are exactly z₀* stays on that line (DDIM and DPM-Solver++ both), so one step from
+    pure noise already lands on the teacher's sample. Half of the base times are drawn from the student's own
+    `distilled_steps` grid (the points it is evaluated at), half uniformly (so it stays usable at other step counts).
+    The condition of a conditional prior is drawn as in `RegisterPriorObjective`.
+    """
+
+    def __init__(
+        self,
+        student: RegisterPriorTransformer,
+        teacher: RegisterPriorTransformer,
+        teacher_scheduler,
+        teacher_steps: int,
+        encoder: RegisterEncoderModel | None = None,
+        grid_fraction: float = 0.5,
+    ):
+        super().__init__(student, encoder)
+        from ..pipelines.prior_sampling import check_sampling_scheduler
+
+        check_sampling_scheduler(teacher_scheduler, teacher)
+        if student.config.distilled_steps is None:
+            raise ValueError("the student prior needs `distilled_steps` in its config (the steps it is distilled for).")
+        self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher_scheduler, self.teacher_steps, self.grid_fraction = teacher_scheduler, teacher_steps, grid_fraction
+        from ..pipelines.prior_sampling import _offset_grid
+
+        grid, _ = _offset_grid(teacher_scheduler, student.config.distilled_steps, student, "cpu")
+        self.register_buffer("student_grid", torch.tensor(grid, dtype=torch.long), persistent=False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(
+        self, registers, input_ids=None, encoder_attention_mask=None, row_seeds=None
+    ) -> dict[str, torch.Tensor]:
+        from ..pipelines.prior_sampling import sample_registers
+        from .losses import integers, normal
+        from .prior_loss import sample_base_timesteps
+
+        generator = _generators(row_seeds)
+        condition = None
+        if self.encoder is not None:
+            if input_ids is None:
+                raise ValueError("the conditional prior needs the programs' `input_ids` next to their registers.")
+            condition = self.condition(input_ids, encoder_attention_mask.bool(), generator)
+        batch_size, device = registers.shape[0], registers.device
+        noise = normal(tuple(registers.shape), generator, device).to(registers.dtype)
+        with torch.no_grad():
+            target = sample_registers(
+                self.teacher, self.teacher_scheduler, batch_size, num_inference_steps=self.teacher_steps,
+                latents=noise, encoder_hidden_states=condition, renormalize=False,
+            ).registers  # fmt: skip
+        alpha_end = self.noise_scheduler.alphas_cumprod[-1].to(device)
+        line_noise = (noise - alpha_end**0.5 * target) / (1 - alpha_end) ** 0.5
+        uniform_times = sample_base_timesteps(self.prior, batch_size, generator=generator, device=device)
+        grid = self.student_grid.to(device)
+        grid_times = grid[integers(0, len(grid), (batch_size,), generator, device)]
+        on_grid = uniform((batch_size,), generator, device) < self.grid_fraction
+        loss = register_prior_loss(
+            self.prior, self.noise_scheduler, target, encoder_hidden_states=condition, generator=generator,
+            noise=line_noise, base_timesteps=torch.where(on_grid, grid_times, uniform_times),
+        )  # fmt: skip
+        return {"loss": loss}
+
+
 __all__ = [
     "AutoencoderObjective",
     "MaskedDiffusionObjective",
+    "PriorDistillObjective",
     "RegisterPriorObjective",
     "TrainingObjective",
 ]

@@ -24,6 +24,8 @@ def register_prior_loss(
     encoder_hidden_states: torch.Tensor | None = None,
     encoder_attention_mask: torch.Tensor | None = None,
     generator: Generator = None,
+    noise: torch.Tensor | None = None,
+    base_timesteps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L_cont(ψ) = E‖g_ψ(z_t, t [| h_φ(x⁽ʳ⁾)]) − z₀‖² with z_t from `DDPMScheduler.add_noise`, per-block times.
 
@@ -34,6 +36,9 @@ def register_prior_loss(
         encoder_hidden_states: `(B, L, c)` conditioning h_φ(x⁽ʳ⁾) for the conditional prior.
         encoder_attention_mask: `(B, L)` validity of the conditioning tokens.
         generator: Optional generator for t and the noise.
+        noise: `(B, K, d)` the ε of z_t = √ᾱ_t z₀ + √(1−ᾱ_t) ε, drawn from `generator` when omitted (distillation
+            passes the ε that puts z_t on a teacher trajectory's line).
+        base_timesteps: `(B,)` base times (block offsets are added), drawn by `sample_base_timesteps` when omitted.
 
     Returns:
         The scalar MSE, averaged over registers and dimensions.
@@ -44,9 +49,12 @@ def register_prior_loss(
             f"prior's ({prior.config.num_train_timesteps})."
         )
     batch_size = registers.shape[0]
-    base = sample_base_timesteps(prior, batch_size, generator=generator, device=registers.device)
+    base = base_timesteps
+    if base is None:
+        base = sample_base_timesteps(prior, batch_size, generator=generator, device=registers.device)
     timesteps = prior.register_timesteps(base)  # (B, K)
-    noise = normal(tuple(registers.shape), generator, registers.device).to(registers.dtype)
+    if noise is None:
+        noise = normal(tuple(registers.shape), generator, registers.device).to(registers.dtype)
     noisy = add_register_noise(noise_scheduler, registers, noise, timesteps)
     pred = prior(
         noisy, timesteps, encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask

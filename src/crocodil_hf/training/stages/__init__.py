@@ -13,6 +13,8 @@ STAGES = {
     "registers": "registers:run",
     "prior": "prior:run_unconditional",
     "conditional-prior": "prior:run_conditional",
+    "prior-distill": "prior:run_distill_unconditional",
+    "conditional-prior-distill": "prior:run_distill_conditional",
 }
 
 

@@ -1,5 +1,6 @@
 """Stages 2 and 3, `crocodil train prior` / `crocodil train conditional-prior`: the register prior g_ψ on the banks
-of the `registers` stage (App. E; the conditional prior as ConWithinDisc needs it). Output: a
+of the `registers` stage (App. E; the conditional prior as ConWithinDisc needs it); and their few-step students,
+`crocodil train prior-distill` / `conditional-prior-distill` (`PriorDistillObjective`). Output: a
 `RegisterPriorTransformer` directory."""
 
 import json
@@ -65,6 +66,44 @@ def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
     trainer, result = train(objective, args, registers["train"], collator, resume)
     save_stage(trainer, objective, {"prior": ""}, {"stage": stage, "metrics": result.metrics})
     return args.output_dir
+
+
+def _run_distill(stage: str, model_args, data_args, args, resume: str | None) -> str:
+    """A few-step student of the `--init_from` pipeline's (conditional) prior, initialised from the teacher's weights."""
+    from ...pipelines.prior_sampling import make_prior_scheduler
+    from ..objectives import PriorDistillObjective
+
+    conditional = stage == "conditional-prior-distill"
+    component = "conditional_prior" if conditional else "prior"
+    if model_args.init_from is None:
+        raise ValueError(f"`{stage}` distils a trained pipeline's {component}: pass `--init_from PIPELINE`.")
+    registers, info = load_registers(data_args.registers_dir)
+    init = init_components(model_args, component, "scheduler")
+    teacher = RegisterPriorTransformer.from_pretrained(init[component])
+    if teacher.config.distilled_steps is not None:
+        raise ValueError(f"the {component} of {model_args.init_from} is already a distilled student; distil its teacher.")
+    student = RegisterPriorTransformer.from_pretrained(init[component])
+    student.register_to_config(distilled_steps=args.distilled_steps)
+    scheduler_config = json.loads(Path(init["scheduler"], "scheduler_config.json").read_text())
+    teacher_scheduler = make_prior_scheduler(args.teacher_solver, scheduler_config)
+    encoder, collator = None, RegisterCollator()
+    if conditional:
+        encoder = RegisterEncoderModel.from_pretrained(model_args.encoder_name_or_path or info["encoder"])
+        collator = RegisterCollator(info["eos_token_id"], info["max_length"])
+    objective = PriorDistillObjective(student, teacher, teacher_scheduler, args.teacher_steps, encoder)
+    trainer, result = train(objective, args, registers["train"], collator, resume)
+    record = {"stage": stage, "metrics": result.metrics, "teacher": init[component], "teacher_solver": args.teacher_solver,
+              "teacher_steps": args.teacher_steps, "distilled_steps": args.distilled_steps}  # fmt: skip
+    save_stage(trainer, objective, {"prior": ""}, record)
+    return args.output_dir
+
+
+def run_distill_unconditional(model_args, data_args, args, resume: str | None) -> str:
+    return _run_distill("prior-distill", model_args, data_args, args, resume)
+
+
+def run_distill_conditional(model_args, data_args, args, resume: str | None) -> str:
+    return _run_distill("conditional-prior-distill", model_args, data_args, args, resume)
 
 
 def run_unconditional(model_args, data_args, args, resume: str | None) -> str:

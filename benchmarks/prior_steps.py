@@ -1,0 +1,249 @@
+"""Few-step register priors: quality and cost of each prior solver and of the distilled students, per prior step count.
+
+For each solver (`ddim`, `dpmsolver++`, `unipc`: the `PRIOR_SOLVERS` of the pipeline, block offsets included) and for
+the distilled students (`distilled`: `crocodil train prior-distill` / `conditional-prior-distill`), at each prior step
+count:
+
+* register PRDC of banks sampled from the unconditional prior against the encoded validation registers (the
+  `registers` stage's validation split), per register and averaged (App. E);
+* downstream: MAUVE, Gen-PPL and unigram entropy of ConThenDisc and ConWithinDisc samples at fixed demasker steps,
+  against held-out programs (the same references, seeds and scorer for every point);
+  (at the `--downstream-steps` only: the other step counts get PRDC and the FLOP share);
+* cost: the priors' share of a sample's FLOPs (`nfe["prior_total"] / nfe["total"]`, the pipeline's own accounting),
+  their share of wall time (forward hooks on the prior modules), and end-to-end seconds per sample.
+
+Run-to-run noise: the 50-step DDIM reference is repeated with other seeds (`--noise-seeds`); the MAUVE and PRDC spread
+of those repeats is the noise the choice of defaults is held to. The recommended default is the cheapest setting
+(fewest prior FLOPs) whose PRDC (precision, recall, density, coverage) is each within 0.02 of 50-step DDIM and whose
+MAUVE, in both modes, is within the measured noise of it.
+
+Usage:
+    python benchmarks/prior_steps.py --registers-dir runs/tiny-python/registers \
+        [--pipeline crocodil-python-tiny] [--distilled-prior DIR --distilled-conditional-prior DIR] \
+        [--prior-steps 1,2,4,8,16,50] [--solvers ddim,dpmsolver++,unipc,distilled] [--num-banks 512] \
+        [--num-samples 64] [--steps 16] [--noise-seeds 2] [--output-dir runs/bench/prior-steps]
+Prints one JSON object; writes `prior_steps.json`, `prior_steps_prdc.png` and `prior_steps_mauve.png`.
+"""
+
+import argparse
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from common import load_pipeline, load_scorer_and_references, seeded_generators, summary_row, with_components
+from common import write_result
+
+from crocodil_hf import RegisterPriorTransformer
+from crocodil_hf.evaluation.prior_metrics import register_prdc
+from crocodil_hf.evaluation.sweep import run_sweep
+from crocodil_hf.pipelines.prior_sampling import make_prior_scheduler, sample_registers, solver_name
+
+PRDC_KEYS = ("precision", "recall", "density", "coverage")
+MODES = ("con_then_disc", "con_within_disc")
+
+
+@contextmanager
+def timed_modules(modules):
+    """Seconds spent inside the forwards of `modules` while the block runs (`clock["seconds"]`)."""
+    clock, starts, handles = {"seconds": 0.0}, {}, []
+    for module in modules:
+        handles.append(module.register_forward_pre_hook(lambda m, *_: starts.__setitem__(id(m), time.perf_counter())))
+        handles.append(
+            module.register_forward_hook(
+                lambda m, *_: clock.__setitem__("seconds", clock["seconds"] + time.perf_counter() - starts[id(m)])
+            )
+        )
+    try:
+        yield clock
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def real_registers(registers_dir: str, count: int) -> torch.Tensor:
+    from datasets import load_from_disk
+
+    validation = load_from_disk(registers_dir)["validation"].with_format("torch")
+    return validation[: min(count, len(validation))]["registers"].float()
+
+
+def measure(pipe, solver: str, steps: int, real, scorer, references, args, seed: int = 0, downstream=True) -> list:
+    """One row per mode: PRDC of the unconditional prior's banks, FLOP share; with `downstream`, the sample metrics
+    and wall-time figures of `args.num_samples` samples per mode (else one sample per mode, for the FLOP share).
+    Each point is kept in `<output-dir>/points/` with its settings and reused by a rerun with the same settings (a
+    killed run resumes; a rerun with more `--solvers` measures only the new points)."""
+    import json
+
+    settings = {k: getattr(args, k) for k in ("pipeline", "num_banks", "num_samples", "steps", "gen_length",
+                                              "distilled_prior", "distilled_conditional_prior")}  # fmt: skip
+    key = f"{solver}-{steps}-{seed}-{'full' if downstream else 'prdc'}".replace("+", "p")
+    cache = Path(args.output_dir, "points", f"{key}.json")
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored["settings"] == settings:
+            return stored["rows"]
+    rows = _measure(pipe, solver, steps, real, scorer, references, args, seed, downstream)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+    return rows
+
+
+def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstream) -> list:
+    distilled = solver == "distilled"
+    prior = pipe.distilled_prior if distilled else pipe.prior
+    scheduler = pipe.scheduler if distilled else make_prior_scheduler(solver, pipe.scheduler.config)
+    fake = sample_registers(
+        prior, scheduler, len(real), num_inference_steps=steps, generator=seeded_generators(len(real), 10_000 + seed)
+    ).registers
+    prdc = register_prdc(real, fake)
+    call = {"prior_scheduler": scheduler, "use_distilled_prior": distilled}
+    label = f"distilled ({solver_name(scheduler)})" if distilled else solver
+    if not downstream:
+        rows = []
+        for mode in MODES:
+            out = pipe(mode=mode, num_samples=1, gen_length=args.gen_length, steps=args.steps, prior_steps=steps, **call)
+            rows.append({"solver": label, "mode": mode, "prior_steps": steps, "prior_calls": out.nfe["prior_calls"],
+                         "nfe_total": round(out.nfe["total"], 2),
+                         "prior_flop_share": round(out.nfe["prior_total"] / out.nfe["total"], 4)})  # fmt: skip
+    else:
+        priors = (pipe.prior, pipe.conditional_prior, pipe.distilled_prior, pipe.distilled_conditional_prior)
+        with timed_modules([m for m in priors if m is not None]) as clock:
+            sweep = run_sweep(
+                pipe, scorer, list(MODES), [args.steps], None, args.gen_length, args.num_samples, args.batch_size,
+                steps, references, seed, compute_mauve=True, call_kwargs=call,
+            )  # fmt: skip
+        wall = sum(p["wall_time"] for p in sweep["points"])
+        rows = []
+        for point in sweep["points"]:
+            row = summary_row(point, solver=label)
+            row.update(
+                prior_steps=steps,
+                seed=seed,
+                prior_flop_share=round(point["nfe"]["prior_total"] / point["nfe"]["total"], 4),
+                seconds_per_sample=round(point["wall_time"] / args.num_samples, 4),
+                prior_wall_share=round(clock["seconds"] / wall, 4),  # both modes together
+            )
+            rows.append(row)
+    for row in rows:
+        row.update({f"register_{k}": round(prdc[k], 4) for k in PRDC_KEYS})
+    return rows
+
+
+def recommend(rows: list[dict], reference: list[dict], noise: dict) -> dict | None:
+    """The cheapest (solver, steps) within 0.02 PRDC and within the MAUVE noise of 50-step DDIM, in both modes."""
+    ref = {r["mode"]: r for r in reference}
+    candidates = {}
+    for row in rows:
+        candidates.setdefault((row["solver"], row["prior_steps"]), []).append(row)
+    passing = []
+    for (solver, steps), pair in candidates.items():
+        close_prdc = all(abs(pair[0][f"register_{k}"] - ref[MODES[0]][f"register_{k}"]) <= 0.02 for k in PRDC_KEYS)
+        close_mauve = all(
+            "mauve" in r and abs(r["mauve"] - ref[r["mode"]]["mauve"]) <= noise[r["mode"]] for r in pair
+        )
+        if close_prdc and close_mauve:
+            passing.append((max(r["prior_flop_share"] for r in pair), solver, steps))
+    if not passing:
+        return None
+    share, solver, steps = min(passing)
+    return {"solver": solver, "prior_steps": steps, "prior_flop_share": share}
+
+
+def plot(rows: list[dict], metric: str, path: Path, title: str, mode: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for solver in dict.fromkeys(r["solver"] for r in rows):
+        for m in [mode] if mode else MODES:
+            pts = sorted(
+                (r["prior_steps"], r[metric])
+                for r in rows
+                if r["solver"] == solver and r["mode"] == m and r.get(metric) is not None
+            )
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=f"{solver}" + ("" if mode else f" / {m}"))
+    ax.set_xscale("log")
+    ax.set_xlabel("prior steps")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", default="crocodil-python-tiny")
+    parser.add_argument("--registers-dir", required=True, help="output of `crocodil train registers` (validation)")
+    parser.add_argument("--distilled-prior", help="a `prior-distill` output, if the pipeline has none")
+    parser.add_argument("--distilled-conditional-prior", help="a `conditional-prior-distill` output")
+    parser.add_argument("--solvers", default="ddim,dpmsolver++,unipc,distilled")
+    parser.add_argument("--prior-steps", default="1,2,4,8,16,50")
+    parser.add_argument("--distilled-steps", default="1,2,4", help="prior steps of the distilled students")
+    parser.add_argument(
+        "--downstream-steps", default="1,2,4,8,16,50", help="prior steps that also get the sample metrics (MAUVE, …)"
+    )
+    parser.add_argument("--num-banks", type=int, default=512)
+    parser.add_argument("--num-samples", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=16, help="demasker steps of every sample")
+    parser.add_argument("--gen-length", type=int, default=64)
+    parser.add_argument("--noise-seeds", type=int, default=2, help="repeats of the 50-step DDIM point")
+    parser.add_argument("--output-dir", default="runs/bench/prior-steps")
+    args = parser.parse_args()
+
+    pipe = load_pipeline(args.pipeline)
+    if args.distilled_prior:
+        students = {"distilled_prior": RegisterPriorTransformer.from_pretrained(args.distilled_prior).eval()}
+        if args.distilled_conditional_prior:
+            path = args.distilled_conditional_prior
+            students["distilled_conditional_prior"] = RegisterPriorTransformer.from_pretrained(path).eval()
+        pipe = with_components(pipe, **students)
+    solvers = [s for s in args.solvers.split(",") if s and (s != "distilled" or pipe.distilled_prior is not None)]
+    real = real_registers(args.registers_dir, args.num_banks)
+    scorer, references = load_scorer_and_references(pipe, args.num_samples, args.gen_length)
+
+    reference = measure(pipe, "ddim", 50, real, scorer, references, args)
+    repeats = [measure(pipe, "ddim", 50, real, scorer, references, args, seed=1000 * (i + 1))
+               for i in range(args.noise_seeds)]  # fmt: skip
+    noise = {}
+    for mode in MODES:
+        values = [r["mauve"] for rows in [reference, *repeats] for r in rows if r["mode"] == mode]
+        noise[mode] = round(max(values) - min(values), 4)  # the spread of the repeats
+    prdc_noise = {
+        k: round(max([abs(rows[0][f"register_{k}"] - reference[0][f"register_{k}"]) for rows in repeats] or [0]), 4)
+        for k in PRDC_KEYS
+    }
+    downstream = {int(s) for s in args.downstream_steps.split(",")}
+    rows = []
+    for solver in solvers:
+        grid = args.distilled_steps if solver == "distilled" else args.prior_steps
+        for steps in [int(s) for s in grid.split(",")]:
+            if (solver, steps) == ("ddim", 50):
+                rows += reference
+            else:
+                rows += measure(pipe, solver, steps, real, scorer, references, args, downstream=steps in downstream)
+            print(rows[-1], flush=True)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    plot(rows, "register_precision", output / "prior_steps_prdc.png", "register precision (PRDC) vs prior steps",
+         mode=MODES[0])  # fmt: skip
+    plot(rows, "mauve", output / "prior_steps_mauve.png", f"MAUVE at {args.steps} demasker steps vs prior steps")
+    result = {
+        "pipeline": args.pipeline,
+        "setting": {k: v for k, v in vars(args).items() if k != "output_dir"},
+        "reference": "ddim, 50 steps",
+        "noise": {"mauve_range": noise, "prdc_max_abs_diff": prdc_noise, "repeats": repeats},
+        "recommended": recommend(rows, reference, noise),
+        "rows": rows,
+    }
+    write_result(result, output, "prior_steps.json")
+
+
+if __name__ == "__main__":
+    main()
