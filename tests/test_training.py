@@ -369,6 +369,56 @@ def test_init_from_continues_a_trained_pipeline_and_prompt_aware_stages_train(tr
         assert not any(output.glob("checkpoint-*")) and not (output / "training_complete.json").exists()
 
 
+def test_distilled_priors_train_assemble_and_generate_by_default(trained, workspace, tmp_path, capsys):
+    """`prior-distill` / `conditional-prior-distill` start from the `--init_from` pipeline's priors (at learning rate
+    0 the student ends exactly at its teacher's weights), record their step count, assemble as optional components
+    that `crocodil generate` uses by default (prior calls = the students' steps) and `--no-distilled-prior` skips;
+    without `--init_from`, or with a bad step count, the stage stops before any work."""
+    from crocodil_hf import CrocodilPipeline
+    from crocodil_hf.cli import main
+    from crocodil_hf.pipelines.assembly import assemble_pipeline
+
+    pipe = tmp_path / "pipe"
+    assemble_pipeline(trained["autoencoder"], trained["prior"], str(pipe), trained["conditional-prior"])
+    students = {}
+    for stage, component in (("prior-distill", "prior"), ("conditional-prior-distill", "conditional_prior")):
+        students[stage] = run(
+            workspace, stage, stage, init_from=str(pipe), registers_dir=trained["registers"],
+            output_dir=str(tmp_path / stage), max_steps=3, save_steps=1000, learning_rate=0.0, warmup_steps=0,
+            teacher_steps=3, distilled_steps=1, per_device_train_batch_size=4,
+        )  # fmt: skip
+        before, after = _state(pipe / component), _state(students[stage])
+        assert all(torch.equal(before[k], after[k]) for k in before)
+        record = json.loads(Path(students[stage], "training_complete.json").read_text())
+        assert record["distilled_steps"] == 1 and record["teacher_steps"] == 3
+        assert math.isfinite(record["metrics"]["train_loss"])
+    fast = tmp_path / "fast"
+    args = ["assemble", "--autoencoder", trained["autoencoder"], "--prior", trained["prior"], "--conditional-prior",
+            trained["conditional-prior"], "--distilled-prior", students["prior-distill"],
+            "--distilled-conditional-prior", students["conditional-prior-distill"], "--prior-scheduler", "dpmsolver++",
+            "--prior-steps", "3", "--output", str(fast)]  # fmt: skip
+    assert main(args) == 0
+    loaded = CrocodilPipeline.from_pretrained(fast)
+    assert loaded.distilled_prior.config.distilled_steps == 1 and loaded.config.default_prior_steps == 3
+    assert type(loaded.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    extra = 1  # the offsets' extra base step at this grid
+    for flag, prior_calls in (([], 2 * (1 + extra)), (["--no-distilled-prior"], 2 * (3 + extra))):
+        capsys.readouterr()
+        generate = ["generate", "--pipeline", str(fast), "--num-samples", "1", "--steps", "4", "--gen-length", "8"]
+        assert main(generate + flag) == 0
+        assert f"{prior_calls} prior calls" in capsys.readouterr().out
+    for values, message in (
+        (dict(init_from=None), "pass `--init_from PIPELINE`"),
+        (dict(init_from=str(fast), teacher_steps=0), "teacher_steps"),
+    ):
+        values = {"registers_dir": trained["registers"], "init_from": str(pipe), **values}
+        if values["init_from"] is None:
+            del values["init_from"]
+        with pytest.raises(ValueError, match=message):
+            run(workspace, "prior-distill", "refused-distill", output_dir=str(tmp_path / "refused"), **values)
+        assert not (tmp_path / "refused" / "training_complete.json").exists()
+
+
 def test_a_from_scratch_llada_encoder_has_no_unused_output_head(trained):
     weights = _state(Path(trained["autoencoder"]) / "encoder")
     assert "backbone.model.transformer.blocks.0.ff_out.weight" in weights  # the MLP's output projection stays
