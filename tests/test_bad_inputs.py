@@ -98,6 +98,8 @@ CLI_CASES = [
     ("block-length-0", lambda f: ["generate", "--block-length", "0"], ["--block-length", ">= 1"]),
     ("block-length-not-divisor", lambda f: ["generate", "--block-length", "7"], ["block_length", "divisor"]),
     ("prior-steps-0", lambda f: ["generate", "--prior-steps", "0"], ["--prior-steps", ">= 1"]),
+    ("prior-scheduler-unknown", lambda f: ["generate", "--prior-scheduler", "euler"], ["invalid choice", "euler"]),
+    ("distilled-prior-absent", lambda f: ["generate", "--distilled-prior"], ["no distilled prior"]),
     ("mode-unknown", lambda f: ["generate", "--mode", "bogus"], ["invalid choice", "bogus"]),
     ("extra-argument", lambda f: ["generate", "surplus"], ["unrecognized arguments", "surplus"]),
     ("output-missing-dir", lambda f: ["generate", "--output", f.path("no/such/out.jsonl")], ["does not exist"]),
