@@ -8,7 +8,7 @@ count:
   `registers` stage's validation split), per register and averaged (App. E);
 * downstream: MAUVE, Gen-PPL and unigram entropy of ConThenDisc and ConWithinDisc samples at fixed demasker steps,
   against held-out programs (the same references, seeds and scorer for every point);
-  (at the `--downstream-steps` only: the other step counts get PRDC and the FLOP share);
+  (at the `--downstream-steps` of the `--downstream-solvers` only: the other points get PRDC and the FLOP share);
 * cost: the priors' share of a sample's FLOPs (`nfe["prior_total"] / nfe["total"]`, the pipeline's own accounting),
   their share of wall time (forward hooks on the prior modules), and end-to-end seconds per sample.
 
@@ -31,8 +31,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from common import load_pipeline, load_scorer_and_references, seeded_generators, summary_row, with_components
-from common import write_result
+from common import (
+    load_pipeline,
+    load_scorer_and_references,
+    seeded_generators,
+    summary_row,
+    with_components,
+    write_result,
+)
 
 from crocodil_hf import RegisterPriorTransformer
 from crocodil_hf.evaluation.prior_metrics import register_prdc
@@ -102,7 +108,9 @@ def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstre
     if not downstream:
         rows = []
         for mode in MODES:
-            out = pipe(mode=mode, num_samples=1, gen_length=args.gen_length, steps=args.steps, prior_steps=steps, **call)
+            out = pipe(
+                mode=mode, num_samples=1, gen_length=args.gen_length, steps=args.steps, prior_steps=steps, **call
+            )
             rows.append({"solver": label, "mode": mode, "prior_steps": steps, "prior_calls": out.nfe["prior_calls"],
                          "nfe_total": round(out.nfe["total"], 2),
                          "prior_flop_share": round(out.nfe["prior_total"] / out.nfe["total"], 4)})  # fmt: skip
@@ -139,9 +147,7 @@ def recommend(rows: list[dict], reference: list[dict], noise: dict) -> dict | No
     passing = []
     for (solver, steps), pair in candidates.items():
         close_prdc = all(abs(pair[0][f"register_{k}"] - ref[MODES[0]][f"register_{k}"]) <= 0.02 for k in PRDC_KEYS)
-        close_mauve = all(
-            "mauve" in r and abs(r["mauve"] - ref[r["mode"]]["mauve"]) <= noise[r["mode"]] for r in pair
-        )
+        close_mauve = all("mauve" in r and abs(r["mauve"] - ref[r["mode"]]["mauve"]) <= noise[r["mode"]] for r in pair)
         if close_prdc and close_mauve:
             passing.append((max(r["prior_flop_share"] for r in pair), solver, steps))
     if not passing:
@@ -188,6 +194,7 @@ def main() -> None:
     parser.add_argument(
         "--downstream-steps", default="1,2,4,8,16,50", help="prior steps that also get the sample metrics (MAUVE, …)"
     )
+    parser.add_argument("--downstream-solvers", default=None, help="solvers that get them (default: all)")
     parser.add_argument("--num-banks", type=int, default=512)
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -220,6 +227,7 @@ def main() -> None:
         for k in PRDC_KEYS
     }
     downstream = {int(s) for s in args.downstream_steps.split(",")}
+    downstream_solvers = set(args.downstream_solvers.split(",")) if args.downstream_solvers else set(solvers)
     rows = []
     for solver in solvers:
         grid = args.distilled_steps if solver == "distilled" else args.prior_steps
@@ -227,7 +235,8 @@ def main() -> None:
             if (solver, steps) == ("ddim", 50):
                 rows += reference
             else:
-                rows += measure(pipe, solver, steps, real, scorer, references, args, downstream=steps in downstream)
+                full = steps in downstream and solver in downstream_solvers
+                rows += measure(pipe, solver, steps, real, scorer, references, args, downstream=full)
             print(rows[-1], flush=True)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)

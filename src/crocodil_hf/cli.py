@@ -365,7 +365,10 @@ def _prior_args(parser) -> None:
 
     parser.add_argument("--prior-steps", type=int, default=None, help="steps of the priors (default: the pipeline's)")
     parser.add_argument(
-        "--prior-scheduler", default=None, choices=PRIOR_SOLVER_NAMES, help="the priors' sampler (default: the pipeline's)"
+        "--prior-scheduler",
+        default=None,
+        choices=PRIOR_SOLVER_NAMES,
+        help="the priors' sampler (default: the pipeline's)",
     )
     parser.add_argument(
         "--distilled-prior",

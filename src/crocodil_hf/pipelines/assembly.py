@@ -43,6 +43,7 @@ def assemble_pipeline(
     if record.exists() and "max_length" in json.loads(record.read_text()):
         # the generation length the pipeline was trained for: BOS + L positions
         demasker.config.default_gen_length = json.loads(record.read_text())["max_length"] - 1
+
     def optional_prior(path):
         return RegisterPriorTransformer.from_pretrained(path) if path else None
 
@@ -50,7 +51,9 @@ def assemble_pipeline(
         demasker=demasker,
         encoder=RegisterEncoderModel.from_pretrained(str(autoencoder / "encoder")),
         prior=prior,
-        scheduler=make_prior_scheduler(prior_scheduler, make_sampling_scheduler(prior.config.num_train_timesteps).config),
+        scheduler=make_prior_scheduler(
+            prior_scheduler, make_sampling_scheduler(prior.config.num_train_timesteps).config
+        ),
         tokenizer=tokenizer,
         conditional_prior=optional_prior(conditional_prior_dir),
         encoder_tokenizer=encoder_tokenizer,

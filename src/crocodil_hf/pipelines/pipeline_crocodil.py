@@ -78,8 +78,10 @@ def check_components(
     for name in ("distilled_prior", "distilled_conditional_prior"):
         if priors[name][0] is not None and priors[name][0].config.distilled_steps is None:
             raise ValueError(f"`{name}` is not a distilled student (its config has no `distilled_steps`).")
-    for name, model in (("conditional_prior", conditional_prior), ("distilled_conditional_prior",
-                                                                      distilled_conditional_prior)):
+    for name, model in (
+        ("conditional_prior", conditional_prior),
+        ("distilled_conditional_prior", distilled_conditional_prior),
+    ):
         if model is not None and model.config.cross_attention_dim != encoder.config.register_dim:
             raise ValueError(
                 f"`{name}` attends to width {model.config.cross_attention_dim}, but the encoder's registers have "
@@ -496,7 +498,9 @@ class CrocodilPipeline(DiffusionPipeline):
         """Fill `run` with the priors, their sampler and step counts this call uses (teachers or distilled
         students), checking each: `prior_scheduler` a known solver, steps positive integers, `eta` DDIM's only."""
         check_number("`prior_steps`", run.prior_steps, minimum=1, integer=True, allow_none=True)
-        check_number("`conditional_prior_steps`", run.conditional_prior_steps, minimum=1, integer=True, allow_none=True)
+        check_number(
+            "`conditional_prior_steps`", run.conditional_prior_steps, minimum=1, integer=True, allow_none=True
+        )
         if run.use_distilled_prior not in (None, True, False):
             raise ValueError(f"`use_distilled_prior` must be True, False or None, got {run.use_distilled_prior!r}.")
         students = (self.distilled_prior, self.distilled_conditional_prior)

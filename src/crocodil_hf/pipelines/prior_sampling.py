@@ -25,14 +25,13 @@ from diffusers import DDIMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import PRIOR_SOLVER_SPECS
 from ..modeling.modeling_register_encoder import normalize_registers
 from ..modeling.modeling_register_prior import (  # noqa: F401  (scheduler factories re-exported)
     RegisterPriorTransformer,
     make_noise_scheduler,
     make_sampling_scheduler,
 )
-
+from . import PRIOR_SOLVER_SPECS
 
 # solver name -> (diffusers scheduler class, config it needs on top of the pipeline's schedule)
 PRIOR_SOLVERS: dict[str, tuple[type, dict]] = {
@@ -219,7 +218,7 @@ def sample_registers(
         raise ValueError(f"`latents` must have shape {shape}, got {tuple(latents.shape)}.")
     sample = latents.to(device=device, dtype=dtype)
 
-    base, shift = _offset_grid(scheduler, num_inference_steps, prior, device)
+    base, shift = offset_grid(scheduler, num_inference_steps, prior, device)
     condition = {"encoder_hidden_states": encoder_hidden_states, "encoder_attention_mask": encoder_attention_mask}
     if isinstance(scheduler, DDIMScheduler):
         stride = scheduler.config.num_train_timesteps // num_inference_steps
@@ -234,7 +233,7 @@ def sample_registers(
     return RegisterSamples(registers=registers, num_prior_calls=len(base))
 
 
-def _offset_grid(scheduler, num_inference_steps: int, prior: RegisterPriorTransformer, device):
+def offset_grid(scheduler, num_inference_steps: int, prior: RegisterPriorTransformer, device):
     """The base grid τ (the scheduler's own `set_timesteps` grid, extended at its stride until the most-offset block
     reaches t = 0) and the per-register shifts Δ_b·T `(1, K)` (zeros without offsets)."""
     scheduler.set_timesteps(num_inference_steps, device=device)
@@ -312,6 +311,7 @@ __all__ = [
     "make_noise_scheduler",
     "make_prior_scheduler",
     "make_sampling_scheduler",
+    "offset_grid",
     "sample_registers",
     "solver_name",
 ]

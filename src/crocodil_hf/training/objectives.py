@@ -21,8 +21,19 @@ from transformers import PreTrainedModel
 
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
 from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_noise_scheduler
-from .losses import RowGenerators, autoencoder_loss, forward_mask, mdm_loss, prompt_maskable, prompt_spans, uniform
-from .prior_loss import register_prior_loss
+from ..pipelines.prior_sampling import check_sampling_scheduler, offset_grid, sample_registers
+from .losses import (
+    RowGenerators,
+    autoencoder_loss,
+    forward_mask,
+    integers,
+    mdm_loss,
+    normal,
+    prompt_maskable,
+    prompt_spans,
+    uniform,
+)
+from .prior_loss import register_prior_loss, sample_base_timesteps
 
 
 def _generators(row_seeds: torch.Tensor | None) -> RowGenerators | None:
@@ -255,16 +266,18 @@ class PriorDistillObjective(RegisterPriorObjective):
         grid_fraction: float = 0.5,
     ):
         super().__init__(student, encoder)
-        from ..pipelines.prior_sampling import check_sampling_scheduler
-
         check_sampling_scheduler(teacher_scheduler, teacher)
         if student.config.distilled_steps is None:
-            raise ValueError("the student prior needs `distilled_steps` in its config (the steps it is distilled for).")
+            raise ValueError(
+                "the student prior needs `distilled_steps` in its config (the steps it is distilled for)."
+            )
         self.teacher = teacher.eval().requires_grad_(False)
-        self.teacher_scheduler, self.teacher_steps, self.grid_fraction = teacher_scheduler, teacher_steps, grid_fraction
-        from ..pipelines.prior_sampling import _offset_grid
-
-        grid, _ = _offset_grid(teacher_scheduler, student.config.distilled_steps, student, "cpu")
+        self.teacher_scheduler, self.teacher_steps, self.grid_fraction = (
+            teacher_scheduler,
+            teacher_steps,
+            grid_fraction,
+        )
+        grid, _ = offset_grid(teacher_scheduler, student.config.distilled_steps, student, "cpu")
         self.register_buffer("student_grid", torch.tensor(grid, dtype=torch.long), persistent=False)
 
     def train(self, mode: bool = True):
@@ -275,10 +288,6 @@ class PriorDistillObjective(RegisterPriorObjective):
     def forward(
         self, registers, input_ids=None, encoder_attention_mask=None, row_seeds=None
     ) -> dict[str, torch.Tensor]:
-        from ..pipelines.prior_sampling import sample_registers
-        from .losses import integers, normal
-        from .prior_loss import sample_base_timesteps
-
         generator = _generators(row_seeds)
         condition = None
         if self.encoder is not None:

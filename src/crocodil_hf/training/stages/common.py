@@ -118,7 +118,9 @@ def init_components(model_args: ModelArguments, *components: str) -> dict[str, s
     paths = {}
     for component in components:
         path = source / component
-        if not any((path / name).is_file() for name in ("config.json", "tokenizer_config.json", "scheduler_config.json")):
+        if not any(
+            (path / name).is_file() for name in ("config.json", "tokenizer_config.json", "scheduler_config.json")
+        ):
             present = sorted(p.name for p in source.iterdir() if p.is_dir())
             raise ValueError(f"`init_from` {model_args.init_from} has no {component!r} component; it has {present}.")
         paths[component] = str(path)

@@ -81,7 +81,9 @@ def _run_distill(stage: str, model_args, data_args, args, resume: str | None) ->
     init = init_components(model_args, component, "scheduler")
     teacher = RegisterPriorTransformer.from_pretrained(init[component])
     if teacher.config.distilled_steps is not None:
-        raise ValueError(f"the {component} of {model_args.init_from} is already a distilled student; distil its teacher.")
+        raise ValueError(
+            f"the {component} of {model_args.init_from} is already a distilled student; distil its teacher."
+        )
     student = RegisterPriorTransformer.from_pretrained(init[component])
     student.register_to_config(distilled_steps=args.distilled_steps)
     scheduler_config = json.loads(Path(init["scheduler"], "scheduler_config.json").read_text())
