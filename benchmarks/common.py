@@ -20,7 +20,7 @@ def load_pipeline(name_or_path: str) -> CrocodilPipeline:
 
 def with_components(pipe: CrocodilPipeline, **components) -> CrocodilPipeline:
     """The same pipeline with some components replaced (e.g. another demasker or prior)."""
-    new = CrocodilPipeline(**{**pipe.components, **components})
+    new = CrocodilPipeline(**{**pipe.components, **components}, default_prior_steps=pipe.config.default_prior_steps)
     new.set_progress_bar_config(disable=True)
     return new
 

@@ -228,15 +228,19 @@ class RegisterPriorObjective(TrainingObjective):
                 input_ids=input_ids, attention_mask=valid.long(), visible_mask=(~hidden).long()
             ).registers
 
+    def batch_condition(self, input_ids, encoder_attention_mask, generator) -> torch.Tensor | None:
+        """The condition of a batch: None for the unconditional prior, else `condition` of its programs."""
+        if self.encoder is None:
+            return None
+        if input_ids is None:
+            raise ValueError("the conditional prior needs the programs' `input_ids` next to their registers.")
+        return self.condition(input_ids, encoder_attention_mask.bool(), generator)
+
     def forward(
         self, registers, input_ids=None, encoder_attention_mask=None, row_seeds=None
     ) -> dict[str, torch.Tensor]:
         generator = _generators(row_seeds)
-        condition = None
-        if self.encoder is not None:
-            if input_ids is None:
-                raise ValueError("the conditional prior needs the programs' `input_ids` next to their registers.")
-            condition = self.condition(input_ids, encoder_attention_mask.bool(), generator)
+        condition = self.batch_condition(input_ids, encoder_attention_mask, generator)
         loss = register_prior_loss(
             self.prior, self.noise_scheduler, registers, encoder_hidden_states=condition, generator=generator
         )
@@ -289,11 +293,7 @@ class PriorDistillObjective(RegisterPriorObjective):
         self, registers, input_ids=None, encoder_attention_mask=None, row_seeds=None
     ) -> dict[str, torch.Tensor]:
         generator = _generators(row_seeds)
-        condition = None
-        if self.encoder is not None:
-            if input_ids is None:
-                raise ValueError("the conditional prior needs the programs' `input_ids` next to their registers.")
-            condition = self.condition(input_ids, encoder_attention_mask.bool(), generator)
+        condition = self.batch_condition(input_ids, encoder_attention_mask, generator)
         batch_size, device = registers.shape[0], registers.device
         noise = normal(tuple(registers.shape), generator, device).to(registers.dtype)
         with torch.no_grad():
