@@ -10,12 +10,13 @@ count:
   against held-out programs (the same references, seeds and scorer for every point);
   (at the `--downstream-steps` of the `--downstream-solvers` only: the other points get PRDC and the FLOP share);
 * cost: the priors' share of a sample's FLOPs (`nfe["prior_total"] / nfe["total"]`, the pipeline's own accounting),
-  their share of wall time (forward hooks on the prior modules), and end-to-end seconds per sample.
+  their share of wall time (forward hooks on the prior modules), and end-to-end seconds per sample (over the scored
+  run, and as the best of `--timing-repeats` unscored calls of `--timing-batch` samples, timed last).
 
 Run-to-run noise: the 50-step DDIM reference is repeated with other seeds (`--noise-seeds`); the MAUVE and PRDC spread
 of those repeats is the noise the choice of defaults is held to. The recommended default is the cheapest setting
 (fewest prior FLOPs) whose PRDC (precision, recall, density, coverage) is each within 0.02 of 50-step DDIM and whose
-MAUVE, in both modes, is within the measured noise of it.
+MAUVE, in both modes, is no lower than 50-step DDIM's by more than the measured noise.
 
 Usage:
     python benchmarks/prior_steps.py --registers-dir runs/tiny-python/registers \
@@ -138,6 +139,20 @@ def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstre
     return rows
 
 
+def best_seconds_per_sample(pipe, mode: str, solver: str, steps: int, args) -> float:
+    """End-to-end seconds per sample of one `--timing-batch` call, best of `--timing-repeats` (after a warm-up): the
+    speed comparison, measured apart from the scoring and as the minimum, since this machine's timings vary."""
+    distilled = solver.startswith("distilled")
+    scheduler = pipe.scheduler if distilled else make_prior_scheduler(solver, pipe.scheduler.config)
+    call = dict(mode=mode, num_samples=args.timing_batch, gen_length=args.gen_length, steps=args.steps,
+                prior_steps=steps, prior_scheduler=scheduler, use_distilled_prior=distilled)  # fmt: skip
+    times = []
+    for repeat in range(args.timing_repeats + 1):
+        out = pipe(**call, generator=seeded_generators(args.timing_batch, 500 + repeat))
+        times.append(out.wall_time)
+    return round(min(times[1:]) / args.timing_batch, 4)
+
+
 def recommend(rows: list[dict], reference: list[dict], noise: dict) -> dict | None:
     """The cheapest (solver, steps) within 0.02 PRDC and within the MAUVE noise of 50-step DDIM, in both modes."""
     ref = {r["mode"]: r for r in reference}
@@ -147,7 +162,8 @@ def recommend(rows: list[dict], reference: list[dict], noise: dict) -> dict | No
     passing = []
     for (solver, steps), pair in candidates.items():
         close_prdc = all(abs(pair[0][f"register_{k}"] - ref[MODES[0]][f"register_{k}"]) <= 0.02 for k in PRDC_KEYS)
-        close_mauve = all("mauve" in r and abs(r["mauve"] - ref[r["mode"]]["mauve"]) <= noise[r["mode"]] for r in pair)
+        # one-sided: no worse than the reference by more than the noise
+        close_mauve = all("mauve" in r and ref[r["mode"]]["mauve"] - r["mauve"] <= noise[r["mode"]] for r in pair)
         if close_prdc and close_mauve:
             passing.append((max(r["prior_flop_share"] for r in pair), solver, steps))
     if not passing:
@@ -201,6 +217,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16, help="demasker steps of every sample")
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--noise-seeds", type=int, default=2, help="repeats of the 50-step DDIM point")
+    parser.add_argument("--timing-batch", type=int, default=16, help="samples per timed call")
+    parser.add_argument("--timing-repeats", type=int, default=3)
     parser.add_argument("--output-dir", default="runs/bench/prior-steps")
     args = parser.parse_args()
 
@@ -240,6 +258,10 @@ def main() -> None:
             print(rows[-1], flush=True)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    for row in rows:  # timed last, together, on an otherwise idle machine
+        if "mauve" in row:
+            row["best_seconds_per_sample"] = best_seconds_per_sample(pipe, row["mode"], row["solver"],
+                                                                     row["prior_steps"], args)  # fmt: skip
     plot(rows, "register_precision", output / "prior_steps_prdc.png", "register precision (PRDC) vs prior steps",
          mode=MODES[0])  # fmt: skip
     plot(rows, "mauve", output / "prior_steps_mauve.png", f"MAUVE at {args.steps} demasker steps vs prior steps")

@@ -20,3 +20,13 @@ python benchmarks/compare_commits.py "$BEFORE" "$AFTER" --rounds 1 -- --batches 
 python benchmarks/autoencoder_table.py --output-dir runs/bench/autoencoder
 python benchmarks/generation_curves.py --output-dir runs/bench/generation
 python benchmarks/ablations.py --output-dir runs/bench/ablations
+# few-step priors (README "Few-step priors"): both distilled students of the trained pipeline, then every solver
+[ -f runs/tiny-python/prior-distill/training_complete.json ] || crocodil train prior-distill \
+  --config tiny-python/prior-distill --init_from runs/tiny-python/pipeline --max_steps 300 --disable_tqdm true
+[ -f runs/tiny-python/conditional-prior-distill/training_complete.json ] || crocodil train conditional-prior-distill \
+  --config tiny-python/conditional-prior-distill --init_from runs/tiny-python/pipeline --max_steps 100 \
+  --save_steps 50 --warmup_steps 10 --disable_tqdm true
+python benchmarks/prior_steps.py --pipeline runs/tiny-python/pipeline --registers-dir runs/tiny-python/registers \
+  --distilled-prior runs/tiny-python/prior-distill \
+  --distilled-conditional-prior runs/tiny-python/conditional-prior-distill \
+  --downstream-steps 2,4,16 --downstream-solvers dpmsolver++,distilled --noise-seeds 1 --output-dir runs/bench/prior-steps

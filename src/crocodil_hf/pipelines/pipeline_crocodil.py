@@ -2,9 +2,10 @@
 
 One `DiffusionPipeline` holds the guided demasker f_θ, the register encoder h_φ, the register prior g_ψ, an optional
 conditional prior (ConWithinDisc), optional few-step distilled students of both priors, the sampler of the priors
-(DDIM, DPM-Solver++ or UniPC), the discrete `MaskedDiffusionScheduler` and the tokenizer(s). Every mode runs the same discrete loop (`_denoise`); the modes differ only in where the registers come
-from: none (`"mdm"`), the encoder (`"autoencode"`), the prior (`"con_then_disc"`), or the prior refreshed from the
-conditional prior on h_φ of the visible tokens (`"con_within_disc"`).
+(DDIM, DPM-Solver++ or UniPC), the discrete `MaskedDiffusionScheduler` and the tokenizer(s). Every mode runs the
+same discrete loop (`_denoise`); the modes differ only in where the registers come from: none (`"mdm"`), the encoder
+(`"autoencode"`), the prior (`"con_then_disc"`), or the prior refreshed from the conditional prior on h_φ of the
+visible tokens (`"con_within_disc"`).
 """
 
 import math
