@@ -263,6 +263,11 @@ def test_prior_solvers_keep_the_schedule_and_refuse_what_cannot_carry_offsets():
         scheduler = make_prior_scheduler(name, base)
         assert type(scheduler) is cls and scheduler.config.prediction_type == "sample"
         assert scheduler.config.beta_schedule == base.beta_schedule and scheduler.config.timestep_spacing == "trailing"
+    # built from another solver's config (a pipeline that ships DPM-Solver++), DDIM still samples registers unclipped
+    ddim = make_prior_scheduler("ddim", make_prior_scheduler("dpmsolver++", base).config)
+    assert not ddim.config.clip_sample and ddim.config.set_alpha_to_one
+    public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    assert public(ddim.config) == public(make_prior_scheduler("ddim", base).config)
     prior = tiny_prior()
     with pytest.raises(ValueError, match="unknown prior solver 'euler'"):
         make_prior_scheduler("euler", base)

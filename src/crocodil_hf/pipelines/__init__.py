@@ -8,7 +8,7 @@ REMASKING = ("low_confidence", "random")  # which candidates a `MaskedDiffusionS
 # the priors' samplers: name -> (diffusers scheduler class, the config it needs on top of the pipeline's schedule);
 # `prior_sampling.PRIOR_SOLVERS` maps the same names to the classes
 PRIOR_SOLVER_SPECS = {
-    "ddim": ("DDIMScheduler", {}),
+    "ddim": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": True}),
     "dpmsolver++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     "unipc": ("UniPCMultistepScheduler", {"predict_x0": True, "solver_order": 2}),
 }
