@@ -96,16 +96,23 @@ def measure(pipe, solver: str, steps: int, real, scorer, references, args, seed:
     return rows
 
 
-def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstream) -> list:
-    distilled = solver == "distilled"
-    prior = pipe.distilled_prior if distilled else pipe.prior
+def prior_call(pipe, solver: str) -> tuple[dict, str]:
+    """The pipeline-call arguments of a benchmarked solver and its row label: a `PRIOR_SOLVERS` name (the teachers),
+    or `distilled` (also a row label `distilled (…)`): the students on the pipeline's own scheduler."""
+    distilled = solver.startswith("distilled")
     scheduler = pipe.scheduler if distilled else make_prior_scheduler(solver, pipe.scheduler.config)
-    fake = sample_registers(
-        prior, scheduler, len(real), num_inference_steps=steps, generator=seeded_generators(len(real), 10_000 + seed)
-    ).registers
-    prdc = register_prdc(real, fake)
-    call = {"prior_scheduler": scheduler, "use_distilled_prior": distilled}
     label = f"distilled ({solver_name(scheduler)})" if distilled else solver
+    return {"prior_scheduler": scheduler, "use_distilled_prior": distilled}, label
+
+
+def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstream) -> list:
+    call, label = prior_call(pipe, solver)
+    prior = pipe.distilled_prior if call["use_distilled_prior"] else pipe.prior
+    fake = sample_registers(
+        prior, call["prior_scheduler"], len(real), num_inference_steps=steps,
+        generator=seeded_generators(len(real), 10_000 + seed),
+    ).registers  # fmt: skip
+    prdc = register_prdc(real, fake)
     if not downstream:
         rows = []
         for mode in MODES:
@@ -142,10 +149,8 @@ def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstre
 def best_seconds_per_sample(pipe, mode: str, solver: str, steps: int, args) -> float:
     """End-to-end seconds per sample of one `--timing-batch` call, best of `--timing-repeats` (after a warm-up): the
     speed comparison, measured apart from the scoring and as the minimum, since this machine's timings vary."""
-    distilled = solver.startswith("distilled")
-    scheduler = pipe.scheduler if distilled else make_prior_scheduler(solver, pipe.scheduler.config)
     call = dict(mode=mode, num_samples=args.timing_batch, gen_length=args.gen_length, steps=args.steps,
-                prior_steps=steps, prior_scheduler=scheduler, use_distilled_prior=distilled)  # fmt: skip
+                prior_steps=steps, **prior_call(pipe, solver)[0])  # fmt: skip
     times = []
     for repeat in range(args.timing_repeats + 1):
         out = pipe(**call, generator=seeded_generators(args.timing_batch, 500 + repeat))
@@ -154,7 +159,8 @@ def best_seconds_per_sample(pipe, mode: str, solver: str, steps: int, args) -> f
 
 
 def recommend(rows: list[dict], reference: list[dict], noise: dict) -> dict | None:
-    """The cheapest (solver, steps) within 0.02 PRDC and within the MAUVE noise of 50-step DDIM, in both modes."""
+    """The cheapest (solver, steps) within 0.02 PRDC of 50-step DDIM whose MAUVE, in both modes, is no lower than
+    50-step DDIM's by more than the measured noise."""
     ref = {r["mode"]: r for r in reference}
     candidates = {}
     for row in rows:
