@@ -216,6 +216,18 @@ CLI_CASES = [
         lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--output", f.foreign("mine")],
         ["not empty", "--overwrite"],
     ),  # fmt: skip
+    (
+        "assemble-distilled-steps-without-students",
+        lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--distilled-steps", "2",
+                   "--output", f.path("o")],
+        ["--distilled-steps needs --distilled-prior"],
+    ),  # fmt: skip
+    (
+        "assemble-distilled-steps-0",
+        lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--distilled-prior",
+                   f.stage("d"), "--distilled-steps", "0", "--output", f.path("o")],
+        ["--distilled-steps", ">= 1"],
+    ),  # fmt: skip
     ("push-missing-dir", lambda f: ["push", f.path("nothing"), "org/name"], ["not a non-empty directory"]),
     ("push-bad-repo-id", lambda f: ["push", f.foreign("mine"), "a/b/c"], ["org/name"]),
     ("config-unknown", lambda f: ["config", "no/such"], ["shipped"]),

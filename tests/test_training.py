@@ -407,6 +407,13 @@ def test_distilled_priors_train_assemble_and_generate_by_default(trained, worksp
         generate = ["generate", "--pipeline", str(fast), "--num-samples", "1", "--steps", "4", "--gen-length", "8"]
         assert main(generate + flag) == 0
         assert f"{prior_calls} prior calls" in capsys.readouterr().out
+    # --distilled-steps: the students' default step count, saved in their configs (the teachers' stays)
+    assert main(args[:-2] + ["--distilled-steps", "3", "--output", str(tmp_path / "fast3")]) == 0
+    three = CrocodilPipeline.from_pretrained(tmp_path / "fast3")
+    assert (
+        three.distilled_prior.config.distilled_steps == three.distilled_conditional_prior.config.distilled_steps == 3
+    )
+    assert three(num_samples=1, steps=4, gen_length=8).nfe["prior_calls"] == 2 * (3 + extra)
     for values, message in (
         (dict(init_from=None), "pass `--init_from PIPELINE`"),
         (dict(init_from=str(fast), teacher_steps=0), "teacher_steps"),

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     assemble.add_argument(
         "--prior-steps", type=int, default=50, help="steps of the (teacher) priors when a call gives none"
     )
+    assemble.add_argument(
+        "--distilled-steps",
+        type=int,
+        default=None,
+        help="steps of the distilled priors when a call gives none (default: the steps each was distilled for)",
+    )
     assemble.add_argument("--output", required=True, help="pipeline directory to write")
     assemble.add_argument("--overwrite", action="store_true", help="replace an existing pipeline directory")
 
@@ -314,6 +320,9 @@ def run_assemble(args, rest) -> int:
         if getattr(args, option):
             _check_stage_dir(f"--{option.replace('_', '-')}", getattr(args, option), stage, ["config.json"])
     check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
+    check_number("--distilled-steps", args.distilled_steps, minimum=1, integer=True, allow_none=True)
+    if args.distilled_steps is not None and not (args.distilled_prior or args.distilled_conditional_prior):
+        raise ValueError("--distilled-steps needs --distilled-prior or --distilled-conditional-prior.")
     claim_output_dir(args.output, "assemble", args.overwrite)
     from .training.run import assemble_pipeline
 
@@ -327,6 +336,7 @@ def run_assemble(args, rest) -> int:
         distilled_conditional_prior_dir=args.distilled_conditional_prior,
         prior_scheduler=args.prior_scheduler,
         default_prior_steps=args.prior_steps,
+        distilled_steps=args.distilled_steps,
     )
     print(f"pipeline written to {args.output}")
     return 0

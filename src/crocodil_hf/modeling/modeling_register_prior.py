@@ -166,8 +166,9 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
             all zeros switches them off. Used identically by training and sampling.
         num_train_timesteps: T of the DDPM schedule the offsets are expressed against.
         dropout: Dropout in attention and feed-forward layers.
-        distilled_steps: For a few-step student of `crocodil train prior-distill`, the number of sampling steps it
-            was distilled for (its default in the pipeline); `None` for a prior trained by denoising.
+        distilled_steps: For a few-step student of `crocodil train prior-distill`, its default number of sampling
+            steps in the pipeline: the steps it was distilled for, unless `crocodil assemble --distilled-steps` set
+            another by measurement; `None` for a prior trained by denoising.
 
     Example:
         ```python

@@ -21,12 +21,19 @@ def assemble_pipeline(
     distilled_conditional_prior_dir: str | None = None,
     prior_scheduler: str = "ddim",
     default_prior_steps: int = 50,
+    distilled_steps: int | None = None,
 ):
     """Assemble a `CrocodilPipeline` directory from the stage outputs (`crocodil assemble`): the autoencoder stage's
     (or a pipeline's) tokenizer, demasker and encoder, the priors, optional distilled students, and the priors'
-    sampler (`PRIOR_SOLVERS` name) with its default step count."""
+    sampler (`PRIOR_SOLVERS` name) with its default step count. `distilled_steps` sets the students' default step
+    count (their config's `distilled_steps`; default: the count each was distilled for)."""
     from .pipeline_crocodil import CrocodilPipeline
 
+    if distilled_steps is not None:
+        if not (distilled_prior_dir or distilled_conditional_prior_dir):
+            raise ValueError("`distilled_steps` sets the distilled priors' steps, but no distilled prior was given.")
+        if not isinstance(distilled_steps, int) or distilled_steps < 1:
+            raise ValueError(f"`distilled_steps` must be a positive integer, got {distilled_steps!r}.")
     output = Path(output_dir)
     if (output / "model_index.json").exists() and not overwrite:
         raise ValueError(f"{output} already holds a pipeline; pass --overwrite to replace it.")
@@ -44,8 +51,13 @@ def assemble_pipeline(
         # the generation length the pipeline was trained for: BOS + L positions
         demasker.config.default_gen_length = json.loads(record.read_text())["max_length"] - 1
 
-    def optional_prior(path):
-        return RegisterPriorTransformer.from_pretrained(path) if path else None
+    def optional_prior(path, steps=None):
+        if not path:
+            return None
+        model = RegisterPriorTransformer.from_pretrained(path)
+        if steps is not None:
+            model.register_to_config(distilled_steps=steps)
+        return model
 
     pipe = CrocodilPipeline(
         demasker=demasker,
@@ -57,8 +69,8 @@ def assemble_pipeline(
         tokenizer=tokenizer,
         conditional_prior=optional_prior(conditional_prior_dir),
         encoder_tokenizer=encoder_tokenizer,
-        distilled_prior=optional_prior(distilled_prior_dir),
-        distilled_conditional_prior=optional_prior(distilled_conditional_prior_dir),
+        distilled_prior=optional_prior(distilled_prior_dir, distilled_steps),
+        distilled_conditional_prior=optional_prior(distilled_conditional_prior_dir, distilled_steps),
         default_prior_steps=default_prior_steps,
     )
     pipe.save_pretrained(output_dir)
