@@ -83,8 +83,17 @@ def seeded_generators(count: int, seed: int = 0) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(seed + i) for i in range(count)]
 
 
-def plot_curves(rows: list[dict], metric: str, label_key: str, path: str | Path, title: str, log_x: bool = True):
-    """One line per `row[label_key]`: `metric` against NFE total (PNG)."""
+def plot_curves(
+    rows: list[dict],
+    metric: str,
+    label_key: str,
+    path: str | Path,
+    title: str,
+    log_x: bool = True,
+    x: str = "nfe_total",
+    x_label: str = "NFE (demasker-forward equivalents, prior and encoder included)",
+):
+    """One line per `row[label_key]`: `metric` against `row[x]` (default: NFE total) (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,12 +101,12 @@ def plot_curves(rows: list[dict], metric: str, label_key: str, path: str | Path,
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for label in dict.fromkeys(r[label_key] for r in rows):
-        pts = sorted((r["nfe_total"], r[metric]) for r in rows if r[label_key] == label and r.get(metric) is not None)
+        pts = sorted((r[x], r[metric]) for r in rows if r[label_key] == label and r.get(metric) is not None)
         if pts:
             ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
     if log_x:
         ax.set_xscale("log")
-    ax.set_xlabel("NFE (demasker-forward equivalents, prior and encoder included)")
+    ax.set_xlabel(x_label)
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)

@@ -79,11 +79,13 @@ def measure(pipe, solver: str, steps: int, real, scorer, references, args, seed:
     """One row per mode: PRDC of the unconditional prior's banks, FLOP share; with `downstream`, the sample metrics
     and wall-time figures of `args.num_samples` samples per mode (else one sample per mode, for the FLOP share).
     Each point is kept in `<output-dir>/points/` with its settings and reused by a rerun with the same settings (a
-    killed run resumes; a rerun with more `--solvers` measures only the new points)."""
+    killed run resumes; a rerun with more `--solvers`, or with other students, measures only the new points)."""
     import json
 
-    settings = {k: getattr(args, k) for k in ("pipeline", "num_banks", "num_samples", "steps", "gen_length",
-                                              "distilled_prior", "distilled_conditional_prior")}  # fmt: skip
+    keys = ["pipeline", "num_banks", "num_samples", "steps", "gen_length"]
+    if solver == "distilled":  # a teacher's point does not depend on the students: other students reuse it
+        keys += ["distilled_prior", "distilled_conditional_prior"]
+    settings = {k: getattr(args, k) for k in keys}
     key = f"{solver}-{steps}-{seed}-{'full' if downstream else 'prdc'}".replace("+", "p")
     cache = Path(args.output_dir, "points", f"{key}.json")
     if cache.is_file():
