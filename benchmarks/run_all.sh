@@ -30,3 +30,6 @@ python benchmarks/prior_steps.py --pipeline runs/tiny-python/pipeline --register
   --distilled-prior runs/tiny-python/prior-distill \
   --distilled-conditional-prior runs/tiny-python/conditional-prior-distill \
   --downstream-steps 2,4,16 --downstream-solvers dpmsolver++,distilled --noise-seeds 1 --output-dir runs/bench/prior-steps
+# stage-1 recipes continued from the trained pipeline, CER at L/4 per training CPU-minute (README "Recipe study")
+python benchmarks/recipe_study.py --init-from runs/tiny-python/pipeline --variants base,lr-1e-3,all-mask-0.5,clean-warmup \
+  --max-steps 300 --eval-every 150 --output-dir runs/bench/recipe
