@@ -101,7 +101,11 @@ def plot_curves(
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for label in dict.fromkeys(r[label_key] for r in rows):
-        pts = sorted((r[x], r[metric]) for r in rows if r[label_key] == label and r.get(metric) is not None)
+        pts = sorted(
+            (r[x], r[metric])
+            for r in rows
+            if r[label_key] == label and r.get(metric) is not None and r.get(x) is not None
+        )
         if pts:
             ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
     if log_x:

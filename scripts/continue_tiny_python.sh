@@ -11,6 +11,8 @@ set -euo pipefail
 RUN="${1:?usage: continue_tiny_python.sh RUN_DIR}"
 INIT="${INIT:-crocodil-python-tiny}"
 AE_STEPS="${AE_STEPS:-500}" PRIOR_STEPS="${PRIOR_STEPS:-150}" COND_STEPS="${COND_STEPS:-300}"
+# the autoencoder continuation starts with clean all-mask steps (README "Recipe study": the best of four recipes)
+AE_CLEAN_STEPS="${AE_CLEAN_STEPS:-100}"
 read -r -a EXTRA <<< "${STAGE_ARGS:-}"
 mkdir -p "$RUN"
 export HF_HUB_OFFLINE=1
@@ -23,6 +25,7 @@ step() {  # step NAME ARGS...: run `crocodil train NAME` unless it already finis
   crocodil train "$stage" --config "tiny-python/$stage" --output_dir "$RUN/$stage" "$@"
 }
 step autoencoder --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}" \
+  --clean_warmup_steps "$AE_CLEAN_STEPS" \
   ${EXTRA[@]+"${EXTRA[@]}"}
 step registers --tokenizer_name_or_path "$RUN/autoencoder/tokenizer" --encoder_name_or_path "$RUN/autoencoder/encoder"
 step prior --init_from "$INIT" --registers_dir "$RUN/registers" --max_steps "$PRIOR_STEPS" --learning_rate 2e-4 \
