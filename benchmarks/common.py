@@ -107,7 +107,7 @@ def plot_curves(
             if r[label_key] == label and r.get(metric) is not None and r.get(x) is not None
         )
         if pts:
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+            ax.plot([px for px, _ in pts], [py for _, py in pts], marker="o", label=label)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(x_label)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from ..checks import check_number
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
 from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_sampling_scheduler
@@ -29,11 +30,9 @@ def assemble_pipeline(
     count (their config's `distilled_steps`; default: the count each was distilled for)."""
     from .pipeline_crocodil import CrocodilPipeline
 
-    if distilled_steps is not None:
-        if not (distilled_prior_dir or distilled_conditional_prior_dir):
-            raise ValueError("`distilled_steps` sets the distilled priors' steps, but no distilled prior was given.")
-        if not isinstance(distilled_steps, int) or distilled_steps < 1:
-            raise ValueError(f"`distilled_steps` must be a positive integer, got {distilled_steps!r}.")
+    check_number("`distilled_steps`", distilled_steps, minimum=1, integer=True, allow_none=True)
+    if distilled_steps is not None and not (distilled_prior_dir or distilled_conditional_prior_dir):
+        raise ValueError("`distilled_steps` sets the distilled priors' steps, but no distilled prior was given.")
     output = Path(output_dir)
     if (output / "model_index.json").exists() and not overwrite:
         raise ValueError(f"{output} already holds a pipeline; pass --overwrite to replace it.")
