@@ -2,41 +2,58 @@
 
 Usage:
     python scripts/ship_tiny_model.py --pipeline runs/tiny-python/pipeline --sweep runs/eval/sweep.json
+    # a continuation (scripts/continue_tiny_python.sh) of the shipped model, stored in half precision:
+    python scripts/ship_tiny_model.py --pipeline runs/cont/pipeline --runs runs/cont \
+        --script scripts/continue_tiny_python.sh --sweep runs/eval-a/sweep.json runs/eval-b/sweep.json
 
 Copies the pipeline into `src/crocodil_hf/pretrained/crocodil-python-tiny/` (weights as safetensors, configs,
 tokenizer; no remote code: `crocodil push` writes it from the package source), writes its README.md model card and a
 copy in `model_cards/crocodil-python-tiny.md`.
+
+Training is cumulative: the shipped folder's `training_history.json` lists every training run that led to its
+weights. A pipeline trained with `--init_from` the shipped model adds its run to the shipped history; one trained from
+scratch starts a new history. The card states the runs and their total wall time and CPU-hours.
 """
 
 import argparse
 import json
 import shutil
+import tempfile
+from datetime import date
 from pathlib import Path
 
 from crocodil_hf.evaluation.model_card import build_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "src" / "crocodil_hf" / "pretrained" / "crocodil-python-tiny"
+HISTORY = "training_history.json"
+STAGES = ("mdm", "autoencoder", "registers", "prior", "conditional-prior")
 
 
 def count_parameters(folder: Path) -> dict[str, int]:
     from safetensors.torch import load_file
 
-    return {w.parent.name: sum(t.numel() for t in load_file(str(w)).values())
-            for w in sorted(folder.glob("*/*.safetensors"))}
+    return {
+        w.parent.name: sum(t.numel() for t in load_file(str(w)).values())
+        for w in sorted(folder.glob("*/*.safetensors"))
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", default="runs/tiny-python/pipeline")
-    parser.add_argument("--sweep", nargs="+", default=["runs/eval/sweep.json"],
-                        help="one or more sweep JSONs of the same pipeline and settings (points are merged)")
-    parser.add_argument("--runs", default="runs/tiny-python", help="stage outputs (for the training record)")
-    parser.add_argument("--training-minutes", default=None, help="wall time of the training run, for the card")
-    args = parser.parse_args()
+def store_half_precision(folder: Path) -> None:
+    """Floating-point weights as float16 (the components load back as float32: `from_pretrained`'s default)."""
+    from safetensors.torch import load_file, save_file
 
-    pipeline, runs = Path(args.pipeline), Path(args.runs)
-    sweeps = [json.loads(Path(p).read_text()) for p in args.sweep]
+    for weights in folder.glob("*/*.safetensors"):
+        tensors = load_file(str(weights))
+        save_file(
+            {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()},
+            str(weights),
+            metadata={"format": "pt"},
+        )
+
+
+def merged_sweep(paths: list[str]) -> dict:
+    sweeps = [json.loads(Path(p).read_text()) for p in paths]
     sweep = sweeps[0]
     for other in sweeps[1:]:
         if other["scorer"] != sweep["scorer"] or other["config"]["gen_length"] != sweep["config"]["gen_length"]:
@@ -46,50 +63,175 @@ def main() -> None:
         sweep["command"] = sweep.get("command", "") + " ; " + other.get("command", "")
     order = {"mdm": 0, "con_then_disc": 1, "con_within_disc": 2, "autoencode": 3}
     sweep["points"].sort(key=lambda p: (order.get(p["mode"], 9), p["block_length"], p["steps"]))
-    (Path(args.sweep[0]).parent / "sweep_merged.json").write_text(json.dumps(sweep, indent=2))
-    stages = {}
-    for stage in ("mdm", "autoencoder", "registers", "prior", "conditional-prior"):
-        record = runs / stage / "training_complete.json"
-        if record.exists():
-            stages[stage] = json.loads(record.read_text())
-    if TARGET.exists():
-        shutil.rmtree(TARGET)
-    shutil.copytree(pipeline, TARGET, ignore=shutil.ignore_patterns("*.bin", "*.pt", "*.py", "checkpoint-*", ".*"))
-    params = count_parameters(TARGET)
+    return sweep
 
-    lines = []
-    for stage, record in stages.items():
+
+def this_run(runs: Path, script: str, cpu_overrides: dict[str, float], wall_minutes: float | None) -> dict:
+    """The training run behind the pipeline, from its stages' `training_complete.json` records."""
+    stages, init_from = {}, None
+    for stage in STAGES:
+        record_file = runs / stage / "training_complete.json"
+        if not record_file.exists():
+            continue
+        record = json.loads(record_file.read_text())
         metrics = record.get("metrics", {})
-        runtime = metrics.get("train_runtime")
-        lines.append(f"- `{stage}`: " + (f"{runtime / 60:.1f} min, " if runtime else "")
-                     + (f"final train loss {metrics['train_loss']:.3f}" if "train_loss" in metrics else
-                        json.dumps(metrics)))
-    corpus = stages.get("mdm", {}).get("corpus", "the CPython standard library")
-    training = (
-        "Trained on CPU (2 cores) with the project's own recipe, `bash scripts/train_tiny_python.sh` "
-        f"(configs `tiny-python/<stage>`), on the CPython standard library's `.py` files, tests excluded, split into "
-        f"train/validation by file-path hash. Corpus: {corpus}.\n\n" + "\n".join(lines)
+        cpu = cpu_overrides.get(stage, record.get("cpu_seconds"))
+        if cpu is not None:
+            cpu *= record.get("num_processes", 1)
+        stages[stage] = {
+            "steps": record.get("steps"),
+            "wall_minutes": round(metrics["train_runtime"] / 60, 1) if "train_runtime" in metrics else None,
+            "cpu_minutes": round(cpu / 60, 1) if cpu is not None else None,
+            "train_loss": round(metrics["train_loss"], 4) if "train_loss" in metrics else None,
+        }
+        init_from = init_from or record.get("init_from")
+    if not stages:
+        raise ValueError(f"{runs} holds no stage records (*/training_complete.json).")
+    return {
+        "date": date.today().isoformat(),
+        "script": script,
+        "init_from": init_from,
+        "stages": stages,
+        "wall_minutes": wall_minutes,
+    }
+
+
+def totals(history: list[dict]) -> tuple[float, float]:
+    """(wall minutes, CPU minutes) over all runs: a run's own total where recorded, else the sum of its stages."""
+    wall = cpu = 0.0
+    for run in history:
+        stages = run["stages"].values()
+        wall += run.get("wall_minutes") or sum(s.get("wall_minutes") or 0 for s in stages)
+        cpu += run.get("cpu_minutes") or sum(s.get("cpu_minutes") or 0 for s in stages)
+    return wall, cpu
+
+
+def training_text(history: list[dict], corpus: str) -> str:
+    lines = [
+        "Trained on CPU (2 cores) with the project's own recipes (configs `tiny-python/<stage>`) on the CPython standard "
+        "library's `.py` files, tests excluded, split into train/validation by file-path hash. Corpus: "
+        f"{corpus}.\n\nTraining is cumulative: each run below continued the weights of the run before it "
+        "(`--init_from`, fresh optimizer and warm-up), except the first, from scratch. The runs "
+        f"(`{HISTORY}` in this folder):\n"
+    ]
+    for number, run in enumerate(history, 1):
+        stages = ", ".join(
+            f"`{name}` "
+            + ", ".join(
+                part
+                for part in (
+                    f"{s['steps']} steps" if s.get("steps") else "",
+                    f"{s['wall_minutes']} min" if s.get("wall_minutes") else "",
+                    f"{s['cpu_minutes']} CPU-min" if s.get("cpu_minutes") else "",
+                    f"final loss {s['train_loss']:.3f}" if s.get("train_loss") is not None else "",
+                )
+                if part
+            )
+            for name, s in run["stages"].items()
+        )
+        source = f"from `{run['init_from']}`" if run.get("init_from") else "from scratch"
+        lines.append(
+            f"{number}. {run['date']}, `bash {run['script']}` {source}: {stages}."
+            + (f" {run['note']}" if run.get("note") else "")
+        )
+    wall, cpu = totals(history)
+    lines.append(f"\nIn all: {wall:.0f} min of wall time, {cpu / 60:.1f} CPU-hours.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", default="runs/tiny-python/pipeline")
+    parser.add_argument(
+        "--sweep",
+        nargs="+",
+        default=["runs/eval/sweep.json"],
+        help="one or more sweep JSONs of the same pipeline and settings (points are merged)",
     )
-    if args.training_minutes:
-        training += f"\n\nTotal wall time of the run: {args.training_minutes} min."
+    parser.add_argument("--runs", default="runs/tiny-python", help="stage outputs (for the training record)")
+    parser.add_argument("--script", default="scripts/train_tiny_python.sh", help="the script that trained the run")
+    parser.add_argument(
+        "--training-minutes",
+        type=float,
+        default=None,
+        help="wall time of the whole run (default: the sum of its stages)",
+    )
+    parser.add_argument(
+        "--cpu-seconds",
+        nargs="*",
+        default=[],
+        metavar="STAGE=SECONDS",
+        help="CPU time of stages whose record lacks `cpu_seconds` (written before stages recorded it)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["float16", "float32"],
+        default="float16",
+        help="storage precision of the weights (they load back as float32)",
+    )
+    args = parser.parse_args()
+
+    pipeline, runs = Path(args.pipeline), Path(args.runs)
+    sweep = merged_sweep(args.sweep)
+    (Path(args.sweep[0]).parent / "sweep_merged.json").write_text(json.dumps(sweep, indent=2))
+    overrides = {k: float(v) for k, v in (item.split("=", 1) for item in args.cpu_seconds)}
+    run = this_run(runs, args.script, overrides, args.training_minutes)
+    shipped = TARGET / HISTORY
+    continues = run["init_from"] in ("crocodil-python-tiny", str(TARGET))
+    history = (json.loads(shipped.read_text()) if continues and shipped.exists() else []) + [run]
+    corpus = (
+        json.loads((runs / "autoencoder" / "training_complete.json").read_text()).get("corpus")
+        if (runs / "autoencoder" / "training_complete.json").exists()
+        else "the CPython standard library"
+    )
+
+    with tempfile.TemporaryDirectory(dir=TARGET.parent) as staging:  # build next to TARGET, then swap it in
+        new = Path(staging) / TARGET.name
+        shutil.copytree(pipeline, new, ignore=shutil.ignore_patterns("*.bin", "*.pt", "*.py", "checkpoint-*", ".*"))
+        if args.dtype == "float16":
+            store_half_precision(new)
+        (new / HISTORY).write_text(json.dumps(history, indent=2) + "\n")
+        if TARGET.exists():
+            shutil.rmtree(TARGET)
+        new.rename(TARGET)
+    params = count_parameters(TARGET)
+    wall, cpu = totals(history)
+
     model = (
         "Parameters per component: " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in params.items()) + ". "
         "Demasker: LLaDA architecture (bidirectional, RMSNorm, RoPE, SwiGLU), from scratch, with a register "
         "prefix; encoder: a 2-layer LLaDA-architecture backbone sharing the demasker's byte-level BPE tokenizer, "
         "K = 16 registers; priors: 1-D DiTs with block-wise timestep offsets. Programs of up to 63 tokens "
-        "(gen_length 64 = program + EOS padding)."
+        f"(gen_length 64 = program + EOS padding). Weights stored in {args.dtype}; they load as float32."
     )
     limitations = (
-        "A demonstration-scale model trained for about an hour on a laptop-class CPU: it shows the mechanics and the "
-        "direction of the paper's effects, not its quality. Samples are often syntactically broken Python."
+        f"A demonstration-scale model: {cpu / 60:.1f} CPU-hours of training on a 2-core CPU. It shows the mechanics "
+        "and the direction of the paper's effects, not its quality. Samples are often syntactically broken Python."
     )
-    card = build_model_card(sweep, model_name="crocodil-python-tiny", repo_id="crocodil-python-tiny",
-                            model_description=model, training_description=training, limitations=limitations)
+    card = build_model_card(
+        sweep,
+        model_name="crocodil-python-tiny",
+        repo_id="crocodil-python-tiny",
+        model_description=model,
+        training_description=training_text(history, corpus),
+        limitations=limitations,
+    )
     card.save(TARGET / "README.md")
     (ROOT / "model_cards").mkdir(exist_ok=True)
     card.save(ROOT / "model_cards" / "crocodil-python-tiny.md")
     size = sum(f.stat().st_size for f in TARGET.rglob("*") if f.is_file())
-    print(json.dumps({"shipped": str(TARGET), "size_mb": round(size / 2**20, 1), "parameters": params}, indent=2))
+    print(
+        json.dumps(
+            {
+                "shipped": str(TARGET),
+                "size_mb": round(size / 2**20, 1),
+                "parameters": params,
+                "training_wall_minutes": round(wall),
+                "training_cpu_hours": round(cpu / 60, 2),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,19 @@ def test_every_generation_mode_runs_with_exact_call_counts(pipe, mode):
     assert (out.registers is None) == (mode == "mdm")
 
 
+def test_prior_flops_count_each_call_at_the_size_of_the_prior_that_made_it(pipe):
+    """ConWithinDisc calls the unconditional prior once per step and the (larger: cross-attention) conditional prior
+    as often again: its prior FLOPs are ConThenDisc's times (f_prior + f_conditional) / f_prior."""
+    from crocodil_hf.pipelines.pipeline_crocodil import forward_flops
+
+    kwargs = dict(num_samples=2, gen_length=16, steps=8, prior_steps=PRIOR_STEPS)
+    ctd, cwd = pipe(mode="con_then_disc", **kwargs).nfe, pipe(mode="con_within_disc", **kwargs).nfe
+    k = pipe.prior.config.num_registers
+    small, large = forward_flops(pipe.prior, k), forward_flops(pipe.conditional_prior, k)
+    assert large > small
+    assert cwd["prior_total"] / ctd["prior_total"] == pytest.approx((small + large) / small, rel=1e-9)
+
+
 def test_autoencode_encodes_the_text_once(pipe):
     out = pipe(mode="autoencode", text=["def add(a, b):\n    return a + b\n", "x = 1\n"], steps=4, gen_length=16)
     assert out.nfe == {**out.nfe, "demasker_calls": 4, "encoder_calls": 1, "prior_calls": 0}

@@ -43,13 +43,13 @@ def test_shipped_model_generates_python_offline(pipe):
 
 def test_shipped_defaults_sample_the_priors_with_16_step_dpm_solver(pipe):
     """The measured default (README "Few-step priors"): DPM-Solver++ at 16 steps, i.e. 16 + 4 offset steps per prior,
-    a ConWithinDisc sample's prior FLOP share well under 50-step DDIM's 53 %; the DDIM-era figures stay reproducible
-    with `prior_scheduler="ddim", prior_steps=50` (120 prior calls)."""
+    a ConWithinDisc sample's prior FLOP share (30.5 %) well under 50-step DDIM's (57 %); the DDIM-era figures stay
+    reproducible with `prior_scheduler="ddim", prior_steps=50` (120 prior calls)."""
     assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler" and pipe.config.default_prior_steps == 16
     kwargs = dict(mode="con_within_disc", num_samples=1, steps=16, generator=torch.Generator().manual_seed(0))
     out = pipe(**kwargs)
     assert out.nfe["prior_calls"] == 2 * (16 + 4)
-    assert 0.2 < out.nfe["prior_total"] / out.nfe["total"] < 0.3
+    assert 0.25 < out.nfe["prior_total"] / out.nfe["total"] < 0.35
     kwargs["generator"] = torch.Generator().manual_seed(0)
     ddim = pipe(**kwargs, prior_scheduler="ddim", prior_steps=50)
     assert ddim.nfe["prior_calls"] == 2 * (50 + 10) and ddim.nfe["prior_total"] / ddim.nfe["total"] > 0.5

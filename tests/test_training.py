@@ -177,7 +177,7 @@ def test_all_mask_probability_and_masking_rate_match_settings():
 
 @pytest.fixture(scope="module")
 def trained(workspace):
-    out = {}
+    out = {"cpu_before": time.process_time()}
     out["mdm"] = run(
         workspace,
         "mdm",
@@ -230,6 +230,7 @@ def trained(workspace):
         save_steps=40,
         learning_rate=1e-2,
     )
+    out["cpu_after"] = time.process_time()
     return out
 
 
@@ -238,7 +239,19 @@ def test_each_stage_trains_and_its_loss_falls(trained, stage):
     values = losses(trained[stage])
     assert len(values) == 40 and all(math.isfinite(v) for v in values)
     assert falls(values), values
-    assert (Path(trained[stage]) / "training_complete.json").exists()
+    record = json.loads((Path(trained[stage]) / "training_complete.json").read_text())
+    assert record["steps"] == 40 and record["num_processes"] == 1
+    assert record["cpu_seconds"] > 0
+
+
+def test_stage_records_count_each_stage_s_own_cpu_time(trained):
+    """`cpu_seconds` (what model cards add up to training CPU-hours) is each stage's own: the stages ran one after
+    another in this process, so their times add up to no more than the whole run's (each counting from the process
+    start would add the earlier stages again)."""
+    stages = ("mdm", "autoencoder", "registers", "prior", "conditional-prior")
+    seconds = [json.loads((Path(trained[s]) / "training_complete.json").read_text())["cpu_seconds"] for s in stages]
+    assert all(value > 0 for value in seconds), seconds
+    assert sum(seconds) <= trained["cpu_after"] - trained["cpu_before"], seconds
 
 
 def test_autoencoder_loss_at_fixed_noise_falls_after_the_clean_warmup(trained, workspace):
@@ -342,8 +355,9 @@ def test_init_from_continues_a_trained_pipeline_and_prompt_aware_stages_train(tr
         before, after = _state(pipe / component), _state(Path(ae) / component)
         assert before.keys() == after.keys()
         assert all(torch.equal(before[k], after[k]) for k in before), component
-    train_loss = json.loads(Path(ae, "training_complete.json").read_text())["metrics"]["train_loss"]
-    assert math.isfinite(train_loss) and train_loss > 0
+    record = json.loads(Path(ae, "training_complete.json").read_text())
+    assert math.isfinite(record["metrics"]["train_loss"]) and record["metrics"]["train_loss"] > 0
+    assert record["init_from"] == str(pipe) and record["steps"] == 3  # the lineage a model card adds up
     cprior = run(
         workspace,
         "conditional-prior",

@@ -123,7 +123,7 @@ class PriorRegisters(RegisterSource):
             run.prior, run.prior_scheduler, run.num_samples, num_inference_steps=run.prior_steps, eta=run.eta,
             generator=run.generator,
         )  # fmt: skip
-        run.nfe.prior_calls += sampled.num_prior_calls
+        run.nfe.count_prior_calls(run.prior, sampled.num_prior_calls)
         return sampled.registers
 
 

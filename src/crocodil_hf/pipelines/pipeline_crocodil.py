@@ -11,7 +11,7 @@ visible tokens (`"con_within_disc"`).
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -112,7 +112,9 @@ class NFEBreakdown:
         prior_calls: Forward passes of the unconditional and conditional priors.
         encoder_calls: Forward passes of the register encoder.
         total: Everything in demasker-forward equivalents by FLOPs.
-        prior_total: The priors' part of `total` (`prior_total / total` is their share of a sample's FLOPs).
+        prior_total: The priors' part of `total` (`prior_total / total` is their share of a sample's FLOPs), each
+            call counted at the FLOPs of the prior that made it (the conditional prior, with its cross-attention, is
+            larger than the unconditional one).
     """
 
     demasker_calls: int = 0
@@ -120,6 +122,12 @@ class NFEBreakdown:
     encoder_calls: int = 0
     total: float = 0.0
     prior_total: float = 0.0
+    prior_flops: float = field(default=0.0, repr=False)  # summed by `count_prior_calls`, in FLOPs
+
+    def count_prior_calls(self, prior: torch.nn.Module, calls: int) -> None:
+        """Add `calls` forward passes of `prior` (a `RegisterPriorTransformer`) to the count and to the FLOPs."""
+        self.prior_calls += calls
+        self.prior_flops += calls * forward_flops(prior, prior.config.num_registers)
 
     def to_dict(self) -> dict:
         return {
@@ -806,7 +814,7 @@ class CrocodilPipeline(DiffusionPipeline):
             generator=run.generator,
             encoder_hidden_states=condition,
         )
-        run.nfe.prior_calls += sampled.num_prior_calls
+        run.nfe.count_prior_calls(run.conditional_prior, sampled.num_prior_calls)
         return sampled.registers
 
     def _fill_after_eos(self, canvas: torch.Tensor, run: GenerationRun) -> torch.Tensor:
@@ -839,9 +847,8 @@ class CrocodilPipeline(DiffusionPipeline):
     def _account_flops(self, nfe: NFEBreakdown, canvas_len: int, num_registers: int | None) -> None:
         prefix = (num_registers + 2) if num_registers else 0
         demasker = forward_flops(self.demasker, canvas_len + prefix)
-        prior = forward_flops(self.prior, self.prior.config.num_registers)
         encoder = forward_flops(self.encoder, canvas_len + self.encoder.config.num_registers - 1)
-        nfe.prior_total = nfe.prior_calls * prior / demasker
+        nfe.prior_total = nfe.prior_flops / demasker
         nfe.total = nfe.demasker_calls + nfe.prior_total + nfe.encoder_calls * encoder / demasker
 
     # ------------------------------------------------------------------ register-space utilities

@@ -25,7 +25,7 @@ from .arguments import (
     resolve_config,
 )
 from .stages import STAGES, stage_runner
-from .stages.common import COMPLETE_MARKER, apply_lora, check_output_dir
+from .stages.common import COMPLETE_MARKER, apply_lora, check_output_dir, start_cpu_clock
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def check_input_paths(model_args: ModelArguments, data_args: DataArguments, stag
 
 
 def _run(stage, model_args, data_args, args, resume):
+    start_cpu_clock()
     set_seed(args.seed)  # models are built before the Trainer seeds: seed here so that inits are reproducible
     if getattr(args, "hf_deepspeed_config", None) is not None and args.hf_deepspeed_config.is_zero3():
         import deepspeed

@@ -81,6 +81,7 @@ def run(model_args, data_args, args, resume: str | None) -> str:
             "metrics": result.metrics,
             "corpus": str(summary),
             "max_length": data_args.max_length,
+            "init_from": model_args.init_from,
         },
         extra_saves=saves,
     )

@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -308,7 +309,7 @@ def save_stage(trainer, objective, layout: dict[str, str], record: dict, extra_s
         except BaseException:
             _remove_partial_save(output, layout)  # e.g. a full disk: rerunning the command saves again from scratch
             raise
-        finish(output, record)
+        finish(output, {**record, "steps": trainer.state.global_step, "num_processes": trainer.args.world_size})
     trainer.accelerator.wait_for_everyone()
 
 
@@ -333,8 +334,21 @@ def _remove_partial_save(output: Path, layout: dict[str, str]) -> None:
         (output / name).unlink(missing_ok=True)
 
 
+_CPU_CLOCK = {"start": 0.0}
+
+
+def start_cpu_clock() -> None:
+    """Start counting a stage's CPU time (`finish` records it): called as each stage starts, so that stages run one
+    after another in one Python process count only their own."""
+    _CPU_CLOCK["start"] = time.process_time()
+
+
 def finish(output_dir: str | Path, record: dict) -> None:
-    """Mark a stage complete: the last file a stage writes."""
+    """Mark a stage complete: the last file a stage writes. The record gets `cpu_seconds`, the CPU time (user +
+    system, all threads) this process spent since the stage started (`start_cpu_clock`), which model cards add up to
+    training CPU-hours. It is per process (multiply by `num_processes`), without dataloader workers, and a resumed
+    run counts from its resume."""
+    record = {**record, "cpu_seconds": round(time.process_time() - _CPU_CLOCK["start"], 1)}
     Path(output_dir, COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
 
 

@@ -64,7 +64,8 @@ def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
     prompt = {"prompt_prob": args.prompt_prob, "suffix_prob": args.prompt_suffix_prob} if conditional else {}
     objective = RegisterPriorObjective(prior, encoder, **prompt)
     trainer, result = train(objective, args, registers["train"], collator, resume)
-    save_stage(trainer, objective, {"prior": ""}, {"stage": stage, "metrics": result.metrics})
+    record = {"stage": stage, "metrics": result.metrics, "init_from": model_args.init_from}
+    save_stage(trainer, objective, {"prior": ""}, record)
     return args.output_dir
 
 
