@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from crocodil_hf import CrocodilPipeline, GuidedLLaDAForMaskedLM
+from crocodil_hf import CrocodilPipeline
 
 
 def load_pipeline(name_or_path: str) -> CrocodilPipeline:
@@ -23,21 +23,6 @@ def with_components(pipe: CrocodilPipeline, **components) -> CrocodilPipeline:
     new = CrocodilPipeline(**{**pipe.components, **components}, default_prior_steps=pipe.config.default_prior_steps)
     new.set_progress_bar_config(disable=True)
     return new
-
-
-def unguided_demasker(llada_dir: str, like: GuidedLLaDAForMaskedLM) -> GuidedLLaDAForMaskedLM:
-    """A plain LLaDA MDM checkpoint wrapped as a guided demasker; with no registers it runs the base model exactly."""
-    from transformers.utils import logging
-
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()  # the register projection is new and unused in mode="mdm"
-    try:
-        model = GuidedLLaDAForMaskedLM.from_base(
-            llada_dir, num_registers=like.config.num_registers, register_dim=like.config.register_dim
-        )
-    finally:
-        logging.set_verbosity(verbosity)
-    return model.eval()
 
 
 def load_scorer_and_references(pipe, num_samples: int, gen_length: int, scorer: str | None = None):

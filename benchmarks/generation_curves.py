@@ -31,12 +31,12 @@ from common import (
     load_scorer_and_references,
     plot_curves,
     summary_row,
-    unguided_demasker,
     with_components,
     write_result,
 )
 
 from crocodil_hf.evaluation.sweep import check_sweep, run_sweep
+from crocodil_hf.pipelines.assembly import mdm_baseline_demasker
 
 
 def matched_speedup(rows: list[dict], baseline: dict, metric: str, better) -> dict | None:
@@ -105,10 +105,11 @@ def main() -> None:
         ("con_within_disc", pipe, "con_within_disc", {}, 0.0),
     ]
     remasking, temperature = samplers[0]
-    variants.append(("mdm/guided-demasker " + remasking, pipe, "mdm", {"remasking": remasking}, temperature))
+    guided = {"remasking": remasking, **({"use_mdm_demasker": False} if pipe.mdm_demasker is not None else {})}
+    variants.append(("mdm/guided-demasker " + remasking, pipe, "mdm", guided, temperature))
     for name, path in (("mdm/stage0", args.stage0), ("mdm/long", args.mdm_long)):
         if path:
-            plain = with_components(pipe, demasker=unguided_demasker(path, pipe.demasker))
+            plain = with_components(pipe, mdm_demasker=mdm_baseline_demasker(path, pipe.demasker))
             for remasking, temperature in samplers:
                 variants.append((f"{name} {remasking}", plain, "mdm", {"remasking": remasking}, temperature))
 

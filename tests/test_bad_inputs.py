@@ -228,6 +228,12 @@ CLI_CASES = [
                    f.stage("d"), "--distilled-steps", "0", "--output", f.path("o")],
         ["--distilled-steps", ">= 1"],
     ),  # fmt: skip
+    (
+        "assemble-mdm-demasker-not-an-mdm-output",
+        lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--mdm-demasker", f.dir("m"),
+                   "--output", f.path("o")],
+        ["--mdm-demasker", "config.json"],
+    ),  # fmt: skip
     ("push-missing-dir", lambda f: ["push", f.path("nothing"), "org/name"], ["not a non-empty directory"]),
     ("push-bad-repo-id", lambda f: ["push", f.foreign("mine"), "a/b/c"], ["org/name"]),
     ("config-unknown", lambda f: ["config", "no/such"], ["shipped"]),

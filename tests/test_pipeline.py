@@ -99,6 +99,41 @@ def test_random_remasking_and_greedy_differ(pipe):
     assert not torch.equal(greedy.sequences, rand.sequences)
 
 
+def test_mdm_mode_runs_the_mdm_baseline_when_the_pipeline_has_one(tmp_path, pipe):
+    """With an `mdm_demasker` component, `mode="mdm"` runs it (the same tokens as a pipeline whose demasker it is),
+    `use_mdm_demasker=False` runs the guided demasker without registers as before, the guided modes do not change,
+    and the component survives save/load."""
+    torch.manual_seed(1)
+    baseline = GuidedLLaDAForMaskedLM(pipe.demasker.config).eval()
+    with_baseline = CrocodilPipeline(**{**pipe.components, "mdm_demasker": baseline})
+    with_baseline.set_progress_bar_config(disable=True)
+    as_demasker = CrocodilPipeline(**{**pipe.components, "demasker": baseline})
+    as_demasker.set_progress_bar_config(disable=True)
+    kwargs = dict(num_samples=2, gen_length=16, steps=8, remasking="random", temperature=1.0)
+    out = with_baseline(mode="mdm", generator=gens(0, 1), **kwargs)
+    assert torch.equal(out.sequences, as_demasker(mode="mdm", generator=gens(0, 1), **kwargs).sequences)
+    guided = pipe(mode="mdm", generator=gens(0, 1), **kwargs).sequences
+    assert not torch.equal(out.sequences, guided)
+    assert torch.equal(
+        with_baseline(mode="mdm", generator=gens(0, 1), use_mdm_demasker=False, **kwargs).sequences, guided
+    )
+    assert out.nfe["total"] == out.nfe["demasker_calls"] == 8  # the same size: one demasker forward per call
+    for mode in ("con_then_disc", "con_within_disc"):
+        call = dict(mode=mode, prior_steps=PRIOR_STEPS, **kwargs)
+        assert torch.equal(
+            with_baseline(generator=gens(2, 3), **call).sequences, pipe(generator=gens(2, 3), **call).sequences
+        )
+    with_baseline.save_pretrained(tmp_path)
+    loaded = CrocodilPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert torch.equal(loaded(mode="mdm", generator=gens(0, 1), **kwargs).sequences, out.sequences)
+    with pytest.raises(ValueError, match="no `mdm_demasker` component"):
+        pipe(mode="mdm", use_mdm_demasker=True, **kwargs)
+    other = GuidedLLaDAForMaskedLM(type(pipe.demasker.config)(**{**pipe.demasker.config.to_dict(), "vocab_size": 7}))
+    with pytest.raises(ValueError, match="share the demasker's vocabulary.*vocab_size"):
+        CrocodilPipeline(**{**pipe.components, "mdm_demasker": other})
+
+
 def test_save_load_round_trip_gives_same_output(tmp_path, pipe):
     pipe.save_pretrained(tmp_path)
     loaded = CrocodilPipeline.from_pretrained(tmp_path)

@@ -318,6 +318,27 @@ def test_stage_outputs_assemble_into_a_working_pipeline(trained, tmp_path):
 
     registers = load_from_disk(trained["registers"])
     assert len(registers["train"][0]["registers"]) == 4
+
+
+def test_assemble_adds_the_mdm_stage_as_the_mdm_baseline(trained, tmp_path):
+    """`crocodil assemble --mdm-demasker MDM_STAGE`: `mode="mdm"` then runs the plain MDM, whose logits without
+    registers are exactly the mdm stage's model's."""
+    from crocodil_hf import CrocodilPipeline, LLaDAModelLM
+    from crocodil_hf.cli import main
+
+    target = tmp_path / "pipe"
+    args = ["assemble", "--autoencoder", trained["autoencoder"], "--prior", trained["prior"]]
+    assert main([*args, "--mdm-demasker", trained["mdm"], "--output", str(target)]) == 0
+    pipe = CrocodilPipeline.from_pretrained(target)
+    pipe.set_progress_bar_config(disable=True)
+    ids = torch.randint(0, pipe.demasker.config.vocab_size, (2, 17), generator=torch.Generator().manual_seed(0))
+    base = LLaDAModelLM.from_pretrained(trained["mdm"]).eval()
+    with torch.no_grad():
+        assert torch.allclose(pipe.mdm_demasker(ids).logits, base(ids).logits, atol=1e-5)
+        assert not torch.allclose(pipe.demasker(ids).logits, base(ids).logits, atol=1e-3)  # the trained autoencoder
+    kwargs = dict(mode="mdm", num_samples=2, gen_length=16, steps=4)
+    assert pipe.mdm_demasker.config.default_gen_length == pipe.demasker.config.default_gen_length
+    assert pipe(**kwargs).nfe["demasker_calls"] == 4
     assert (
         main(
             ["assemble", "--autoencoder", trained["autoencoder"], "--prior", trained["prior"], "--output", str(target)]

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="steps of the distilled priors when a call gives none (default: the steps each was distilled for)",
     )
+    assemble.add_argument(
+        "--mdm-demasker",
+        help='output of `crocodil train mdm`: the plain-MDM baseline that `mode="mdm"` runs (optional)',
+    )
     assemble.add_argument("--output", required=True, help="pipeline directory to write")
     assemble.add_argument("--overwrite", action="store_true", help="replace an existing pipeline directory")
 
@@ -319,6 +323,8 @@ def run_assemble(args, rest) -> int:
     ):
         if getattr(args, option):
             _check_stage_dir(f"--{option.replace('_', '-')}", getattr(args, option), stage, ["config.json"])
+    if args.mdm_demasker:
+        _check_stage_dir("--mdm-demasker", args.mdm_demasker, "mdm", ["config.json"])
     check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
     check_number("--distilled-steps", args.distilled_steps, minimum=1, integer=True, allow_none=True)
     if args.distilled_steps is not None and not (args.distilled_prior or args.distilled_conditional_prior):
@@ -337,6 +343,7 @@ def run_assemble(args, rest) -> int:
         prior_scheduler=args.prior_scheduler,
         default_prior_steps=args.prior_steps,
         distilled_steps=args.distilled_steps,
+        mdm_demasker_dir=args.mdm_demasker,
     )
     print(f"pipeline written to {args.output}")
     return 0

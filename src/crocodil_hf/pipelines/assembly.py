@@ -12,6 +12,23 @@ from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_sa
 from .prior_sampling import make_prior_scheduler
 
 
+def mdm_baseline_demasker(llada_dir: str, like: GuidedLLaDAForMaskedLM) -> GuidedLLaDAForMaskedLM:
+    """A plain LLaDA MDM checkpoint (`crocodil train mdm`) as a demasker of `like`'s register shape; with no
+    registers it runs the base model exactly (its register projection is new and never used)."""
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the register projection is new and unused in mode="mdm": no warning about it
+    try:
+        model = GuidedLLaDAForMaskedLM.from_base(
+            llada_dir, num_registers=like.config.num_registers, register_dim=like.config.register_dim
+        )
+    finally:
+        logging.set_verbosity(verbosity)
+    model.config.default_gen_length = like.config.default_gen_length
+    return model.eval()
+
+
 def assemble_pipeline(
     autoencoder_dir: str,
     prior_dir: str,
@@ -23,11 +40,13 @@ def assemble_pipeline(
     prior_scheduler: str = "ddim",
     default_prior_steps: int = 50,
     distilled_steps: int | None = None,
+    mdm_demasker_dir: str | None = None,
 ):
     """Assemble a `CrocodilPipeline` directory from the stage outputs (`crocodil assemble`): the autoencoder stage's
     (or a pipeline's) tokenizer, demasker and encoder, the priors, optional distilled students, and the priors'
     sampler (`PRIOR_SOLVERS` name) with its default step count. `distilled_steps` sets the students' default step
-    count (their config's `distilled_steps`; default: the count each was distilled for)."""
+    count (their config's `distilled_steps`; default: the count each was distilled for). `mdm_demasker_dir`, an
+    `mdm` stage output, becomes the `mdm_demasker` baseline that `mode="mdm"` runs."""
     from .pipeline_crocodil import CrocodilPipeline
 
     check_number("`distilled_steps`", distilled_steps, minimum=1, integer=True, allow_none=True)
@@ -71,9 +90,10 @@ def assemble_pipeline(
         distilled_prior=optional_prior(distilled_prior_dir, distilled_steps),
         distilled_conditional_prior=optional_prior(distilled_conditional_prior_dir, distilled_steps),
         default_prior_steps=default_prior_steps,
+        mdm_demasker=mdm_baseline_demasker(mdm_demasker_dir, demasker) if mdm_demasker_dir else None,
     )
     pipe.save_pretrained(output_dir)
     return pipe
 
 
-__all__ = ["assemble_pipeline"]
+__all__ = ["assemble_pipeline", "mdm_baseline_demasker"]

@@ -60,6 +60,8 @@ class GenerationRun:
     eos_fill: bool = False  # after the first committed EOS of a row, the rest of its span is EOS
     prior_scheduler: object = None  # the priors' sampler (a `PRIOR_SOLVERS` name until the call resolves it)
     use_distilled_prior: bool | None = None
+    use_mdm_demasker: bool | None = None
+    unguided_demasker: object = None  # the model of unguided steps: the `mdm_demasker` baseline or the demasker
     prior: object = None  # the (unconditional, conditional) priors this call samples with: teachers or students
     conditional_prior: object = None
     eos_penalty: float = 0.0  # subtracted from the EOS logit at every step (against all-EOS greedy output)

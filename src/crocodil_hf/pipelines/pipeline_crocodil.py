@@ -53,7 +53,7 @@ def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
 
 def check_components(
     demasker, encoder, prior, conditional_prior=None, mask_scheduler=None, distilled_prior=None,
-    distilled_conditional_prior=None,
+    distilled_conditional_prior=None, mdm_demasker=None,
 ) -> None:  # fmt: skip
     """K (registers) and d (register width) are the demasker's; every other component must agree (a clear error
     naming the components that do not, instead of a shape error mid-generation)."""
@@ -87,6 +87,17 @@ def check_components(
             raise ValueError(
                 f"`{name}` attends to width {model.config.cross_attention_dim}, but the encoder's registers have "
                 f"d={encoder.config.register_dim}."
+            )
+    if mdm_demasker is not None:
+        fields = ("vocab_size", "mask_token_id", "eos_token_id")
+        differ = [f for f in fields if getattr(mdm_demasker.config, f) != getattr(demasker.config, f)]
+        if differ:
+            raise ValueError(
+                "`mdm_demasker` must share the demasker's vocabulary and special tokens; they differ in "
+                + ", ".join(
+                    f"{f} ({getattr(mdm_demasker.config, f)} vs {getattr(demasker.config, f)})" for f in differ
+                )
+                + "."
             )
     if mask_scheduler is not None and mask_scheduler.config.mask_token_id != demasker.config.mask_token_id:
         raise ValueError(
@@ -179,13 +190,20 @@ class CrocodilPipeline(DiffusionPipeline):
             (`crocodil train prior-distill`); used by default when present, at its `distilled_steps`.
         distilled_conditional_prior ([`RegisterPriorTransformer`], optional): few-step student of
             `conditional_prior` (`crocodil train conditional-prior-distill`).
+        mdm_demasker ([`GuidedLLaDAForMaskedLM`], optional): the plain-MDM baseline, a demasker trained as long
+            without registers (`crocodil train mdm`, `crocodil assemble --mdm-demasker`); `mode="mdm"` runs it
+            instead of the guided demasker whenever present, so that mode compares methods at the same training
+            budget.
         default_prior_steps: Steps of the (teacher) priors when a call gives no `prior_steps` (saved in
             `model_index.json`).
     """
 
-    model_cpu_offload_seq = "encoder->conditional_prior->distilled_conditional_prior->prior->distilled_prior->demasker"
+    model_cpu_offload_seq = (
+        "encoder->conditional_prior->distilled_conditional_prior->prior->distilled_prior->demasker->mdm_demasker"
+    )
     _optional_components = [
-        "conditional_prior", "encoder_tokenizer", "mask_scheduler", "distilled_prior", "distilled_conditional_prior"
+        "conditional_prior", "encoder_tokenizer", "mask_scheduler", "distilled_prior", "distilled_conditional_prior",
+        "mdm_demasker",
     ]  # fmt: skip
     _callback_tensor_inputs = ["sequences", "registers"]
 
@@ -202,11 +220,13 @@ class CrocodilPipeline(DiffusionPipeline):
         distilled_prior: RegisterPriorTransformer | None = None,
         distilled_conditional_prior: RegisterPriorTransformer | None = None,
         default_prior_steps: int = 50,
+        mdm_demasker: GuidedLLaDAForMaskedLM | None = None,
     ):
         super().__init__()
         check_components(
-            demasker, encoder, prior, conditional_prior, mask_scheduler, distilled_prior, distilled_conditional_prior
-        )
+            demasker, encoder, prior, conditional_prior, mask_scheduler, distilled_prior, distilled_conditional_prior,
+            mdm_demasker,
+        )  # fmt: skip
         check_sampling_scheduler(scheduler, prior)
         check_number("`default_prior_steps`", default_prior_steps, minimum=1, integer=True)
         if mask_scheduler is None:
@@ -222,6 +242,7 @@ class CrocodilPipeline(DiffusionPipeline):
             mask_scheduler=mask_scheduler,
             distilled_prior=distilled_prior,
             distilled_conditional_prior=distilled_conditional_prior,
+            mdm_demasker=mdm_demasker,
         )
         self.register_to_config(default_prior_steps=default_prior_steps)
 
@@ -256,6 +277,7 @@ class CrocodilPipeline(DiffusionPipeline):
         "prior": ("RegisterPriorTransformer",),
         "conditional_prior": ("RegisterPriorTransformer",),
         "distilled_prior": ("RegisterPriorTransformer",),
+        "mdm_demasker": ("GuidedLLaDAForMaskedLM",),
         "distilled_conditional_prior": ("RegisterPriorTransformer",),
         "mask_scheduler": ("MaskedDiffusionScheduler",),
         "scheduler": tuple(cls.__name__ for cls, _ in PRIOR_SOLVERS.values()),
@@ -485,6 +507,7 @@ class CrocodilPipeline(DiffusionPipeline):
         check_number("`num_registers`", run.num_registers, minimum=1, maximum=self.num_registers_max, integer=True)
         check_number("`eta`", run.eta, minimum=0)
         self._resolve_priors(run)
+        self._resolve_unguided(run)
         if not isinstance(refresh_at, (list, tuple)) or any(
             isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in refresh_at
         ):
@@ -502,6 +525,16 @@ class CrocodilPipeline(DiffusionPipeline):
                 raise ValueError(
                     f"`callback_on_step_end_tensor_inputs` {sorted(unknown)} not in {self._callback_tensor_inputs}."
                 )
+
+    def _resolve_unguided(self, run: GenerationRun) -> None:
+        """The model of the unguided (`mdm`) steps: the `mdm_demasker` baseline when the pipeline has one, unless
+        `use_mdm_demasker=False`; else the guided demasker without registers."""
+        if run.use_mdm_demasker not in (None, True, False):
+            raise ValueError(f"`use_mdm_demasker` must be True, False or None, got {run.use_mdm_demasker!r}.")
+        if run.use_mdm_demasker and self.mdm_demasker is None:
+            raise ValueError("`use_mdm_demasker=True` but this pipeline has no `mdm_demasker` component.")
+        baseline = self.mdm_demasker is not None and run.use_mdm_demasker is not False
+        run.unguided_demasker = self.mdm_demasker if baseline else self.demasker
 
     def _resolve_priors(self, run: GenerationRun) -> None:
         """Fill `run` with the priors, their sampler and step counts this call uses (teachers or distilled
@@ -565,6 +598,7 @@ class CrocodilPipeline(DiffusionPipeline):
         eos_penalty: float = 0.0,
         prior_scheduler: str | SchedulerMixin | None = None,
         use_distilled_prior: bool | None = None,
+        use_mdm_demasker: bool | None = None,
     ) -> CrocodilPipelineOutput | tuple:
         r"""Generate (or reconstruct) programs.
 
@@ -607,6 +641,8 @@ class CrocodilPipeline(DiffusionPipeline):
                 `"unipc"`, built on `self.scheduler`'s schedule) or a scheduler; default `self.scheduler`.
             use_distilled_prior: Sample z₀ with the distilled students (`distilled_prior`,
                 `distilled_conditional_prior`) instead of their teachers; default: whenever the pipeline has them.
+            use_mdm_demasker: In `"mdm"` mode, run the `mdm_demasker` baseline (trained without registers) instead
+                of the guided demasker without registers; default: whenever the pipeline has one.
 
         Examples:
             ```python
@@ -645,6 +681,7 @@ class CrocodilPipeline(DiffusionPipeline):
             eta=eta,
             prior_scheduler=self.scheduler if prior_scheduler is None else prior_scheduler,
             use_distilled_prior=use_distilled_prior,
+            use_mdm_demasker=use_mdm_demasker,
             refresh_at=refresh_at,
             generator=generator,
             nfe=NFEBreakdown(),
@@ -694,7 +731,7 @@ class CrocodilPipeline(DiffusionPipeline):
         full_texts = None
         if run.prompts is not None:
             full_texts = [p + t + s for p, t, s in zip(run.prompts, texts, run.suffixes or [""] * len(texts))]
-        self._account_flops(run.nfe, canvas.shape[1], run.num_registers if z0 is not None else None)
+        self._account_flops(run, canvas.shape[1], run.num_registers if z0 is not None else None)
         self.maybe_free_model_hooks()
         out = CrocodilPipelineOutput(
             texts=texts,
@@ -840,13 +877,17 @@ class CrocodilPipeline(DiffusionPipeline):
             else {"attention_mask": run.attention_mask, "position_ids": run.position_ids}
         )
         if z0 is None:
-            return self.demasker(canvas, logits_to_keep=keep, **padded).logits
+            return run.unguided_demasker(canvas, logits_to_keep=keep, **padded).logits
         registers = z0[:, : run.num_registers].to(self.demasker.dtype)
         return self.demasker(canvas, registers=registers, logits_to_keep=keep, **padded).logits
 
-    def _account_flops(self, nfe: NFEBreakdown, canvas_len: int, num_registers: int | None) -> None:
+    def _account_flops(self, run: GenerationRun, canvas_len: int, num_registers: int | None) -> None:
+        nfe = run.nfe
         prefix = (num_registers + 2) if num_registers else 0
         demasker = forward_flops(self.demasker, canvas_len + prefix)
+        if num_registers is None and run.unguided_demasker is not self.demasker:  # the mdm baseline, maybe larger
+            nfe.total = nfe.demasker_calls * forward_flops(run.unguided_demasker, canvas_len) / demasker
+            return
         encoder = forward_flops(self.encoder, canvas_len + self.encoder.config.num_registers - 1)
         nfe.prior_total = nfe.prior_flops / demasker
         nfe.total = nfe.demasker_calls + nfe.prior_total + nfe.encoder_calls * encoder / demasker
