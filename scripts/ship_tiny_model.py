@@ -11,13 +11,14 @@ tokenizer; no remote code: `crocodil push` writes it from the package source), w
 copy in `model_cards/crocodil-python-tiny.md`.
 
 Training is cumulative: the shipped folder's `training_history.json` lists every training run that led to its
-weights. A pipeline trained with `--init_from` the shipped model adds its run to the shipped history; one trained from
-scratch starts a new history. The card states the runs and their total wall time and CPU-hours.
+weights. A pipeline trained with `--init_from` another (the shipped model, or a directory) adds its run to that
+pipeline's history; one trained from scratch starts a new history. The card states the runs and their total wall time and CPU-hours.
 """
 
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -96,6 +97,19 @@ def this_run(runs: Path, script: str, cpu_overrides: dict[str, float], wall_minu
     }
 
 
+def previous_history(init_from: str | None) -> list[dict]:
+    """The training history of the pipeline a run continued from (`--init_from`: a shipped name or a directory);
+    empty for a run from scratch."""
+    if not init_from:
+        return []
+    from crocodil_hf.checks import resolve_shipped
+
+    record = Path(str(resolve_shipped(init_from))) / HISTORY
+    if not record.is_file():
+        raise ValueError(f"the run continued {init_from}, which has no {HISTORY}: its training cannot be added up.")
+    return json.loads(record.read_text())
+
+
 def totals(history: list[dict]) -> tuple[float, float]:
     """(wall minutes, CPU minutes) over all runs: a run's own total where recorded, else the sum of its stages."""
     wall = cpu = 0.0
@@ -139,7 +153,7 @@ def training_text(history: list[dict], corpus: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="runs/tiny-python/pipeline")
     parser.add_argument(
@@ -169,32 +183,33 @@ def main() -> None:
         default="float16",
         help="storage precision of the weights (they load back as float32)",
     )
-    args = parser.parse_args()
+    parser.add_argument("--target", default=str(TARGET), help="where to install it (default: the shipped folder)")
+    args = parser.parse_args(argv)
+    target = Path(args.target)
 
     pipeline, runs = Path(args.pipeline), Path(args.runs)
     sweep = merged_sweep(args.sweep)
     (Path(args.sweep[0]).parent / "sweep_merged.json").write_text(json.dumps(sweep, indent=2))
     overrides = {k: float(v) for k, v in (item.split("=", 1) for item in args.cpu_seconds)}
     run = this_run(runs, args.script, overrides, args.training_minutes)
-    shipped = TARGET / HISTORY
-    continues = run["init_from"] in ("crocodil-python-tiny", str(TARGET))
-    history = (json.loads(shipped.read_text()) if continues and shipped.exists() else []) + [run]
+    history = previous_history(run["init_from"]) + [run]
     corpus = (
         json.loads((runs / "autoencoder" / "training_complete.json").read_text()).get("corpus")
         if (runs / "autoencoder" / "training_complete.json").exists()
         else "the CPython standard library"
     )
 
-    with tempfile.TemporaryDirectory(dir=TARGET.parent) as staging:  # build next to TARGET, then swap it in
-        new = Path(staging) / TARGET.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as staging:  # build next to the target, then swap it in
+        new = Path(staging) / target.name
         shutil.copytree(pipeline, new, ignore=shutil.ignore_patterns("*.bin", "*.pt", "*.py", "checkpoint-*", ".*"))
         if args.dtype == "float16":
             store_half_precision(new)
         (new / HISTORY).write_text(json.dumps(history, indent=2) + "\n")
-        if TARGET.exists():
-            shutil.rmtree(TARGET)
-        new.rename(TARGET)
-    params = count_parameters(TARGET)
+        if target.exists():
+            shutil.rmtree(target)
+        new.rename(target)
+    params = count_parameters(target)
     wall, cpu = totals(history)
 
     model = (
@@ -216,23 +231,24 @@ def main() -> None:
         training_description=training_text(history, corpus),
         limitations=limitations,
     )
-    card.save(TARGET / "README.md")
-    (ROOT / "model_cards").mkdir(exist_ok=True)
-    card.save(ROOT / "model_cards" / "crocodil-python-tiny.md")
-    size = sum(f.stat().st_size for f in TARGET.rglob("*") if f.is_file())
-    print(
-        json.dumps(
-            {
-                "shipped": str(TARGET),
-                "size_mb": round(size / 2**20, 1),
-                "parameters": params,
-                "training_wall_minutes": round(wall),
-                "training_cpu_hours": round(cpu / 60, 2),
-            },
-            indent=2,
-        )
-    )
+    card.save(target / "README.md")
+    if target.resolve() == TARGET.resolve():
+        (ROOT / "model_cards").mkdir(exist_ok=True)
+        card.save(ROOT / "model_cards" / "crocodil-python-tiny.md")
+    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+    summary = {
+        "shipped": str(target),
+        "size_mb": round(size / 2**20, 1),
+        "parameters": params,
+        "training_wall_minutes": round(wall),
+        "training_cpu_hours": round(cpu / 60, 2),
+    }
+    print(json.dumps(summary, indent=2))
+    return summary
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as err:  # a bad input: one line, exit 2, nothing installed
+        sys.exit(print(f"ship_tiny_model.py: error: {err}", file=sys.stderr) or 2)

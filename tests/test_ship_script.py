@@ -1,0 +1,87 @@
+"""`scripts/ship_tiny_model.py`: installs a trained pipeline with its cumulative training history, a card that adds
+the runs up, and half-precision weights that load back as float32 (run on a tiny pipeline into a temporary folder)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from crocodil_hf import CrocodilPipeline
+from crocodil_hf.testing import build_tiny_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stage(folder: Path, stage: str, minutes: float, cpu_seconds: float | None, init_from: str | None) -> None:
+    folder.mkdir(parents=True)
+    record = {"stage": stage, "metrics": {"train_runtime": 60 * minutes, "train_loss": 1.5}, "steps": 10,
+              "num_processes": 1, "init_from": init_from}  # fmt: skip
+    if cpu_seconds is not None:
+        record["cpu_seconds"] = cpu_seconds
+    (folder / "training_complete.json").write_text(json.dumps(record))
+
+
+def test_a_continuation_ships_with_its_added_up_history_and_float16_weights(tmp_path):
+    previous = tmp_path / "previous"
+    build_tiny_pipeline().save_pretrained(previous)
+    first = {"date": "2026-01-01", "script": "scripts/train_tiny_python.sh", "init_from": None, "wall_minutes": 60,
+             "cpu_minutes": 120, "stages": {"mdm": {"steps": 5, "wall_minutes": 60, "cpu_minutes": None}}}  # fmt: skip
+    (previous / "training_history.json").write_text(json.dumps([first]))
+    pipe = build_tiny_pipeline(seed=1)
+    pipe.save_pretrained(tmp_path / "run" / "pipeline")
+    _stage(tmp_path / "run" / "autoencoder", "autoencoder", 30, 3000.0, str(previous))
+    _stage(tmp_path / "run" / "prior", "prior", 6, None, str(previous))  # an older record: CPU time given by hand
+    point = {"mode": "autoencode", "block_length": 16, "steps": 4, "nfe": {"total": 4.5},
+             "metrics": {"cer": 0.5, "gen_ppl": 90.0, "entropy": 2.5}}  # fmt: skip
+    sweep = {"scorer": "s", "config": {"gen_length": 16, "modes": ["autoencode"], "num_samples": 2},
+             "points": [point], "command": "crocodil eval ..."}  # fmt: skip
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
+    target = tmp_path / "shipped"
+    command = [sys.executable, str(ROOT / "scripts" / "ship_tiny_model.py"), "--pipeline", str(tmp_path / "run" / "pipeline"),
+               "--runs", str(tmp_path / "run"), "--script", "scripts/continue_tiny_python.sh", "--sweep",
+               str(tmp_path / "sweep.json"), "--cpu-seconds", "prior=720", "--target", str(target)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    history = json.loads((target / "training_history.json").read_text())
+    assert history[0] == first and len(history) == 2
+    assert history[1]["init_from"] == str(previous)
+    assert history[1]["stages"]["autoencoder"]["cpu_minutes"] == 50.0
+    assert history[1]["stages"]["prior"]["cpu_minutes"] == 12.0
+    card = (target / "README.md").read_text()
+    assert "3.0 CPU-hours" in card  # 120 + 50 + 12 = 182 CPU-minutes
+    assert json.loads(result.stdout)["training_cpu_hours"] == round(182 / 60, 2)
+    assert not (ROOT / "model_cards" / "shipped.md").exists()
+
+    for weights in target.glob("*/*.safetensors"):
+        with safe_open(str(weights), "pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64", "BOOL"}, weights
+    loaded = CrocodilPipeline.from_pretrained(target)
+    for name in ("demasker", "encoder", "prior", "conditional_prior"):
+        stored, original = getattr(loaded, name).state_dict(), getattr(pipe, name).state_dict()
+        assert all(t.dtype == torch.float32 for t in stored.values() if t.is_floating_point()), name
+        assert all(
+            torch.equal(stored[k], original[k].half().float()) for k in original if original[k].is_floating_point()
+        )
+
+
+def test_a_continuation_of_a_pipeline_without_history_is_refused_before_anything_is_written(tmp_path):
+    previous = tmp_path / "previous"
+    build_tiny_pipeline().save_pretrained(previous)
+    build_tiny_pipeline(seed=1).save_pretrained(tmp_path / "run" / "pipeline")
+    _stage(tmp_path / "run" / "autoencoder", "autoencoder", 30, 3000.0, str(previous))
+    point = {"mode": "autoencode", "block_length": 16, "steps": 4, "nfe": {"total": 4.5}, "metrics": {"cer": 0.5}}
+    (tmp_path / "sweep.json").write_text(json.dumps({"scorer": "s", "config": {"gen_length": 16, "modes": []},
+                                                     "points": [point]}))  # fmt: skip
+    target = tmp_path / "shipped"
+    target.mkdir()
+    (target / "keep.txt").write_text("the shipped model")
+    command = [sys.executable, str(ROOT / "scripts" / "ship_tiny_model.py"), "--pipeline", str(tmp_path / "run" / "pipeline"),
+               "--runs", str(tmp_path / "run"), "--sweep", str(tmp_path / "sweep.json"), "--target", str(target)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and "has no training_history.json" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (target / "keep.txt").read_text() == "the shipped model"
