@@ -33,5 +33,7 @@ step prior --init_from "$INIT" --registers_dir "$RUN/registers" --max_steps "$PR
 step conditional-prior --init_from "$INIT" --registers_dir "$RUN/registers" \
   --encoder_name_or_path "$RUN/autoencoder/encoder" --max_steps "$COND_STEPS" --learning_rate 2e-4 "${COMMON[@]}" \
   ${EXTRA[@]+"${EXTRA[@]}"}
+# the priors' sampler and default step count of the shipped pipeline (README "Few-step priors")
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
-  --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite
+  --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite \
+  --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}"
