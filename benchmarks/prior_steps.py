@@ -22,7 +22,7 @@ Usage:
     python benchmarks/prior_steps.py --registers-dir runs/tiny-python/registers \
         [--pipeline crocodil-python-tiny] [--distilled-prior DIR --distilled-conditional-prior DIR] \
         [--prior-steps 1,2,4,8,16,50] [--solvers ddim,dpmsolver++,unipc,distilled] [--num-banks 512] \
-        [--num-samples 64] [--steps 16] [--noise-seeds 2] [--output-dir runs/bench/prior-steps]
+        [--num-samples 64] [--steps 16] [--noise-seeds 2] [--output-dir runs/bench/prior-steps] [--reference-pipeline DIR]
 Prints one JSON object; writes `prior_steps.json`, `prior_steps_prdc.png` and `prior_steps_mauve.png`.
 """
 
@@ -75,7 +75,9 @@ def real_registers(registers_dir: str, count: int) -> torch.Tensor:
     return validation[: min(count, len(validation))]["registers"].float()
 
 
-def measure(pipe, solver: str, steps: int, real, scorer, references, args, seed: int = 0, downstream=True) -> list:
+def measure(
+    pipe, solver: str, steps: int, real, scorer, references, args, seed: int = 0, downstream=True, name=None
+) -> list:
     """One row per mode: PRDC of the unconditional prior's banks, FLOP share; with `downstream`, the sample metrics
     and wall-time figures of `args.num_samples` samples per mode (else one sample per mode, for the FLOP share).
     Each point is kept in `<output-dir>/points/` with its settings and reused by a rerun with the same settings (a
@@ -86,6 +88,7 @@ def measure(pipe, solver: str, steps: int, real, scorer, references, args, seed:
     if solver == "distilled":  # a teacher's point does not depend on the students: other students reuse it
         keys += ["distilled_prior", "distilled_conditional_prior"]
     settings = {k: getattr(args, k) for k in keys}
+    settings["pipeline"] = name or args.pipeline  # the reference may be another pipeline (`--reference-pipeline`)
     key = f"{solver}-{steps}-{seed}-{'full' if downstream else 'prdc'}".replace("+", "p")
     cache = Path(args.output_dir, "points", f"{key}.json")
     if cache.is_file():
@@ -209,6 +212,12 @@ def plot(rows: list[dict], metric: str, path: Path, title: str, mode: str | None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="crocodil-python-tiny")
+    parser.add_argument(
+        "--reference-pipeline",
+        default=None,
+        help="the pipeline whose 50-step DDIM is the reference (default: --pipeline; e.g. the model with its larger "
+        "priors, when --pipeline has smaller ones)",
+    )
     parser.add_argument("--registers-dir", required=True, help="output of `crocodil train registers` (validation)")
     parser.add_argument("--distilled-prior", help="a `prior-distill` output, if the pipeline has none")
     parser.add_argument("--distilled-conditional-prior", help="a `conditional-prior-distill` output")
@@ -241,8 +250,10 @@ def main() -> None:
     real = real_registers(args.registers_dir, args.num_banks)
     scorer, references = load_scorer_and_references(pipe, args.num_samples, args.gen_length)
 
-    reference = measure(pipe, "ddim", 50, real, scorer, references, args)
-    repeats = [measure(pipe, "ddim", 50, real, scorer, references, args, seed=1000 * (i + 1))
+    ref_name = args.reference_pipeline or args.pipeline
+    ref_pipe = load_pipeline(ref_name) if args.reference_pipeline else pipe
+    reference = measure(ref_pipe, "ddim", 50, real, scorer, references, args, name=ref_name)
+    repeats = [measure(ref_pipe, "ddim", 50, real, scorer, references, args, seed=1000 * (i + 1), name=ref_name)
                for i in range(args.noise_seeds)]  # fmt: skip
     noise = {}
     for mode in MODES:
@@ -258,7 +269,7 @@ def main() -> None:
     for solver in solvers:
         grid = args.distilled_steps if solver == "distilled" else args.prior_steps
         for steps in [int(s) for s in grid.split(",")]:
-            if (solver, steps) == ("ddim", 50):
+            if (solver, steps) == ("ddim", 50) and ref_pipe is pipe:
                 rows += reference
             else:
                 full = steps in downstream and solver in downstream_solvers
@@ -266,9 +277,10 @@ def main() -> None:
             print(rows[-1], flush=True)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    for row in rows:  # timed last, together, on an otherwise idle machine
+    timed = [(pipe, row) for row in rows] + ([(ref_pipe, row) for row in reference] if ref_pipe is not pipe else [])
+    for owner, row in timed:  # timed last, together, on an otherwise idle machine
         if "mauve" in row:
-            row["best_seconds_per_sample"] = best_seconds_per_sample(pipe, row["mode"], row["solver"],
+            row["best_seconds_per_sample"] = best_seconds_per_sample(owner, row["mode"], row["solver"],
                                                                      row["prior_steps"], args)  # fmt: skip
     plot(rows, "register_precision", output / "prior_steps_prdc.png", "register precision (PRDC) vs prior steps",
          mode=MODES[0])  # fmt: skip
@@ -276,7 +288,8 @@ def main() -> None:
     result = {
         "pipeline": args.pipeline,
         "setting": {k: v for k, v in vars(args).items() if k != "output_dir"},
-        "reference": "ddim, 50 steps",
+        "reference": "ddim, 50 steps" + (f" of {ref_name}" if ref_pipe is not pipe else ""),
+        "reference_rows": reference,
         "noise": {"mauve_range": noise, "prdc_max_abs_diff": prdc_noise, "repeats": repeats},
         "recommended": recommend(rows, reference, noise),
         "rows": rows,

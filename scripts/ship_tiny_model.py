@@ -67,6 +67,14 @@ def merged_sweep(paths: list[str]) -> dict:
     return sweep
 
 
+def _last_checkpoint_step(stage_dir: Path) -> int | None:
+    """The step of a stage's last checkpoint (for records written before they held `steps`)."""
+    steps = [
+        int(c.name.rsplit("-", 1)[-1]) for c in stage_dir.glob("checkpoint-*") if c.name.rsplit("-", 1)[-1].isdigit()
+    ]
+    return max(steps) if steps else None
+
+
 def this_run(runs: Path, script: str, cpu_overrides: dict[str, float], wall_minutes: float | None) -> dict:
     """The training run behind the pipeline, from its stages' `training_complete.json` records."""
     stages, init_from = {}, None
@@ -80,7 +88,7 @@ def this_run(runs: Path, script: str, cpu_overrides: dict[str, float], wall_minu
         if cpu is not None:
             cpu *= record.get("num_processes", 1)
         stages[stage] = {
-            "steps": record.get("steps"),
+            "steps": record.get("steps") or _last_checkpoint_step(runs / stage),
             "wall_minutes": round(metrics["train_runtime"] / 60, 1) if "train_runtime" in metrics else None,
             "cpu_minutes": round(cpu / 60, 1) if cpu is not None else None,
             "train_loss": round(metrics["train_loss"], 4) if "train_loss" in metrics else None,

@@ -39,7 +39,9 @@ for stage in mdm autoencoder registers prior conditional-prior; do
     $( [ "$stage" = prior ] || [ "$stage" = conditional-prior ] && echo --registers_dir "$RUN/registers" ) \
     ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"}
 done
+# the priors' sampler and default step count of the shipped pipeline (README "Few-step priors")
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
-  --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite
+  --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite \
+  --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}"
 echo "== pipeline: $RUN/pipeline ($(date -u +%H:%M:%S))"
 crocodil generate --pipeline "$RUN/pipeline" --num-samples 2 --steps 8 --prior-steps 8
