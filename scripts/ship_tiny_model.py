@@ -128,6 +128,15 @@ def totals(history: list[dict]) -> tuple[float, float]:
     return wall, cpu
 
 
+def _stage_parts(stage: dict) -> tuple[str, ...]:
+    return (
+        f"{stage['steps']} steps" if stage.get("steps") else "",
+        f"{stage['wall_minutes']} min" if stage.get("wall_minutes") else "",
+        f"{stage['cpu_minutes']} CPU-min" if stage.get("cpu_minutes") else "",
+        f"final loss {stage['train_loss']:.3f}" if stage.get("train_loss") is not None else "",
+    )
+
+
 def training_text(history: list[dict], corpus: str) -> str:
     lines = [
         "Trained on CPU (2 cores) with the project's own recipes (configs `tiny-python/<stage>`) on the CPython standard "
@@ -138,17 +147,7 @@ def training_text(history: list[dict], corpus: str) -> str:
     ]
     for number, run in enumerate(history, 1):
         stages = ", ".join(
-            f"`{name}` "
-            + ", ".join(
-                part
-                for part in (
-                    f"{s['steps']} steps" if s.get("steps") else "",
-                    f"{s['wall_minutes']} min" if s.get("wall_minutes") else "",
-                    f"{s['cpu_minutes']} CPU-min" if s.get("cpu_minutes") else "",
-                    f"final loss {s['train_loss']:.3f}" if s.get("train_loss") is not None else "",
-                )
-                if part
-            )
+            " ".join([f"`{name}`", ", ".join(part for part in _stage_parts(s) if part)]).strip()
             for name, s in run["stages"].items()
         )
         source = f"from `{run['init_from']}`" if run.get("init_from") else "from scratch"
@@ -191,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
         default="float16",
         help="storage precision of the weights (they load back as float32)",
     )
+    parser.add_argument("--note", default=None, help="a sentence on the run for the card (e.g. its overrides)")
     parser.add_argument("--target", default=str(TARGET), help="where to install it (default: the shipped folder)")
     args = parser.parse_args(argv)
     target = Path(args.target)
@@ -200,7 +200,12 @@ def main(argv: list[str] | None = None) -> dict:
     (Path(args.sweep[0]).parent / "sweep_merged.json").write_text(json.dumps(sweep, indent=2))
     overrides = {k: float(v) for k, v in (item.split("=", 1) for item in args.cpu_seconds)}
     run = this_run(runs, args.script, overrides, args.training_minutes)
-    history = previous_history(run["init_from"]) + [run]
+    if args.note:
+        run["note"] = args.note
+    history = previous_history(run["init_from"])
+    if history and history[-1]["stages"] == run["stages"]:  # the same run shipped again (e.g. after a new sweep)
+        history.pop()
+    history.append(run)
     corpus = (
         json.loads((runs / "autoencoder" / "training_complete.json").read_text()).get("corpus")
         if (runs / "autoencoder" / "training_complete.json").exists()

@@ -55,6 +55,15 @@ def test_a_continuation_ships_with_its_added_up_history_and_float16_weights(tmp_
     assert "3.0 CPU-hours" in card  # 120 + 50 + 12 = 182 CPU-minutes
     assert json.loads(result.stdout)["training_cpu_hours"] == round(182 / 60, 2)
     assert not (ROOT / "model_cards" / "shipped.md").exists()
+    # shipping the same run again (here: continuing the shipped folder itself) replaces its entry, not adds one
+    for stage in ("autoencoder", "prior"):
+        record = json.loads((tmp_path / "run" / stage / "training_complete.json").read_text())
+        (tmp_path / "run" / stage / "training_complete.json").write_text(
+            json.dumps({**record, "init_from": str(target)})
+        )
+    assert subprocess.run(command, capture_output=True, text=True, cwd=tmp_path).returncode == 0
+    again = json.loads((target / "training_history.json").read_text())
+    assert len(again) == 2 and again[1]["init_from"] == str(target) and again[1]["stages"] == history[1]["stages"]
 
     for weights in target.glob("*/*.safetensors"):
         with safe_open(str(weights), "pt") as f:
