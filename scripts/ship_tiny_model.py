@@ -24,6 +24,7 @@ from datetime import date
 from pathlib import Path
 
 from crocodil_hf.evaluation.model_card import build_model_card
+from crocodil_hf.training.stages.common import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "src" / "crocodil_hf" / "pretrained" / "crocodil-python-tiny"
@@ -68,11 +69,9 @@ def merged_sweep(paths: list[str]) -> dict:
 
 
 def _last_checkpoint_step(stage_dir: Path) -> int | None:
-    """The step of a stage's last checkpoint (for records written before they held `steps`)."""
-    steps = [
-        int(c.name.rsplit("-", 1)[-1]) for c in stage_dir.glob("checkpoint-*") if c.name.rsplit("-", 1)[-1].isdigit()
-    ]
-    return max(steps) if steps else None
+    """The step of a stage's last complete checkpoint (for records written before they held `steps`)."""
+    checkpoint = last_complete_checkpoint(stage_dir)
+    return json.loads(Path(checkpoint, "trainer_state.json").read_text())["global_step"] if checkpoint else None
 
 
 def this_run(runs: Path, script: str, cpu_overrides: dict[str, float], wall_minutes: float | None) -> dict:
