@@ -4,6 +4,7 @@ training: test_distributed.py)."""
 import json
 import math
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from crocodil_hf.data.tokenizer import train_bpe_tokenizer
 from crocodil_hf.testing import TINY_CORPUS
 from crocodil_hf.training.losses import forward_mask, register_noise
 from crocodil_hf.training.run import parse_stage_arguments, run_stage
+from crocodil_hf.training.trainers import CPU_CLOCK_FILE
 
 TINY_LLADA = {
     "d_model": 32,
@@ -561,11 +563,22 @@ def test_killed_run_resumes_to_the_same_parameters(workspace, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "killed" / "training_complete.json").exists(), "the run finished before it was killed"
+    # Each checkpoint records the stage's CPU time so far; the resumed run adds it to its own. Stand-in for a long
+    # earlier run: every checkpoint it may resume from says 5000 CPU-seconds were spent before it.
+    clocks = list((tmp_path / "killed").glob(f"checkpoint-*/{CPU_CLOCK_FILE}"))
+    assert clocks and all(json.loads(c.read_text())["cpu_seconds"] > 0 for c in clocks)
+    for clock in clocks:
+        clock.write_text(json.dumps({"cpu_seconds": 5000.0}))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         _cli("train", "mdm", "--config", config), env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming from" in result.stderr
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    resumed_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    record = json.loads((tmp_path / "killed" / "training_complete.json").read_text())
+    assert 5000 < record["cpu_seconds"] <= 5000 + resumed_cpu + 1, (record["cpu_seconds"], resumed_cpu)
     final, expected = (
         load_file(str(tmp_path / "killed" / "model.safetensors")),
         load_file(str(Path(reference) / "model.safetensors")),

@@ -25,7 +25,8 @@ from .arguments import (
     resolve_config,
 )
 from .stages import STAGES, stage_runner
-from .stages.common import COMPLETE_MARKER, apply_lora, check_output_dir, start_cpu_clock
+from .stages.common import COMPLETE_MARKER, apply_lora, check_output_dir
+from .trainers import start_cpu_clock
 
 logger = logging.getLogger(__name__)
 

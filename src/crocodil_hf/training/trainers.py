@@ -4,8 +4,10 @@ The losses live in the models trained (`objectives.py`); logging, checkpointing,
 (DDP / FSDP2 / DeepSpeed through accelerate) and progress bars are the Trainer's own.
 """
 
+import json
 import os
 import shutil
+import time
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,30 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 from .losses import RowGenerators
 
 STAGING_DIR = ".staging"  # under output_dir: checkpoints being written (renamed into place when complete)
+CPU_CLOCK_FILE = "crocodil_cpu_seconds.json"  # in each checkpoint: the stage's CPU time up to that checkpoint
+
+_CPU_CLOCK = {"start": 0.0, "before": 0.0}
+
+
+def start_cpu_clock() -> None:
+    """Start counting a stage's CPU time (user + system, all threads of this process): called as each stage starts,
+    so that stages run one after another in one Python process count only their own."""
+    _CPU_CLOCK.update(start=time.process_time(), before=0.0)
+
+
+def resume_cpu_clock(checkpoint: str | None) -> None:
+    """Add the CPU time a resumed stage had spent up to `checkpoint` (its `CPU_CLOCK_FILE`; checkpoints written
+    before it existed add nothing), so that a run killed and resumed any number of times counts all of its training
+    and not only the time since the last resume."""
+    record = os.path.join(checkpoint, CPU_CLOCK_FILE) if checkpoint else None
+    if record and os.path.isfile(record):
+        with open(record) as f:
+            _CPU_CLOCK["before"] = float(json.load(f)["cpu_seconds"])
+
+
+def stage_cpu_seconds() -> float:
+    """CPU seconds of the current stage: the time before its last resume plus this process's since its start."""
+    return _CPU_CLOCK["before"] + time.process_time() - _CPU_CLOCK["start"]
 
 
 class ProgramCollator:
@@ -125,6 +151,9 @@ class CrocodilTrainer(Trainer):
         failed = True
         try:
             super()._save_checkpoint(model, trial)  # its rotation sees only the staging folder: nothing to delete
+            if self.args.process_index == 0:
+                with open(os.path.join(staged, CPU_CLOCK_FILE), "w") as f:
+                    json.dump({"cpu_seconds": round(stage_cpu_seconds(), 1)}, f)
             failed = False
         finally:
             self._staging = False

@@ -11,7 +11,6 @@ import copy
 import json
 import logging
 import shutil
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from ...data.corpus import CorpusConfig, build_program_dataset, stream_program_d
 from ...modeling.configuration_crocodil import RegisterEncoderConfig
 from ...modeling.modeling_register_encoder import RegisterEncoderModel
 from ..arguments import CrocodilTrainingArguments, DataArguments, ModelArguments
-from ..trainers import STAGING_DIR, CrocodilTrainer
+from ..trainers import STAGING_DIR, CrocodilTrainer, resume_cpu_clock, stage_cpu_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +207,7 @@ def train(objective, args: CrocodilTrainingArguments, dataset, collator, resume:
     trainer = CrocodilTrainer(
         model=objective, args=args, train_dataset=dataset, data_collator=collator, **trainer_kwargs
     )
+    resume_cpu_clock(resume)
     result = trainer.train(resume_from_checkpoint=resume)
     return trainer, result
 
@@ -334,21 +334,12 @@ def _remove_partial_save(output: Path, layout: dict[str, str]) -> None:
         (output / name).unlink(missing_ok=True)
 
 
-_CPU_CLOCK = {"start": 0.0}
-
-
-def start_cpu_clock() -> None:
-    """Start counting a stage's CPU time (`finish` records it): called as each stage starts, so that stages run one
-    after another in one Python process count only their own."""
-    _CPU_CLOCK["start"] = time.process_time()
-
-
 def finish(output_dir: str | Path, record: dict) -> None:
     """Mark a stage complete: the last file a stage writes. The record gets `cpu_seconds`, the CPU time (user +
     system, all threads) this process spent since the stage started (`start_cpu_clock`), which model cards add up to
-    training CPU-hours. It is per process (multiply by `num_processes`), without dataloader workers, and a resumed
-    run counts from its resume."""
-    record = {**record, "cpu_seconds": round(time.process_time() - _CPU_CLOCK["start"], 1)}
+    training CPU-hours. It is per process (multiply by `num_processes`), without dataloader workers; a resumed run
+    adds the time recorded in the checkpoint it resumed from (`resume_cpu_clock`)."""
+    record = {**record, "cpu_seconds": round(stage_cpu_seconds(), 1)}
     Path(output_dir, COMPLETE_MARKER).write_text(json.dumps(record, indent=2, default=str))
 
 
