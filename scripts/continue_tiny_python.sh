@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Cumulative training: continue a trained pipeline (default: the shipped crocodil-python-tiny) through
 # autoencoder → registers → prior → conditional-prior → assemble, each stage starting from the pipeline's weights
-# (`--init_from`, fresh optimizer and warm-up). Resumable: rerun after a kill.
+# (`--init_from`, fresh optimizer and warm-up). When the pipeline has a plain-MDM baseline (`mdm_demasker`), it is
+# continued for as many steps as the autoencoder (`mdm-baseline`), so `mode="mdm"` keeps meaning "the same training
+# budget without registers". Resumable: rerun after a kill.
 #
 #   bash scripts/continue_tiny_python.sh RUN_DIR                  # ~20 min on 2 cores at the default step counts
 #   AE_STEPS=3000 bash scripts/continue_tiny_python.sh RUN_DIR    # a longer continuation
@@ -18,12 +20,17 @@ mkdir -p "$RUN"
 export HF_HUB_OFFLINE=1
 COMMON=(--save_steps 250 --clean_warmup_steps 0 --warmup_steps 50)
 
-step() {  # step NAME ARGS...: run `crocodil train NAME` unless it already finished
+step() {  # step NAME ARGS...: run `crocodil train NAME` into RUN/NAME unless it already finished
   local stage="$1"; shift
-  if [ -f "$RUN/$stage/training_complete.json" ]; then echo "== $stage: done"; return; fi
-  echo "== $stage: $(date -u +%H:%M:%S)"
-  crocodil train "$stage" --config "tiny-python/$stage" --output_dir "$RUN/$stage" "$@"
+  train_as "$stage" "$stage" "$@"
 }
+train_as() {  # train_as DIR STAGE ARGS...: run `crocodil train STAGE` into RUN/DIR unless it already finished
+  local dir="$1" stage="$2"; shift 2
+  if [ -f "$RUN/$dir/training_complete.json" ]; then echo "== $dir: done"; return; fi
+  echo "== $dir: $(date -u +%H:%M:%S)"
+  crocodil train "$stage" --config "tiny-python/$stage" --output_dir "$RUN/$dir" "$@"
+}
+INIT_DIR="$(python -c "from crocodil_hf.checks import resolve_shipped; print(resolve_shipped('$INIT'))")"
 step autoencoder --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}" \
   --clean_warmup_steps "$AE_CLEAN_STEPS" \
   ${EXTRA[@]+"${EXTRA[@]}"}
@@ -33,7 +40,14 @@ step prior --init_from "$INIT" --registers_dir "$RUN/registers" --max_steps "$PR
 step conditional-prior --init_from "$INIT" --registers_dir "$RUN/registers" \
   --encoder_name_or_path "$RUN/autoencoder/encoder" --max_steps "$COND_STEPS" --learning_rate 2e-4 "${COMMON[@]}" \
   ${EXTRA[@]+"${EXTRA[@]}"}
+BASELINE=()
+if [ -d "$INIT_DIR/mdm_demasker" ]; then  # the fair plain-MDM baseline: as many more steps as the autoencoder
+  train_as mdm-baseline mdm --model_name_or_path "$INIT_DIR/mdm_demasker" --tokenizer_name_or_path "$INIT_DIR/tokenizer" \
+    --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}"
+  BASELINE=(--mdm-demasker "$RUN/mdm-baseline")
+fi
 # the priors' sampler and default step count of the shipped pipeline (README "Few-step priors")
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
   --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite \
-  --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}"
+  --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}" \
+  ${BASELINE[@]+"${BASELINE[@]}"}

@@ -29,7 +29,12 @@ from crocodil_hf.training.stages.common import last_complete_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "src" / "crocodil_hf" / "pretrained" / "crocodil-python-tiny"
 HISTORY = "training_history.json"
-STAGES = ("mdm", "autoencoder", "registers", "prior", "conditional-prior")
+STAGES = ("mdm", "autoencoder", "registers", "prior", "conditional-prior", "mdm-baseline")
+BASELINE_NOTE = (
+    '`mdm-baseline` is the plain-MDM baseline shipped as the `mdm_demasker` component (what `mode="mdm"` runs): '
+    "a demasker of the same size trained with LLaDA's loss and no registers for as many steps as the guided demasker "
+    "has seen (its stage-0 steps plus every autoencoder step)."
+)
 
 
 def count_parameters(folder: Path) -> dict[str, int]:
@@ -104,6 +109,12 @@ def this_run(runs: Path, script: str, cpu_overrides: dict[str, float], wall_minu
     }
 
 
+def same_run(previous: dict, run: dict) -> bool:
+    """Whether `run` ships the run recorded as `previous` again (after a new sweep, or with a stage added to it, such
+    as the MDM baseline): every stage `previous` recorded is in `run`, unchanged. Its entry is then replaced."""
+    return all(run["stages"].get(name) == stage for name, stage in previous["stages"].items())
+
+
 def previous_history(init_from: str | None) -> list[dict]:
     """The training history of the pipeline a run continued from (`--init_from`: a shipped name or a directory);
     empty for a run from scratch."""
@@ -144,6 +155,8 @@ def training_text(history: list[dict], corpus: str) -> str:
         "(`--init_from`, fresh optimizer and warm-up), except the first, from scratch. The runs "
         f"(`{HISTORY}` in this folder):\n"
     ]
+    if any("mdm-baseline" in run["stages"] for run in history):
+        lines[0] += BASELINE_NOTE + "\n"
     for number, run in enumerate(history, 1):
         stages = ", ".join(
             " ".join([f"`{name}`", ", ".join(part for part in _stage_parts(s) if part)]).strip()
@@ -202,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.note:
         run["note"] = args.note
     history = previous_history(run["init_from"])
-    if history and history[-1]["stages"] == run["stages"]:  # the same run shipped again (e.g. after a new sweep)
+    if history and same_run(history[-1], run):
         history.pop()
     history.append(run)
     corpus = (

@@ -64,6 +64,14 @@ def test_a_continuation_ships_with_its_added_up_history_and_float16_weights(tmp_
     assert subprocess.run(command, capture_output=True, text=True, cwd=tmp_path).returncode == 0
     again = json.loads((target / "training_history.json").read_text())
     assert len(again) == 2 and again[1]["init_from"] == str(target) and again[1]["stages"] == history[1]["stages"]
+    # a stage added to a shipped run (the plain-MDM baseline) ships that run again, now with the stage: no new entry
+    _stage(tmp_path / "run" / "mdm-baseline", "mdm", 20, 1200.0, None)
+    assert subprocess.run(command, capture_output=True, text=True, cwd=tmp_path).returncode == 0
+    third = json.loads((target / "training_history.json").read_text())
+    assert len(third) == 2 and third[1]["stages"]["mdm-baseline"]["cpu_minutes"] == 20.0
+    assert all(third[1]["stages"][name] == stage for name, stage in history[1]["stages"].items())
+    card = (target / "README.md").read_text()
+    assert "3.4 CPU-hours" in card and "plain-MDM baseline" in card  # 182 + 20 CPU-minutes
 
     for weights in target.glob("*/*.safetensors"):
         with safe_open(str(weights), "pt") as f:
