@@ -20,7 +20,8 @@ def load_pipeline(name_or_path: str) -> CrocodilPipeline:
 
 def with_components(pipe: CrocodilPipeline, **components) -> CrocodilPipeline:
     """The same pipeline with some components replaced (e.g. another demasker or prior)."""
-    new = CrocodilPipeline(**{**pipe.components, **components}, default_prior_steps=pipe.config.default_prior_steps)
+    steps = {k: getattr(pipe.config, k, None) for k in ("default_prior_steps", "default_conditional_prior_steps")}
+    new = CrocodilPipeline(**{**pipe.components, **components}, **steps)
     new.set_progress_bar_config(disable=True)
     return new
 

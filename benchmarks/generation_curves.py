@@ -3,9 +3,11 @@ ConWithinDisc, and the speed-up of CRoCoDiL at matched quality as a ratio of NFE
 
 Variants (all with the same held-out references, seeds, scorer and sequence length):
 
-* `con_then_disc`, `con_within_disc`: the pipeline as shipped (greedy low-confidence steps, 50 DDIM prior steps; NFE
-  and wall time include the prior and encoder calls).
+* `con_then_disc`, `con_within_disc`: the pipeline as shipped (greedy low-confidence steps, the pipeline's own prior
+  sampler and step count unless `--prior-steps` is given; NFE and wall time include the prior and encoder calls).
 * `mdm/guided-demasker`: the pipeline's own demasker with no registers.
+* `mdm/baseline` (fairness): the pipeline's `mdm_demasker` component, when it has one: the plain-MDM baseline shipped
+  with it, trained as many steps as the guided demasker (what `mode="mdm"` runs).
 * `mdm/stage0`: the stage-0 MDM demasker the guided one started from (`--stage0`).
 * `mdm/long` (fairness): an MDM demasker trained for as many steps as the guided one (`--mdm-long`: stage 0 + as many
   MDM steps as the autoencoder stage ran).
@@ -16,6 +18,10 @@ unconditional MDM is deterministic, every seed gives the same program, so it is 
 Speed-up at matched quality: the baseline is the best plain-MDM point at the largest step count (steps = L); for
 each CRoCoDiL mode, the cheapest point whose MAUVE reaches the baseline's (and separately whose Gen-PPL is at most the
 baseline's) gives speed-up = baseline NFE / its NFE (and baseline wall / its wall). `null` = never matched here.
+
+Fair-baseline check (`fair_baseline_check` in the JSON, when there is an MDM baseline): does ConWithinDisc at some
+step count <= L/4 match or beat the best fair MDM at steps = L on MAUVE and on Gen-PPL, with unigram entropy within
+10 % of the reference programs'? (The fair MDM is `mdm/baseline`, else `mdm/long`.)
 
 Usage:
     python benchmarks/generation_curves.py [--pipeline crocodil-python-tiny] [--stage0 runs/tiny-python/mdm]
@@ -35,6 +41,7 @@ from common import (
     write_result,
 )
 
+from crocodil_hf.evaluation.metrics import gen_ppl
 from crocodil_hf.evaluation.sweep import check_sweep, run_sweep
 from crocodil_hf.pipelines.assembly import mdm_baseline_demasker
 
@@ -54,6 +61,28 @@ def matched_speedup(rows: list[dict], baseline: dict, metric: str, better) -> di
     }
 
 
+def fair_baseline_check(rows: list[dict], fair: str, top: int, gen_length: int, data_entropy: float) -> dict:
+    """ConWithinDisc at steps <= L/4 against the best fair-MDM point at steps = L (the issue's quality target): each
+    such ConWithinDisc point with whether its MAUVE is >= the baseline's, its Gen-PPL <= the baseline's and its
+    entropy within 10 % of the data's; `met` when one point passes all three."""
+    baselines = [r for r in rows if r["variant"].startswith(fair + " ") and r["steps"] == top]
+    baseline = max(baselines, key=lambda r: r["mauve"])
+    points = []
+    for row in (r for r in rows if r["variant"] == "con_within_disc" and r["steps"] <= gen_length // 4):
+        passes = {
+            "mauve": row["mauve"] >= baseline["mauve"],
+            "gen_ppl": row["gen_ppl"] <= baseline["gen_ppl"],
+            "entropy": abs(row["entropy"] - data_entropy) <= 0.1 * data_entropy,
+        }
+        points.append({k: row[k] for k in ("steps", "nfe_total", "mauve", "gen_ppl", "entropy")} | {"passes": passes})
+    return {
+        "baseline": {k: baseline[k] for k in ("variant", "steps", "nfe_total", "mauve", "gen_ppl", "entropy")},
+        "data_entropy": round(data_entropy, 3),
+        "con_within_disc": points,
+        "met": any(all(p["passes"].values()) for p in points),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="crocodil-python-tiny")
@@ -66,7 +95,7 @@ def main() -> None:
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--prior-steps", type=int, default=50)
+    parser.add_argument("--prior-steps", type=int, default=None, help="default: the pipeline's default_prior_steps")
     parser.add_argument("--scorer", default=None)
     parser.add_argument("--output-dir", default="runs/bench/generation")
     args = parser.parse_args()
@@ -107,11 +136,13 @@ def main() -> None:
     remasking, temperature = samplers[0]
     guided = {"remasking": remasking, **({"use_mdm_demasker": False} if pipe.mdm_demasker is not None else {})}
     variants.append(("mdm/guided-demasker " + remasking, pipe, "mdm", guided, temperature))
+    plain_pipes = [("mdm/baseline", pipe)] if pipe.mdm_demasker is not None else []
     for name, path in (("mdm/stage0", args.stage0), ("mdm/long", args.mdm_long)):
         if path:
-            plain = with_components(pipe, mdm_demasker=mdm_baseline_demasker(path, pipe.demasker))
-            for remasking, temperature in samplers:
-                variants.append((f"{name} {remasking}", plain, "mdm", {"remasking": remasking}, temperature))
+            plain_pipes.append((name, with_components(pipe, mdm_demasker=mdm_baseline_demasker(path, pipe.demasker))))
+    for name, plain in plain_pipes:
+        for remasking, temperature in samplers:
+            variants.append((f"{name} {remasking}", plain, "mdm", {"remasking": remasking}, temperature))
 
     rows = []
     for label, variant_pipe, mode, kwargs, temp in variants:
@@ -131,6 +162,9 @@ def main() -> None:
             "at_matched_mauve": matched_speedup(mine, baseline, "mauve", lambda a, b: a >= b),
             "at_matched_gen_ppl": matched_speedup(mine, baseline, "gen_ppl", lambda a, b: a <= b),
         }
+    data = gen_ppl(scorer, references["texts"])
+    fair = next((name for name, _ in plain_pipes if name in ("mdm/baseline", "mdm/long")), None)
+    check = fair_baseline_check(rows, fair, top, args.gen_length, data["entropy"]) if fair else None
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(rows, "mauve", "variant", out / "mauve_vs_nfe.png", f"MAUVE vs NFE, L={args.gen_length}")
@@ -144,6 +178,9 @@ def main() -> None:
             "mdm_samplers": [{"remasking": r, "temperature": t} for r, t in samplers],
             "baseline": {k: baseline[k] for k in ("variant", "steps", "nfe_total", "wall_s", "mauve", "gen_ppl")},
             "speedup": speedups,
+            "references_gen_ppl": round(data["gen_ppl"], 2),
+            "references_entropy": round(data["entropy"], 3),
+            "fair_baseline_check": check,
             "rows": rows,
         },
         out,

@@ -98,6 +98,11 @@ CLI_CASES = [
     ("block-length-0", lambda f: ["generate", "--block-length", "0"], ["--block-length", ">= 1"]),
     ("block-length-not-divisor", lambda f: ["generate", "--block-length", "7"], ["block_length", "divisor"]),
     ("prior-steps-0", lambda f: ["generate", "--prior-steps", "0"], ["--prior-steps", ">= 1"]),
+    (
+        "conditional-prior-steps-0",
+        lambda f: ["generate", "--conditional-prior-steps", "0"],
+        ["--conditional-prior-steps", ">= 1"],
+    ),
     ("prior-scheduler-unknown", lambda f: ["generate", "--prior-scheduler", "euler"], ["invalid choice", "euler"]),
     ("distilled-prior-absent", lambda f: ["generate", "--distilled-prior"], ["no distilled prior"]),
     ("mode-unknown", lambda f: ["generate", "--mode", "bogus"], ["invalid choice", "bogus"]),
@@ -227,6 +232,12 @@ CLI_CASES = [
         lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--distilled-prior",
                    f.stage("d"), "--distilled-steps", "0", "--output", f.path("o")],
         ["--distilled-steps", ">= 1"],
+    ),  # fmt: skip
+    (
+        "assemble-conditional-prior-steps-without-conditional-prior",
+        lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--conditional-prior-steps",
+                   "4", "--output", f.path("o")],
+        ["--conditional-prior-steps", "no --conditional-prior"],
     ),  # fmt: skip
     (
         "assemble-mdm-demasker-not-an-mdm-output",

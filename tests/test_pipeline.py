@@ -174,6 +174,37 @@ def test_the_prior_solver_is_a_call_option_a_saved_choice_and_a_saved_default_st
     assert torch.equal(loaded(**{**kwargs, "generator": gens(1, 2)}).registers, by_name.registers)
 
 
+def test_the_conditional_prior_has_its_own_saved_default_step_count(tmp_path, pipe):
+    """`default_conditional_prior_steps` (the paper samples its conditional prior with fewer steps than the
+    unconditional one): calls that give no steps use it for the conditional prior and `default_prior_steps` for the
+    other, exactly as the explicit call would; an explicit `prior_steps` still sets both; saved and loaded; a
+    pipeline saved without it falls back to `default_prior_steps`."""
+    import json
+
+    split = CrocodilPipeline(**pipe.components, default_prior_steps=PRIOR_STEPS, default_conditional_prior_steps=2)
+    split.set_progress_bar_config(disable=True)
+    kwargs = dict(mode="con_within_disc", num_samples=2, gen_length=16, steps=8)
+    by_default = split(**kwargs, generator=gens(5, 6))
+    explicit = pipe(**kwargs, generator=gens(5, 6), prior_steps=PRIOR_STEPS, conditional_prior_steps=2)
+    assert torch.equal(by_default.sequences, explicit.sequences)
+    assert torch.equal(by_default.registers, explicit.registers)
+    assert by_default.nfe["prior_calls"] == (PRIOR_STEPS + EXTRA) + (2 + EXTRA)
+    both = split(**kwargs, generator=gens(5, 6), prior_steps=3)
+    assert both.nfe["prior_calls"] == 2 * (3 + EXTRA)
+    split.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["default_conditional_prior_steps"] == 2
+    loaded = CrocodilPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert torch.equal(loaded(**kwargs, generator=gens(5, 6)).sequences, by_default.sequences)
+    del index["default_conditional_prior_steps"]  # as saved before the option existed
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    older = CrocodilPipeline.from_pretrained(tmp_path)
+    assert older.conditional_prior_default_steps == PRIOR_STEPS
+    with pytest.raises(ValueError, match="default_conditional_prior_steps"):
+        CrocodilPipeline(**pipe.components, default_conditional_prior_steps=0)
+
+
 def test_distilled_priors_are_used_by_default_at_their_own_steps_and_can_be_switched_off(tmp_path, pipe):
     from crocodil_hf import RegisterPriorTransformer
 

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--prior-steps", type=int, default=50, help="steps of the (teacher) priors when a call gives none"
     )
     assemble.add_argument(
+        "--conditional-prior-steps",
+        type=int,
+        default=None,
+        help="steps of the (teacher) conditional prior when a call gives none (default: --prior-steps)",
+    )
+    assemble.add_argument(
         "--distilled-steps",
         type=int,
         default=None,
@@ -326,6 +332,9 @@ def run_assemble(args, rest) -> int:
     if args.mdm_demasker:
         _check_stage_dir("--mdm-demasker", args.mdm_demasker, "mdm", ["config.json"])
     check_number("--prior-steps", args.prior_steps, minimum=1, integer=True)
+    check_number("--conditional-prior-steps", args.conditional_prior_steps, minimum=1, integer=True, allow_none=True)
+    if args.conditional_prior_steps is not None and not args.conditional_prior:
+        raise ValueError("--conditional-prior-steps sets the conditional prior's steps, but no --conditional-prior.")
     check_number("--distilled-steps", args.distilled_steps, minimum=1, integer=True, allow_none=True)
     if args.distilled_steps is not None and not (args.distilled_prior or args.distilled_conditional_prior):
         raise ValueError("--distilled-steps needs --distilled-prior or --distilled-conditional-prior.")
@@ -342,6 +351,7 @@ def run_assemble(args, rest) -> int:
         distilled_conditional_prior_dir=args.distilled_conditional_prior,
         prior_scheduler=args.prior_scheduler,
         default_prior_steps=args.prior_steps,
+        default_conditional_prior_steps=args.conditional_prior_steps,
         distilled_steps=args.distilled_steps,
         mdm_demasker_dir=args.mdm_demasker,
     )
@@ -382,6 +392,12 @@ def _prior_args(parser) -> None:
 
     parser.add_argument("--prior-steps", type=int, default=None, help="steps of the priors (default: the pipeline's)")
     parser.add_argument(
+        "--conditional-prior-steps",
+        type=int,
+        default=None,
+        help="steps of the conditional prior (ConWithinDisc, prompts; default: --prior-steps, else the pipeline's)",
+    )
+    parser.add_argument(
         "--prior-scheduler",
         default=None,
         choices=PRIOR_SOLVER_NAMES,
@@ -400,8 +416,10 @@ def _prior_kwargs(args) -> dict:
     from .checks import check_number
 
     check_number("--prior-steps", args.prior_steps, minimum=1, integer=True, allow_none=True)
+    check_number("--conditional-prior-steps", args.conditional_prior_steps, minimum=1, integer=True, allow_none=True)
     return {
         "prior_steps": args.prior_steps,
+        "conditional_prior_steps": args.conditional_prior_steps,
         "prior_scheduler": args.prior_scheduler,
         "use_distilled_prior": args.distilled_prior,
     }

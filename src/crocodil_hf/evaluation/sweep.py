@@ -67,7 +67,8 @@ def check_sweep(
 
 
 def prior_description(pipe, prior_steps: int | None, call_kwargs: dict) -> str:
-    """How the sweep's prior-based modes sample z₀, e.g. `"dpmsolver++, 4 steps"` or `"distilled, 2 steps"`."""
+    """How the sweep's prior-based modes sample z₀, e.g. `"dpmsolver++, 4 steps"`, `"unipc, 8 steps (conditional
+    prior: 16)"` or `"distilled prior, ddim, 2 steps"`."""
     from ..pipelines.prior_sampling import solver_name
 
     solver = call_kwargs.get("prior_scheduler") or solver_name(pipe.scheduler)
@@ -76,7 +77,11 @@ def prior_description(pipe, prior_steps: int | None, call_kwargs: dict) -> str:
     if distilled:
         steps = prior_steps or pipe.distilled_prior.config.distilled_steps
         return f"distilled prior, {solver}, {steps} steps"
-    return f"{solver}, {prior_steps or pipe.config.default_prior_steps} steps"
+    steps = prior_steps or pipe.config.default_prior_steps
+    conditional = call_kwargs.get("conditional_prior_steps") or (prior_steps or pipe.conditional_prior_default_steps)
+    if pipe.conditional_prior is not None and conditional != steps:
+        return f"{solver}, {steps} steps (conditional prior: {conditional})"
+    return f"{solver}, {steps} steps"
 
 
 def run_sweep(

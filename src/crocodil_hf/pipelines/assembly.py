@@ -41,10 +41,12 @@ def assemble_pipeline(
     default_prior_steps: int = 50,
     distilled_steps: int | None = None,
     mdm_demasker_dir: str | None = None,
+    default_conditional_prior_steps: int | None = None,
 ):
     """Assemble a `CrocodilPipeline` directory from the stage outputs (`crocodil assemble`): the autoencoder stage's
     (or a pipeline's) tokenizer, demasker and encoder, the priors, optional distilled students, and the priors'
-    sampler (`PRIOR_SOLVERS` name) with its default step count. `distilled_steps` sets the students' default step
+    sampler (`PRIOR_SOLVERS` name) with its default step counts (the conditional prior's: `default_conditional_prior_steps`,
+    default the same as the unconditional one's). `distilled_steps` sets the students' default step
     count (their config's `distilled_steps`; default: the count each was distilled for). `mdm_demasker_dir`, an
     `mdm` stage output, becomes the `mdm_demasker` baseline that `mode="mdm"` runs."""
     from .pipeline_crocodil import CrocodilPipeline
@@ -90,6 +92,7 @@ def assemble_pipeline(
         distilled_prior=optional_prior(distilled_prior_dir, distilled_steps),
         distilled_conditional_prior=optional_prior(distilled_conditional_prior_dir, distilled_steps),
         default_prior_steps=default_prior_steps,
+        default_conditional_prior_steps=default_conditional_prior_steps,
         mdm_demasker=mdm_baseline_demasker(mdm_demasker_dir, demasker) if mdm_demasker_dir else None,
     )
     pipe.save_pretrained(output_dir)

@@ -196,6 +196,9 @@ class CrocodilPipeline(DiffusionPipeline):
             budget.
         default_prior_steps: Steps of the (teacher) priors when a call gives no `prior_steps` (saved in
             `model_index.json`).
+        default_conditional_prior_steps: Steps of the (teacher) conditional prior when a call gives neither
+            `conditional_prior_steps` nor `prior_steps` (saved; default: `default_prior_steps`). The paper samples its
+            conditional prior with fewer steps than the unconditional one (32 against 128, §5.2).
     """
 
     model_cpu_offload_seq = (
@@ -221,6 +224,7 @@ class CrocodilPipeline(DiffusionPipeline):
         distilled_conditional_prior: RegisterPriorTransformer | None = None,
         default_prior_steps: int = 50,
         mdm_demasker: GuidedLLaDAForMaskedLM | None = None,
+        default_conditional_prior_steps: int | None = None,
     ):
         super().__init__()
         check_components(
@@ -229,6 +233,10 @@ class CrocodilPipeline(DiffusionPipeline):
         )  # fmt: skip
         check_sampling_scheduler(scheduler, prior)
         check_number("`default_prior_steps`", default_prior_steps, minimum=1, integer=True)
+        check_number(
+            "`default_conditional_prior_steps`", default_conditional_prior_steps, minimum=1, integer=True,
+            allow_none=True,
+        )  # fmt: skip
         if mask_scheduler is None:
             mask_scheduler = MaskedDiffusionScheduler(mask_token_id=demasker.config.mask_token_id)
         self.register_modules(
@@ -244,7 +252,9 @@ class CrocodilPipeline(DiffusionPipeline):
             distilled_conditional_prior=distilled_conditional_prior,
             mdm_demasker=mdm_demasker,
         )
-        self.register_to_config(default_prior_steps=default_prior_steps)
+        self.register_to_config(
+            default_prior_steps=default_prior_steps, default_conditional_prior_steps=default_conditional_prior_steps
+        )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "CrocodilPipeline":
@@ -322,6 +332,13 @@ class CrocodilPipeline(DiffusionPipeline):
                 shutil.copy2(source, Path(save_directory, source.name))
 
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def conditional_prior_default_steps(self) -> int:
+        """The teacher conditional prior's steps when a call gives none: `default_conditional_prior_steps`, else
+        `default_prior_steps` (pipelines saved before the former existed have only the latter)."""
+        steps = getattr(self.config, "default_conditional_prior_steps", None)
+        return self.config.default_prior_steps if steps is None else steps
 
     @property
     def num_registers_max(self) -> int:
@@ -550,14 +567,15 @@ class CrocodilPipeline(DiffusionPipeline):
             raise ValueError("`use_distilled_prior=True` but this pipeline has no distilled prior component.")
         distilled = run.use_distilled_prior is not False
 
-        def pick(teacher, student, steps):
+        def pick(teacher, student, steps, default):
             if distilled and student is not None:
                 return student, student.config.distilled_steps if steps is None else steps
-            return teacher, self.config.default_prior_steps if steps is None else steps
+            return teacher, default if steps is None else steps
 
-        run.prior, run.prior_steps = pick(self.prior, self.distilled_prior, run.prior_steps)
+        defaults = self.config.default_prior_steps, self.conditional_prior_default_steps
+        run.prior, run.prior_steps = pick(self.prior, self.distilled_prior, run.prior_steps, defaults[0])
         run.conditional_prior, run.conditional_prior_steps = pick(
-            self.conditional_prior, self.distilled_conditional_prior, run.conditional_prior_steps
+            self.conditional_prior, self.distilled_conditional_prior, run.conditional_prior_steps, defaults[1]
         )
         if isinstance(run.prior_scheduler, str) and run.prior_scheduler not in PRIOR_SOLVERS:
             raise ValueError(
@@ -616,7 +634,9 @@ class CrocodilPipeline(DiffusionPipeline):
             num_registers: k ≤ K registers shown to the demasker (default K).
             prior_steps: Sampling steps of the unconditional prior (default: the distilled prior's `distilled_steps`
                 when it is used, else the pipeline's `default_prior_steps`).
-            conditional_prior_steps: Steps of the conditional prior (default `prior_steps`, else as above).
+            conditional_prior_steps: Steps of the conditional prior (default `prior_steps` when given, else the
+                distilled student's `distilled_steps` when it is used, else the pipeline's
+                `default_conditional_prior_steps`).
             eta: DDIM η of the priors (DDIM only).
             refresh_at: Fractions of the MDM trajectory at which ConWithinDisc resamples z₀ from the conditional prior
                 on h_φ of the visible tokens (paper: `[0.5]`).
