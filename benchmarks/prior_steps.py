@@ -9,6 +9,9 @@ count:
 * downstream: MAUVE, Gen-PPL and unigram entropy of ConThenDisc and ConWithinDisc samples at fixed demasker steps,
   against held-out programs (the same references, seeds and scorer for every point);
   (at the `--downstream-steps` of the `--downstream-solvers` only: the other points get PRDC and the FLOP share);
+* split step counts (`--conditional-prior-steps`): each point again with the conditional prior at other step counts
+  than the unconditional one (the paper samples it with fewer, 32 against 128): ConWithinDisc only, since nothing else
+  uses the conditional prior (a split point's ConThenDisc row is its unsplit point's, copied);
 * cost: the priors' share of a sample's FLOPs (`nfe["prior_total"] / nfe["total"]`, the pipeline's own accounting),
   their share of wall time (forward hooks on the prior modules), and end-to-end seconds per sample (over the scored
   run, and as the best of `--timing-repeats` unscored calls of `--timing-batch` samples, timed last).
@@ -76,7 +79,7 @@ def real_registers(registers_dir: str, count: int) -> torch.Tensor:
 
 
 def measure(
-    pipe, solver: str, steps: int, real, scorer, references, args, seed: int = 0, downstream=True, name=None
+    pipe, solver: str, steps: int, real, scorer, references, args, seed: int = 0, downstream=True, name=None, cond=None
 ) -> list:
     """One row per mode: PRDC of the unconditional prior's banks, FLOP share; with `downstream`, the sample metrics
     and wall-time figures of `args.num_samples` samples per mode (else one sample per mode, for the FLOP share).
@@ -89,13 +92,14 @@ def measure(
         keys += ["distilled_prior", "distilled_conditional_prior"]
     settings = {k: getattr(args, k) for k in keys}
     settings["pipeline"] = name or args.pipeline  # the reference may be another pipeline (`--reference-pipeline`)
-    key = f"{solver}-{steps}-{seed}-{'full' if downstream else 'prdc'}".replace("+", "p")
+    split = f"-c{cond}" if cond not in (None, steps) else ""
+    key = f"{solver}-{steps}{split}-{seed}-{'full' if downstream else 'prdc'}".replace("+", "p")
     cache = Path(args.output_dir, "points", f"{key}.json")
     if cache.is_file():
         stored = json.loads(cache.read_text())
         if stored["settings"] == settings:
             return stored["rows"]
-    rows = _measure(pipe, solver, steps, real, scorer, references, args, seed, downstream)
+    rows = _measure(pipe, solver, steps, real, scorer, references, args, seed, downstream, cond)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
     return rows
@@ -110,8 +114,11 @@ def prior_call(pipe, solver: str) -> tuple[dict, str]:
     return {"prior_scheduler": scheduler, "use_distilled_prior": distilled}, label
 
 
-def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstream) -> list:
+def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstream, cond=None) -> list:
     call, label = prior_call(pipe, solver)
+    cond = steps if cond is None else cond
+    call["conditional_prior_steps"] = cond
+    modes = MODES if cond == steps else ("con_within_disc",)
     prior = pipe.distilled_prior if call["use_distilled_prior"] else pipe.prior
     fake = sample_registers(
         prior, call["prior_scheduler"], len(real), num_inference_steps=steps,
@@ -120,18 +127,19 @@ def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstre
     prdc = register_prdc(real, fake)
     if not downstream:
         rows = []
-        for mode in MODES:
+        for mode in modes:
             out = pipe(
                 mode=mode, num_samples=1, gen_length=args.gen_length, steps=args.steps, prior_steps=steps, **call
             )
-            rows.append({"solver": label, "mode": mode, "prior_steps": steps, "prior_calls": out.nfe["prior_calls"],
+            rows.append({"solver": label, "mode": mode, "prior_steps": steps, "conditional_prior_steps": cond,
+                         "prior_calls": out.nfe["prior_calls"],
                          "nfe_total": round(out.nfe["total"], 2),
                          "prior_flop_share": round(out.nfe["prior_total"] / out.nfe["total"], 4)})  # fmt: skip
     else:
         priors = (pipe.prior, pipe.conditional_prior, pipe.distilled_prior, pipe.distilled_conditional_prior)
         with timed_modules([m for m in priors if m is not None]) as clock:
             sweep = run_sweep(
-                pipe, scorer, list(MODES), [args.steps], None, args.gen_length, args.num_samples, args.batch_size,
+                pipe, scorer, list(modes), [args.steps], None, args.gen_length, args.num_samples, args.batch_size,
                 steps, references, seed, compute_mauve=True, call_kwargs=call,
             )  # fmt: skip
         wall = sum(p["wall_time"] for p in sweep["points"])
@@ -140,6 +148,7 @@ def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstre
             row = summary_row(point, solver=label)
             row.update(
                 prior_steps=steps,
+                conditional_prior_steps=cond,
                 seed=seed,
                 prior_flop_share=round(point["nfe"]["prior_total"] / point["nfe"]["total"], 4),
                 seconds_per_sample=round(point["wall_time"] / args.num_samples, 4),
@@ -151,11 +160,11 @@ def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstre
     return rows
 
 
-def best_seconds_per_sample(pipe, mode: str, solver: str, steps: int, args) -> float:
+def best_seconds_per_sample(pipe, mode: str, solver: str, steps: int, args, cond: int | None = None) -> float:
     """End-to-end seconds per sample of one `--timing-batch` call, best of `--timing-repeats` (after a warm-up): the
     speed comparison, measured apart from the scoring and as the minimum, since this machine's timings vary."""
     call = dict(mode=mode, num_samples=args.timing_batch, gen_length=args.gen_length, steps=args.steps,
-                prior_steps=steps, **prior_call(pipe, solver)[0])  # fmt: skip
+                prior_steps=steps, conditional_prior_steps=cond, **prior_call(pipe, solver)[0])  # fmt: skip
     times = []
     for repeat in range(args.timing_repeats + 1):
         out = pipe(**call, generator=seeded_generators(args.timing_batch, 500 + repeat))
@@ -164,23 +173,24 @@ def best_seconds_per_sample(pipe, mode: str, solver: str, steps: int, args) -> f
 
 
 def recommend(rows: list[dict], reference: list[dict], noise: dict) -> dict | None:
-    """The cheapest (solver, steps) within 0.02 PRDC of 50-step DDIM whose MAUVE, in both modes, is no lower than
+    """The cheapest (solver, steps, conditional steps) within 0.02 PRDC of 50-step DDIM whose MAUVE, in both modes, is no lower than
     50-step DDIM's by more than the measured noise."""
     ref = {r["mode"]: r for r in reference}
     candidates = {}
     for row in rows:
-        candidates.setdefault((row["solver"], row["prior_steps"]), []).append(row)
+        key = (row["solver"], row["prior_steps"], row.get("conditional_prior_steps", row["prior_steps"]))
+        candidates.setdefault(key, []).append(row)
     passing = []
-    for (solver, steps), pair in candidates.items():
+    for (solver, steps, cond), pair in candidates.items():
         close_prdc = all(abs(pair[0][f"register_{k}"] - ref[MODES[0]][f"register_{k}"]) <= 0.02 for k in PRDC_KEYS)
         # one-sided: no worse than the reference by more than the noise
         close_mauve = all("mauve" in r and ref[r["mode"]]["mauve"] - r["mauve"] <= noise[r["mode"]] for r in pair)
         if close_prdc and close_mauve:
-            passing.append((max(r["prior_flop_share"] for r in pair), solver, steps))
+            passing.append((max(r["prior_flop_share"] for r in pair), solver, steps, cond))
     if not passing:
         return None
-    share, solver, steps = min(passing)
-    return {"solver": solver, "prior_steps": steps, "prior_flop_share": share}
+    share, solver, steps, cond = min(passing)
+    return {"solver": solver, "prior_steps": steps, "conditional_prior_steps": cond, "prior_flop_share": share}
 
 
 def plot(rows: list[dict], metric: str, path: Path, title: str, mode: str | None = None) -> None:
@@ -228,6 +238,11 @@ def main() -> None:
         "--downstream-steps", default="1,2,4,8,16,50", help="prior steps that also get the sample metrics (MAUVE, …)"
     )
     parser.add_argument("--downstream-solvers", default=None, help="solvers that get them (default: all)")
+    parser.add_argument(
+        "--conditional-prior-steps",
+        default="",
+        help="comma list: each point again with the conditional prior at these steps (default: none, the same steps)",
+    )
     parser.add_argument("--num-banks", type=int, default=512)
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -275,13 +290,19 @@ def main() -> None:
                 full = steps in downstream and solver in downstream_solvers
                 rows += measure(pipe, solver, steps, real, scorer, references, args, downstream=full)
             print(rows[-1], flush=True)
+            unsplit = [r for r in rows[-2:] if r["mode"] == "con_then_disc"]
+            for cond in [int(c) for c in args.conditional_prior_steps.split(",") if c and int(c) != steps]:
+                split = measure(pipe, solver, steps, real, scorer, references, args, downstream=full, cond=cond)
+                rows += [{**row, "conditional_prior_steps": cond} for row in unsplit] + split
+                print(rows[-1], flush=True)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     timed = [(pipe, row) for row in rows] + ([(ref_pipe, row) for row in reference] if ref_pipe is not pipe else [])
     for owner, row in timed:  # timed last, together, on an otherwise idle machine
         if "mauve" in row:
             row["best_seconds_per_sample"] = best_seconds_per_sample(owner, row["mode"], row["solver"],
-                                                                     row["prior_steps"], args)  # fmt: skip
+                                                                     row["prior_steps"], args,
+                                                                     row.get("conditional_prior_steps"))  # fmt: skip
     plot(rows, "register_precision", output / "prior_steps_prdc.png", "register precision (PRDC) vs prior steps",
          mode=MODES[0])  # fmt: skip
     plot(rows, "mauve", output / "prior_steps_mauve.png", f"MAUVE at {args.steps} demasker steps vs prior steps")
