@@ -28,6 +28,24 @@ def test_shipped_pipeline_has_every_component_and_a_card(pipe):
     assert "eval_results" in card or "model-index" in card
 
 
+def test_the_shipped_mdm_baseline_is_the_guided_demasker_s_size_and_training_budget(pipe):
+    """`mode="mdm"` runs the fair baseline: a demasker of the guided one's architecture, trained with no registers
+    for as many steps as the guided demasker has seen over the whole history (stage 0 plus every autoencoder
+    step)."""
+    import json
+
+    baseline, guided = pipe.mdm_demasker, pipe.demasker
+    assert baseline is not None
+    for key in ("d_model", "n_layers", "n_heads", "mlp_hidden_size", "vocab_size"):
+        assert getattr(baseline.config, key) == getattr(guided.config, key), key
+    history = json.loads((SHIPPED / "training_history.json").read_text())
+    steps = {name: sum(run["stages"].get(name, {}).get("steps") or 0 for run in history) for name in
+             ("mdm", "autoencoder", "mdm-baseline")}  # fmt: skip
+    assert steps["mdm-baseline"] == steps["mdm"] + steps["autoencoder"] > 0, steps
+    out = pipe(mode="mdm", num_samples=1, gen_length=64, steps=4)
+    assert out.nfe["demasker_calls"] == 4 and out.nfe["prior_calls"] == 0
+
+
 def test_shipped_model_generates_python_offline(pipe):
     out = pipe(
         mode="con_within_disc",
@@ -61,7 +79,7 @@ def test_shipped_weights_are_stored_in_half_precision_and_load_as_float32(pipe):
     for weights in SHIPPED.glob("*/*.safetensors"):
         with safe_open(str(weights), "pt") as f:
             assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64", "BOOL"}, weights
-    for name in ("demasker", "encoder", "prior", "conditional_prior"):
+    for name in ("demasker", "encoder", "prior", "conditional_prior", "mdm_demasker"):
         assert {p.dtype for p in getattr(pipe, name).parameters()} == {torch.float32}, name
 
 
@@ -89,11 +107,16 @@ def test_registers_carry_the_program(pipe):
 
 
 def test_eos_penalty_turns_the_empty_greedy_mdm_output_into_text(pipe):
-    """The shipped demasker without registers, greedy: every position EOS (an empty program) unless EOS is
-    penalised (by 16 for the continued weights shipped now; 8 sufficed for the first ones); the number of demasker
-    calls does not change."""
-    plain = pipe(mode="mdm", num_samples=2, gen_length=64, steps=16)
+    """The shipped guided demasker without registers (`use_mdm_demasker=False`), greedy: every position EOS (an empty
+    program) unless EOS is penalised (by 16 for the continued weights shipped now; 8 sufficed for the first ones);
+    the number of demasker calls does not change. The fair baseline (`mdm_demasker`) greedy writes a short program
+    and a penalty makes it longer."""
+    guided = dict(mode="mdm", num_samples=2, gen_length=64, steps=16, use_mdm_demasker=False)
+    plain = pipe(**guided)
     assert plain.texts == ["", ""]
-    penalised = pipe(mode="mdm", num_samples=2, gen_length=64, steps=16, eos_penalty=16.0)
+    penalised = pipe(**guided, eos_penalty=16.0)
     assert all(len(t.strip()) > 20 for t in penalised.texts), penalised.texts
     assert penalised.nfe["demasker_calls"] == plain.nfe["demasker_calls"] == 16
+    baseline = pipe(mode="mdm", num_samples=1, gen_length=64, steps=16).texts[0]
+    longer = pipe(mode="mdm", num_samples=1, gen_length=64, steps=16, eos_penalty=4.0).texts[0]
+    assert 0 < len(baseline.strip()) < len(longer.strip()), (baseline, longer)
