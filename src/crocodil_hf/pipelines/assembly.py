@@ -45,9 +45,9 @@ def assemble_pipeline(
 ):
     """Assemble a `CrocodilPipeline` directory from the stage outputs (`crocodil assemble`): the autoencoder stage's
     (or a pipeline's) tokenizer, demasker and encoder, the priors, optional distilled students, and the priors'
-    sampler (`PRIOR_SOLVERS` name) with its default step counts (the conditional prior's: `default_conditional_prior_steps`,
-    default the same as the unconditional one's). `distilled_steps` sets the students' default step
-    count (their config's `distilled_steps`; default: the count each was distilled for). `mdm_demasker_dir`, an
+    sampler (`PRIOR_SOLVERS` name) with its default step counts (the conditional prior's:
+    `default_conditional_prior_steps`, default the unconditional one's). `distilled_steps` sets the students' default
+    step count (their config's `distilled_steps`; default: the count each was distilled for). `mdm_demasker_dir`, an
     `mdm` stage output, becomes the `mdm_demasker` baseline that `mode="mdm"` runs."""
     from .pipeline_crocodil import CrocodilPipeline
 

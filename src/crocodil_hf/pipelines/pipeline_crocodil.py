@@ -198,7 +198,7 @@ class CrocodilPipeline(DiffusionPipeline):
             `model_index.json`).
         default_conditional_prior_steps: Steps of the (teacher) conditional prior when a call gives neither
             `conditional_prior_steps` nor `prior_steps` (saved; default: `default_prior_steps`). The paper samples its
-            conditional prior with fewer steps than the unconditional one (32 against 128, §5.2).
+            conditional prior with fewer steps than the unconditional one (32 against 128, §5, Fig. 6).
     """
 
     model_cpu_offload_seq = (
