@@ -115,6 +115,37 @@ def same_run(previous: dict, run: dict) -> bool:
     return all(run["stages"].get(name) == stage for name, stage in previous["stages"].items())
 
 
+def measured_cer(paths: list[str], pipeline: Path) -> dict[str, dict]:
+    """`{references: {"cer", "steps", "num_samples"}}` from `crocodil eval --modes autoencode` sweeps of `pipeline`
+    (one per reference set: the validation split, code outside the training corpus)."""
+    cer = {}
+    for path in paths:
+        sweep = json.loads(Path(path).read_text())
+        measured = sweep.get("pipeline")
+        if measured is None or Path(measured).resolve() != pipeline.resolve():
+            raise ValueError(f"--cer {path} measured {measured!r}, not the pipeline being shipped ({pipeline}).")
+        points = [p for p in sweep["points"] if p["mode"] == "autoencode" and "cer" in p["metrics"]]
+        if len(points) != 1:
+            raise ValueError(f"--cer {path} must hold one autoencode point with a CER; it holds {len(points)}.")
+        point = points[0]
+        cer[sweep["references"]["description"]] = {
+            "cer": round(point["metrics"]["cer"], 4),
+            "steps": point["steps"],
+            "num_samples": point["metrics"]["num_samples"],
+        }
+    return cer
+
+
+def cer_regressions(previous: dict | None, run: dict) -> list[str]:
+    """Where `run`'s CER is not lower than the run it continued (`previous`) on the same references and steps."""
+    worse = []
+    for references, new in run.get("cer", {}).items():
+        old = (previous or {}).get("cer", {}).get(references)
+        if old is not None and old["steps"] == new["steps"] and new["cer"] >= old["cer"]:
+            worse.append(f"{new['cer']} vs {old['cer']} on {references} ({new['steps']} steps)")
+    return worse
+
+
 def previous_history(init_from: str | None) -> list[dict]:
     """The training history of the pipeline a run continued from (`--init_from`: a shipped name or a directory);
     empty for a run from scratch."""
@@ -163,8 +194,12 @@ def training_text(history: list[dict], corpus: str) -> str:
             for name, s in run["stages"].items()
         )
         source = f"from `{run['init_from']}`" if run.get("init_from") else "from scratch"
+        cer = "; ".join(
+            f"{m['cer']:.3f} on {references} ({m['steps']} steps)" for references, m in run.get("cer", {}).items()
+        )
         lines.append(
             f"{number}. {run['date']}, `bash {run['script']}` {source}: {stages}."
+            + (f" Autoencoding CER after it: {cer}." if cer else "")
             + (f" {run['note']}" if run.get("note") else "")
         )
     wall, cpu = totals(history)
@@ -202,6 +237,18 @@ def main(argv: list[str] | None = None) -> dict:
         default="float16",
         help="storage precision of the weights (they load back as float32)",
     )
+    parser.add_argument(
+        "--cer",
+        nargs="*",
+        default=[],
+        metavar="SWEEP",
+        help="`crocodil eval --pipeline PIPELINE --modes autoencode --steps 16 --no-mauve [--corpus DIR]` sweeps of the "
+        "pipeline (the validation split; code outside the training corpus): recorded in the history, and a "
+        "continuation is shipped only when each CER is lower than the previous run's on the same programs",
+    )
+    parser.add_argument(
+        "--allow-worse-cer", action="store_true", help="ship even when a CER is not lower than the previous run's"
+    )
     parser.add_argument("--note", default=None, help="a sentence on the run for the card (e.g. its overrides)")
     parser.add_argument("--target", default=str(TARGET), help="where to install it (default: the shipped folder)")
     args = parser.parse_args(argv)
@@ -214,9 +261,18 @@ def main(argv: list[str] | None = None) -> dict:
     run = this_run(runs, args.script, overrides, args.training_minutes)
     if args.note:
         run["note"] = args.note
+    if args.cer:
+        run["cer"] = measured_cer(args.cer, pipeline)
     history = previous_history(run["init_from"])
     if history and same_run(history[-1], run):
         history.pop()
+    worse = cer_regressions(history[-1] if history else None, run)
+    if worse and not args.allow_worse_cer:
+        raise ValueError(
+            "not shipped: autoencoding CER did not improve on the previous run ("
+            + "; ".join(worse)
+            + "); pass --allow-worse-cer to ship anyway."
+        )
     history.append(run)
     corpus = (
         json.loads((runs / "autoencoder" / "training_complete.json").read_text()).get("corpus")

@@ -102,3 +102,52 @@ def test_a_continuation_of_a_pipeline_without_history_is_refused_before_anything
     assert result.returncode == 2 and "has no training_history.json" in result.stderr
     assert "Traceback" not in result.stderr
     assert (target / "keep.txt").read_text() == "the shipped model"
+
+
+def _cer_sweep(path: Path, pipeline: Path, cer: float, references: str = "128 validation programs of X") -> str:
+    point = {"mode": "autoencode", "block_length": 16, "steps": 4, "nfe": {"total": 4.5},
+             "metrics": {"cer": cer, "num_samples": 2, "gen_ppl": 90.0, "entropy": 2.5}}  # fmt: skip
+    sweep = {"scorer": "s", "config": {"gen_length": 16, "modes": ["autoencode"], "num_samples": 2},
+             "references": {"description": references}, "points": [point], "pipeline": str(pipeline)}  # fmt: skip
+    path.write_text(json.dumps(sweep))
+    return str(path)
+
+
+def test_a_continuation_whose_cer_did_not_improve_is_not_shipped(tmp_path):
+    """Cumulative training ships a run only when its autoencoding CER beats the run it continued on the same programs;
+    the CERs are recorded in the history and stated on the card."""
+    previous = tmp_path / "previous"
+    build_tiny_pipeline().save_pretrained(previous)
+    first = {"date": "2026-01-01", "script": "scripts/train_tiny_python.sh", "init_from": None, "wall_minutes": 60,
+             "cpu_minutes": 120, "stages": {"mdm": {"steps": 5}},
+             "cer": {"128 validation programs of X": {"cer": 0.6, "steps": 4, "num_samples": 2}}}  # fmt: skip
+    (previous / "training_history.json").write_text(json.dumps([first]))
+    run = tmp_path / "run"
+    build_tiny_pipeline(seed=1).save_pretrained(run / "pipeline")
+    _stage(run / "autoencoder", "autoencoder", 30, 3000.0, str(previous))
+    sweep = _cer_sweep(tmp_path / "sweep.json", run / "pipeline", 0.5)
+    target = tmp_path / "shipped"
+    target.mkdir()
+    (target / "keep.txt").write_text("the shipped model")
+    command = [sys.executable, str(ROOT / "scripts" / "ship_tiny_model.py"), "--pipeline", str(run / "pipeline"),
+               "--runs", str(run), "--sweep", sweep, "--target", str(target), "--cer"]  # fmt: skip
+
+    worse = subprocess.run(command + [_cer_sweep(tmp_path / "worse.json", run / "pipeline", 0.6)], capture_output=True,
+                           text=True, cwd=tmp_path)  # fmt: skip
+    assert worse.returncode == 2 and "CER did not improve" in worse.stderr and "0.6 vs 0.6" in worse.stderr
+    assert "Traceback" not in worse.stderr and (target / "keep.txt").read_text() == "the shipped model"
+    other = subprocess.run(command + [_cer_sweep(tmp_path / "other.json", previous, 0.4)], capture_output=True,
+                           text=True, cwd=tmp_path)  # fmt: skip
+    assert other.returncode == 2 and "not the pipeline being shipped" in other.stderr
+    assert (target / "keep.txt").exists()
+
+    heldout = _cer_sweep(tmp_path / "heldout.json", run / "pipeline", 0.7, "128 validation programs of Y")
+    better = subprocess.run(command + [sweep, heldout], capture_output=True, text=True, cwd=tmp_path)
+    assert better.returncode == 0, better.stderr[-2000:]
+    history = json.loads((target / "training_history.json").read_text())
+    assert history[1]["cer"] == {"128 validation programs of X": {"cer": 0.5, "steps": 4, "num_samples": 2},
+                                 "128 validation programs of Y": {"cer": 0.7, "steps": 4, "num_samples": 2}}  # fmt: skip
+    assert "CER after it: 0.500 on 128 validation programs of X (4 steps)" in (target / "README.md").read_text()
+    forced = subprocess.run(command + [_cer_sweep(tmp_path / "worse.json", run / "pipeline", 0.6), "--allow-worse-cer"],
+                            capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert forced.returncode == 0, forced.stderr[-2000:]
