@@ -42,8 +42,7 @@ step conditional-prior --init_from "$INIT" --registers_dir "$RUN/registers" \
   ${EXTRA[@]+"${EXTRA[@]}"}
 BASELINE=()
 if [ -d "$INIT_DIR/mdm_demasker" ]; then  # the fair plain-MDM baseline: as many more steps as the autoencoder
-  train_as mdm-baseline mdm --model_name_or_path "$INIT_DIR/mdm_demasker" --tokenizer_name_or_path "$INIT_DIR/tokenizer" \
-    --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}"
+  train_as mdm-baseline mdm --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}"
   BASELINE=(--mdm-demasker "$RUN/mdm-baseline")
 fi
 # the priors' sampler and default step count of the shipped pipeline (README "Few-step priors")

@@ -393,9 +393,25 @@ def test_init_from_continues_a_trained_pipeline_and_prompt_aware_stages_train(tr
     )
     before, after = _state(pipe / "conditional_prior"), _state(Path(cprior))
     assert all(torch.equal(before[k], after[k]) for k in before)
+    # the plain-MDM baseline (stored as a guided demasker) continues as the plain LLaDA model it was trained as
+    with_baseline = tmp_path / "pipe-baseline"
+    assemble_pipeline(trained["autoencoder"], trained["prior"], str(with_baseline), mdm_demasker_dir=trained["mdm"])
+    mdm = run(
+        workspace,
+        "mdm",
+        "mdm-continue",
+        init_from=str(with_baseline),
+        model_name_or_path=str(tmp_path / "gone"),
+        tokenizer_name_or_path=str(tmp_path / "gone-too"),
+        output_dir=str(tmp_path / "mdm"),
+        **frozen,
+    )
+    before, after = _state(trained["mdm"]), _state(Path(mdm))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert json.loads(Path(mdm, "training_complete.json").read_text())["init_from"] == str(with_baseline)
     for stage, values, message in (
         ("prior", dict(registers_dir=trained["registers"], prompt_prob=0.5), "not to prior"),
-        ("mdm", dict(model_config=TINY_LLADA), "mdm continues from"),
+        ("mdm", dict(model_config=TINY_LLADA), "has no 'mdm_demasker' component"),
         ("autoencoder", dict(init_from=str(workspace / "corpus")), "not a CrocodilPipeline"),
         ("autoencoder", dict(init_from=str(tmp_path / "missing")), "does not exist"),
     ):

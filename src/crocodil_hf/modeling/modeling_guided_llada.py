@@ -17,7 +17,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_crocodil import GuidedLLaDAConfig
 from .configuration_llada import LLaDAConfig
-from .modeling_llada import LLaDAModel, LLaDAPreTrainedModel, check_token_ids
+from .modeling_llada import LLaDAModel, LLaDAModelLM, LLaDAPreTrainedModel, check_token_ids
 
 
 @dataclass
@@ -143,6 +143,38 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
             raise ValueError(
                 f"{base_model_name_or_path} is not a compatible base LLaDA checkpoint: missing {sorted(missing)}, "
                 f"unexpected {sorted(info['unexpected_keys'])}, mismatched {info['mismatched_keys']}."
+            )
+        return model
+
+    @classmethod
+    def load_as_base(cls, model_name_or_path: str, **kwargs) -> LLaDAModelLM:
+        """The reverse of `from_base`: a guided checkpoint as a plain `LLaDAModelLM`, every trunk weight loaded and
+        only the register weights (`register_proj`, `prefix_start`, `prefix_end`) dropped. It is how a pipeline's
+        plain-MDM baseline (`mdm_demasker`, stored in this class) is trained further with LLaDA's loss.
+
+        Raises:
+            ValueError: if the checkpoint lacks a trunk weight or holds weights neither model has.
+        """
+        config = GuidedLLaDAConfig.from_pretrained(model_name_or_path, revision=kwargs.get("revision"))
+        fields = config.to_dict()
+        for key in ("model_type", "architectures", "auto_map", "transformers_version", "num_registers",
+                    "register_dim", "prefix_rope_pairs", "default_gen_length"):  # fmt: skip
+            fields.pop(key, None)
+        from transformers.utils import logging
+
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()  # the dropped register weights are expected: no load report about them
+        try:
+            model, info = LLaDAModelLM.from_pretrained(
+                model_name_or_path, config=LLaDAConfig(**fields), output_loading_info=True, strict=False, **kwargs
+            )
+        finally:
+            logging.set_verbosity(verbosity)
+        unexpected = set(info["unexpected_keys"]) - set(cls._new_parameter_names)
+        if info["missing_keys"] or unexpected or info["mismatched_keys"]:
+            raise ValueError(
+                f"{model_name_or_path} is not a guided LLaDA checkpoint: missing {sorted(info['missing_keys'])}, "
+                f"unexpected {sorted(unexpected)}, mismatched {info['mismatched_keys']}."
             )
         return model
 

@@ -46,8 +46,8 @@ class ModelArguments:
         metadata={
             "help": "Continue from a trained CrocodilPipeline (a directory or a shipped name such as "
             "`crocodil-python-tiny`) with a fresh optimizer and warm-up: autoencoder starts from its tokenizer, "
-            "encoder and demasker; prior / conditional-prior from its prior / conditional_prior. The model fields "
-            "of the config are then not used."
+            "encoder and demasker; prior / conditional-prior from its prior / conditional_prior; mdm from its "
+            "plain-MDM baseline (mdm_demasker) and tokenizer. The model fields of the config are then not used."
         },
     )
 

@@ -57,10 +57,10 @@ def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, 
 
 def check_input_paths(model_args: ModelArguments, data_args: DataArguments, stage: str | None = None) -> None:
     """Inputs given as local paths must exist (checked before anything loads). A value that is not an existing path
-    and could be a Hub id (`name` or `org/name`) is left to the loader. With `init_from`, the autoencoder stage
-    takes its tokenizer and models from that pipeline, so the config's model paths are not read."""
+    and could be a Hub id (`name` or `org/name`) is left to the loader. With `init_from`, the autoencoder and mdm
+    stages take their tokenizer and models from that pipeline, so the config's model paths are not read."""
     replaced = ()
-    if model_args.init_from is not None and stage == "autoencoder":
+    if model_args.init_from is not None and stage in ("autoencoder", "mdm"):
         replaced = ("tokenizer_name_or_path", "model_name_or_path", "encoder_name_or_path")
     for owner, name in (
         (model_args, "tokenizer_name_or_path"),
