@@ -96,14 +96,16 @@ def test_the_card_adds_up_the_training_history():
 
 
 def test_registers_carry_the_program(pipe):
-    """Guidance works in the shipped model: autoencoding reconstructs held-out-like code far better than the
-    same number of unguided calls."""
+    """Guidance works in the shipped model: each reconstruction is closer to its own program than to the other one,
+    and the same demasker with as many calls but no registers reconstructs far less. (The fair MDM baseline is not
+    the comparison: it writes a short generic program whose CER on two tiny programs says little.)"""
     import jiwer
 
     texts = ["def add(a, b):\n    return a + b\n", "import os\nimport sys\n\nprint(os.getcwd())\n"]
-    auto = pipe(mode="autoencode", text=texts, gen_length=64, steps=16)
-    plain = pipe(mode="mdm", num_samples=2, gen_length=64, steps=16)
-    assert jiwer.cer(texts, auto.texts) < 0.8 * jiwer.cer(texts, plain.texts)
+    auto = pipe(mode="autoencode", text=texts, gen_length=64, steps=16).texts
+    assert all(jiwer.cer(texts[i], auto[i]) < jiwer.cer(texts[1 - i], auto[i]) for i in range(2)), auto
+    unguided = pipe(mode="mdm", num_samples=2, gen_length=64, steps=16, use_mdm_demasker=False).texts
+    assert jiwer.cer(texts, auto) < 0.8 * jiwer.cer(texts, unguided)
 
 
 def test_eos_penalty_turns_the_empty_greedy_mdm_output_into_text(pipe):
