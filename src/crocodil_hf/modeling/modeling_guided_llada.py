@@ -8,16 +8,29 @@ Remote-code safe: imports only `torch`, `transformers` and siblings.
 """
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel  # noqa: F401  (diffusers finds a component's load method via its module)
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_crocodil import GuidedLLaDAConfig
 from .configuration_llada import LLaDAConfig
 from .modeling_llada import LLaDAModel, LLaDAModelLM, LLaDAPreTrainedModel, check_token_ids
+
+
+@contextmanager
+def load_reports_silenced():
+    """transformers logs errors only inside the block: for loads whose missing or unexpected weights (the register
+    weights) are expected and checked by the caller."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 @dataclass
@@ -160,16 +173,10 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         for key in ("model_type", "architectures", "auto_map", "transformers_version", "num_registers",
                     "register_dim", "prefix_rope_pairs", "default_gen_length"):  # fmt: skip
             fields.pop(key, None)
-        from transformers.utils import logging
-
-        verbosity = logging.get_verbosity()
-        logging.set_verbosity_error()  # the dropped register weights are expected: no load report about them
-        try:
+        with load_reports_silenced():  # the dropped register weights are expected: no load report about them
             model, info = LLaDAModelLM.from_pretrained(
                 model_name_or_path, config=LLaDAConfig(**fields), output_loading_info=True, strict=False, **kwargs
             )
-        finally:
-            logging.set_verbosity(verbosity)
         unexpected = set(info["unexpected_keys"]) - set(cls._new_parameter_names)
         if info["missing_keys"] or unexpected or info["mismatched_keys"]:
             raise ValueError(

@@ -6,7 +6,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from ..checks import check_number
-from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
+from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM, load_reports_silenced
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
 from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_sampling_scheduler
 from .prior_sampling import make_prior_scheduler
@@ -15,16 +15,10 @@ from .prior_sampling import make_prior_scheduler
 def mdm_baseline_demasker(llada_dir: str, like: GuidedLLaDAForMaskedLM) -> GuidedLLaDAForMaskedLM:
     """A plain LLaDA MDM checkpoint (`crocodil train mdm`) as a demasker of `like`'s register shape; with no
     registers it runs the base model exactly (its register projection is new and never used)."""
-    from transformers.utils import logging
-
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()  # the register projection is new and unused in mode="mdm": no warning about it
-    try:
+    with load_reports_silenced():  # the register projection is new and unused in mode="mdm": no warning about it
         model = GuidedLLaDAForMaskedLM.from_base(
             llada_dir, num_registers=like.config.num_registers, register_dim=like.config.register_dim
         )
-    finally:
-        logging.set_verbosity(verbosity)
     model.config.default_gen_length = like.config.default_gen_length
     return model.eval()
 
