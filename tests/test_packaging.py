@@ -33,7 +33,7 @@ def test_cli_help_exits_zero():
 
 
 def test_remote_code_files_import_only_torch_transformers_and_siblings():
-    allowed = ("torch", "transformers", "math", "dataclasses", "collections", "typing", "__future__")
+    allowed = ("torch", "transformers", "math", "dataclasses", "collections", "contextlib", "typing", "__future__")
     for path in (ROOT / "src" / "crocodil_hf" / "modeling").glob("*_*.py"):
         if "register_prior" in path.name:
             continue  # diffusers model, not transformers remote code

@@ -253,7 +253,8 @@ def test_stage_records_count_each_stage_s_own_cpu_time(trained):
     stages = ("mdm", "autoencoder", "registers", "prior", "conditional-prior")
     seconds = [json.loads((Path(trained[s]) / "training_complete.json").read_text())["cpu_seconds"] for s in stages]
     assert all(value > 0 for value in seconds), seconds
-    assert sum(seconds) <= trained["cpu_after"] - trained["cpu_before"], seconds
+    rounding = 0.05 * len(stages)  # each record is rounded to 0.1 s (a run measured 6.9 against 6.89)
+    assert sum(seconds) <= trained["cpu_after"] - trained["cpu_before"] + rounding, seconds
 
 
 def test_autoencoder_loss_at_fixed_noise_falls_after_the_clean_warmup(trained, workspace):
