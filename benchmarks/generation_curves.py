@@ -5,6 +5,8 @@ Variants (all with the same held-out references, seeds, scorer and sequence leng
 
 * `con_then_disc`, `con_within_disc`: the pipeline as shipped (greedy low-confidence steps, the pipeline's own prior
   sampler and step count unless `--prior-steps` is given; NFE and wall time include the prior and encoder calls).
+  `--crocodil-samplers` adds rows of both modes at other REMASKING:TEMPERATURE settings, labelled
+  `con_within_disc low_confidence:0.5` etc. (greedy decoding lowers the unigram entropy the fair check bounds).
 * `mdm/guided-demasker`: the pipeline's own demasker with no registers.
 * `mdm/baseline` (fairness): the pipeline's `mdm_demasker` component, when it has one: the plain-MDM baseline shipped
   with it, trained as many steps as the guided demasker (what `mode="mdm"` runs).
@@ -26,6 +28,7 @@ step count <= L/4 match or beat the best fair MDM at steps = L on MAUVE and on G
 Usage:
     python benchmarks/generation_curves.py [--pipeline crocodil-python-tiny] [--stage0 runs/tiny-python/mdm]
         [--mdm-long runs/bench/mdm-long] [--steps 4,8,16,64] [--num-samples 64] [--output-dir runs/bench/generation]
+        [--mdm-samplers random:1.0,low_confidence:1.0] [--crocodil-samplers low_confidence:0.0,low_confidence:0.5]
 Prints one JSON object; writes `generation_curves.json`, `mauve_vs_nfe.png` and `gen_ppl_vs_nfe.png`.
 """
 
@@ -44,6 +47,28 @@ from common import (
 from crocodil_hf.evaluation.metrics import gen_ppl
 from crocodil_hf.evaluation.sweep import check_sweep, run_sweep
 from crocodil_hf.pipelines.assembly import mdm_baseline_demasker
+
+GREEDY = ("low_confidence", 0.0)  # how the pipeline decodes by default
+
+
+def parse_samplers(parser, flag: str, value: str) -> list[tuple[str, float]]:
+    """`REMASKING:TEMPERATURE,...` as (remasking, temperature) pairs; a bad entry is a usage error."""
+    samplers = []
+    for item in value.split(","):
+        remasking, _, temp = item.partition(":")
+        try:
+            temperature = float(temp)
+        except ValueError:
+            temperature = -1.0
+        if remasking not in ("random", "low_confidence") or temperature < 0:
+            parser.error(f"bad {flag} entry {item!r}; expected REMASKING:TEMPERATURE, e.g. random:1.0")
+        samplers.append((remasking, temperature))
+    return samplers
+
+
+def sampler_label(mode: str, remasking: str, temperature: float) -> str:
+    """A CRoCoDiL row's variant: the mode alone for the pipeline's greedy decoding, else with the sampler."""
+    return mode if (remasking, temperature) == GREEDY else f"{mode} {remasking}:{temperature:g}"
 
 
 def matched_speedup(rows: list[dict], baseline: dict, metric: str, better) -> dict | None:
@@ -68,13 +93,14 @@ def fair_baseline_check(rows: list[dict], fair: str, top: int, gen_length: int, 
     baselines = [r for r in rows if r["variant"].startswith(fair + " ") and r["steps"] == top]
     baseline = max(baselines, key=lambda r: r["mauve"])
     points = []
-    for row in (r for r in rows if r["variant"] == "con_within_disc" and r["steps"] <= gen_length // 4):
+    for row in (r for r in rows if r["mode"] == "con_within_disc" and r["steps"] <= gen_length // 4):
         passes = {
             "mauve": row["mauve"] >= baseline["mauve"],
             "gen_ppl": row["gen_ppl"] <= baseline["gen_ppl"],
             "entropy": abs(row["entropy"] - data_entropy) <= 0.1 * data_entropy,
         }
-        points.append({k: row[k] for k in ("steps", "nfe_total", "mauve", "gen_ppl", "entropy")} | {"passes": passes})
+        keys = ("variant", "steps", "nfe_total", "mauve", "gen_ppl", "entropy")
+        points.append({k: row[k] for k in keys} | {"passes": passes})
     return {
         "baseline": {k: baseline[k] for k in ("variant", "steps", "nfe_total", "mauve", "gen_ppl", "entropy")},
         "data_entropy": round(data_entropy, 3),
@@ -91,6 +117,11 @@ def main() -> None:
     parser.add_argument(
         "--mdm-samplers", default="random:1.0,low_confidence:1.0", help="comma list of REMASKING:TEMPERATURE for MDM"
     )
+    parser.add_argument(
+        "--crocodil-samplers",
+        default="low_confidence:0.0",
+        help="comma list of REMASKING:TEMPERATURE for ConThenDisc / ConWithinDisc (default: greedy, as shipped)",
+    )
     parser.add_argument("--steps", default="4,8,16,64")
     parser.add_argument("--gen-length", type=int, default=64)
     parser.add_argument("--num-samples", type=int, default=64)
@@ -100,12 +131,8 @@ def main() -> None:
     parser.add_argument("--output-dir", default="runs/bench/generation")
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
-    samplers = []
-    for item in args.mdm_samplers.split(","):
-        remasking, _, temp = item.partition(":")
-        if remasking not in ("random", "low_confidence") or not temp:
-            parser.error(f"bad --mdm-samplers entry {item!r}; expected REMASKING:TEMPERATURE, e.g. random:1.0")
-        samplers.append((remasking, float(temp)))
+    samplers = parse_samplers(parser, "--mdm-samplers", args.mdm_samplers)
+    crocodil_samplers = parse_samplers(parser, "--crocodil-samplers", args.crocodil_samplers)
     for path in (args.stage0, args.mdm_long):
         if path and not (Path(path) / "config.json").exists():
             parser.error(f"{path} is not a saved LLaDA model (no config.json); pass '' to skip it")
@@ -130,8 +157,9 @@ def main() -> None:
     )
 
     variants = [
-        ("con_then_disc", pipe, "con_then_disc", {}, 0.0),
-        ("con_within_disc", pipe, "con_within_disc", {}, 0.0),
+        (sampler_label(mode, remasking, temperature), pipe, mode, {"remasking": remasking}, temperature)
+        for remasking, temperature in crocodil_samplers
+        for mode in ("con_then_disc", "con_within_disc")
     ]
     remasking, temperature = samplers[0]
     guided = {"remasking": remasking, **({"use_mdm_demasker": False} if pipe.mdm_demasker is not None else {})}
@@ -156,9 +184,9 @@ def main() -> None:
     baselines = [r for r in rows if r["mode"] == "mdm" and r["steps"] == top]
     baseline = max(baselines, key=lambda r: r["mauve"])
     speedups = {}
-    for mode in ("con_then_disc", "con_within_disc"):
-        mine = [r for r in rows if r["variant"] == mode]
-        speedups[mode] = {
+    for variant in dict.fromkeys(r["variant"] for r in rows if r["mode"] != "mdm"):
+        mine = [r for r in rows if r["variant"] == variant]
+        speedups[variant] = {
             "at_matched_mauve": matched_speedup(mine, baseline, "mauve", lambda a, b: a >= b),
             "at_matched_gen_ppl": matched_speedup(mine, baseline, "gen_ppl", lambda a, b: a <= b),
         }
