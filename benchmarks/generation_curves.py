@@ -46,6 +46,7 @@ from common import (
 
 from crocodil_hf.evaluation.metrics import gen_ppl
 from crocodil_hf.evaluation.sweep import check_sweep, run_sweep
+from crocodil_hf.pipelines import REMASKING
 from crocodil_hf.pipelines.assembly import mdm_baseline_demasker
 
 GREEDY = ("low_confidence", 0.0)  # how the pipeline decodes by default
@@ -60,7 +61,7 @@ def parse_samplers(parser, flag: str, value: str) -> list[tuple[str, float]]:
             temperature = float(temp)
         except ValueError:
             temperature = -1.0
-        if remasking not in ("random", "low_confidence") or temperature < 0:
+        if remasking not in REMASKING or temperature < 0:
             parser.error(f"bad {flag} entry {item!r}; expected REMASKING:TEMPERATURE, e.g. random:1.0")
         samplers.append((remasking, temperature))
     return samplers
