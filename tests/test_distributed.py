@@ -318,12 +318,39 @@ def test_two_process_run_is_refused_cleanly_when_a_stage_output_exists(space, re
     assert (space / "ref-mdm" / "model.safetensors").read_bytes() == before
 
 
+def test_ranks_leave_in_order(tmp_path):
+    """The end of a distributed `crocodil train`: every rank destroys its process group, and rank 0 (which may host
+    the store) does so only after a slow rank 1 has made its last store call, so no rank is left talking to a peer
+    that has gone (the CI failure "Connection closed by peer" after a stage had saved)."""
+    port = next(_ports)
+    worker = HERE / "end_of_job_worker.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(worker), str(rank), str(port), str(tmp_path / f"rank{rank}.json")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    first, second = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert not first["initialized"] and not second["initialized"]
+    assert len(first["destroyed"]) == len(second["destroyed"]) == 1
+    assert first["destroyed"][0] > max(second["store_calls_ended"])
+
+
 def test_whole_chain_as_two_processes_then_assemble_and_generate(tmp_path):
     """scripts/train_tiny_python.sh with tiny models: every stage under torchrun, assembly, generation."""
     env = {
         **os.environ,
         "SMOKE": "1",
         "NPROC": "2",
+        "CROCODIL_DEBUG": "1",  # a failing rank prints its traceback,
+        "PYTHONUNBUFFERED": "1",  # and every rank's output reaches the report, even from a rank killed by torchrun
         "MASTER_PORT": str(next(_ports)),
         "PATH": f"{BIN}:{os.environ['PATH']}",
     }
@@ -331,7 +358,7 @@ def test_whole_chain_as_two_processes_then_assemble_and_generate(tmp_path):
     result = subprocess.run(
         ["bash", str(script), str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=900
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-8000:]
     for stage in ("mdm", "autoencoder", "registers", "prior", "conditional-prior"):
         assert (tmp_path / "run" / stage / "training_complete.json").exists(), stage
     assert (tmp_path / "run" / "pipeline" / "model_index.json").exists()

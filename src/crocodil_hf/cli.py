@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 import traceback
 
 
@@ -306,15 +307,32 @@ def run_train(args, rest) -> int:
     return 0
 
 
-def _end_process_group() -> None:
-    """Under torchrun / accelerate launch: every rank waits for the others, then the process group is destroyed before
-    the process exits (a gloo rank that exited with its group alive was seen to abort in teardown: "terminate called
-    without an active exception", status -6, after the stage had finished)."""
+def _end_process_group(store=None) -> None:
+    """Under torchrun / accelerate launch: leave the job in order, then destroy the process group before the process
+    exits (a gloo rank that exited with its group alive was seen to abort in teardown: "terminate called without an
+    active exception", status -6, after the stage had finished).
+
+    The ranks meet on the rendezvous store, not in a gloo collective: a rank that destroys its group closes its gloo
+    sockets, and a rank still inside a collective on them then fails with "Connection closed by peer" (seen once in
+    CI: rank 1 failed that way after the autoencoder stage had saved, with rank 0 done). Every rank first waits until
+    all have arrived here, so none is inside a collective any more; rank 0, which may host the store, leaves last,
+    after every other rank has made its last store call."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if store is None:
+        store = dist.distributed_c10d._get_default_store()
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if store.add("crocodil/end/arrived", 1) == world:
+        store.set("crocodil/end/all-arrived", "1")
+    store.wait(["crocodil/end/all-arrived"])
+    if rank != 0:
+        store.add("crocodil/end/left", 1)  # this rank's last use of the store
+    else:
+        while store.add("crocodil/end/left", 0) < world - 1:
+            time.sleep(0.01)
+    dist.destroy_process_group()
 
 
 def run_assemble(args, rest) -> int:
