@@ -4,7 +4,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 import traceback
 
 
@@ -327,11 +326,10 @@ def _end_process_group(store=None) -> None:
     if store.add("crocodil/end/arrived", 1) == world:
         store.set("crocodil/end/all-arrived", "1")
     store.wait(["crocodil/end/all-arrived"])
-    if rank != 0:
-        store.add("crocodil/end/left", 1)  # this rank's last use of the store
-    else:
-        while store.add("crocodil/end/left", 0) < world - 1:
-            time.sleep(0.01)
+    if rank != 0 and store.add("crocodil/end/left", 1) == world - 1:  # the last use of the store by ranks > 0
+        store.set("crocodil/end/all-left", "1")
+    if rank == 0 and world > 1:
+        store.wait(["crocodil/end/all-left"])
     dist.destroy_process_group()
 
 
