@@ -316,6 +316,8 @@ def _end_process_group(store=None) -> None:
     CI: rank 1 failed that way after the autoencoder stage had saved, with rank 0 done). Every rank first waits until
     all have arrived here, so none is inside a collective any more; rank 0, which may host the store, leaves last,
     after every other rank has made its last store call."""
+    import gc
+
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
@@ -330,6 +332,7 @@ def _end_process_group(store=None) -> None:
         store.set("crocodil/end/all-left", "1")
     if rank == 0 and world > 1:
         store.wait(["crocodil/end/all-left"])
+    gc.collect()  # drop unreachable wrapped models (trainer cycles) so the group's last references go with it
     dist.destroy_process_group()
 
 
