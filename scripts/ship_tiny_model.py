@@ -59,6 +59,31 @@ def store_half_precision(folder: Path) -> None:
         )
 
 
+def drop_unused_encoder_head(folder: Path) -> bool:
+    """Remove the output head of a LLaDA encoder backbone saved untied (encoders built before `build_encoder` tied it).
+
+    The registers are read from the backbone's hidden states, never from its logits, so the head (vocab × width
+    weights: 1 M parameters, 2 MB per ship in float16) never runs; with `weight_tying` it is no module at all. The
+    encoder's outputs are unchanged. Returns whether anything was dropped.
+    """
+    from safetensors.torch import load_file, save_file
+
+    config_file, weights = folder / "encoder" / "config.json", folder / "encoder" / "model.safetensors"
+    if not config_file.exists() or not weights.exists():
+        return False
+    config = json.loads(config_file.read_text())
+    backbone = config.get("backbone_config") or {}
+    if backbone.get("model_type") != "llada" or backbone.get("weight_tying"):
+        return False
+    tensors = load_file(str(weights))
+    head = "backbone.model.transformer.ff_out.weight"
+    tensors.pop(head, None)
+    backbone["weight_tying"] = True
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    return True
+
+
 def merged_sweep(paths: list[str]) -> dict:
     sweeps = [json.loads(Path(p).read_text()) for p in paths]
     sweep = sweeps[0]
@@ -284,6 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(dir=target.parent) as staging:  # build next to the target, then swap it in
         new = Path(staging) / target.name
         shutil.copytree(pipeline, new, ignore=shutil.ignore_patterns("*.bin", "*.pt", "*.py", "checkpoint-*", ".*"))
+        drop_unused_encoder_head(new)
         if args.dtype == "float16":
             store_half_precision(new)
         (new / HISTORY).write_text(json.dumps(history, indent=2) + "\n")

@@ -80,9 +80,23 @@ def test_a_continuation_ships_with_its_added_up_history_and_float16_weights(tmp_
     for name in ("demasker", "encoder", "prior", "conditional_prior"):
         stored, original = getattr(loaded, name).state_dict(), getattr(pipe, name).state_dict()
         assert all(t.dtype == torch.float32 for t in stored.values() if t.is_floating_point()), name
+        # the encoder's LLaDA output head never runs (registers come from hidden states): it is not shipped
+        dropped = {"backbone.model.transformer.ff_out.weight"} if name == "encoder" else set()
+        assert set(original) - set(stored) == dropped and set(stored) <= set(original), name
         assert all(
-            torch.equal(stored[k], original[k].half().float()) for k in original if original[k].is_floating_point()
+            torch.equal(stored[k], original[k].half().float()) for k in stored if original[k].is_floating_point()
         )
+    assert (
+        loaded.encoder.config.backbone_config.weight_tying
+        and pipe.encoder.backbone.get_output_embeddings() is not None
+    )
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():  # same registers as the float16-rounded encoder with its head
+        half = type(pipe.encoder)(pipe.encoder.config).eval()
+        half.load_state_dict(
+            {k: v.half().float() if v.is_floating_point() else v for k, v in pipe.encoder.state_dict().items()}
+        )
+        assert torch.equal(loaded.encoder(ids).registers, half(ids).registers)
 
 
 def test_a_continuation_of_a_pipeline_without_history_is_refused_before_anything_is_written(tmp_path):
