@@ -33,3 +33,7 @@ python benchmarks/prior_steps.py --pipeline runs/tiny-python/pipeline --register
 # stage-1 recipes continued from the trained pipeline, CER at L/4 per training CPU-minute (README "Recipe study")
 python benchmarks/recipe_study.py --init-from runs/tiny-python/pipeline --variants base,lr-1e-3,all-mask-0.5,clean-warmup \
   --max-steps 300 --eval-every 150 --output-dir runs/bench/recipe
+# the demasker's sensitivity to register error against the prior's samples (README "Where the drift comes from")
+python benchmarks/register_sensitivity.py --pipeline trained=runs/tiny-python/pipeline --num-samples 64 \
+  --num-reference 256 --noise-cs 1,0.8,0.6 --prior-samplers default,ddim:50,shuffled,default@0.6 \
+  --output-dir runs/bench/register-sensitivity
