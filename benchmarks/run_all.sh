@@ -37,3 +37,4 @@ python benchmarks/recipe_study.py --init-from runs/tiny-python/pipeline --varian
 python benchmarks/register_sensitivity.py --pipeline trained=runs/tiny-python/pipeline --num-samples 64 \
   --num-reference 256 --noise-cs 1,0.8,0.6 --prior-samplers default,ddim:50,shuffled,default@0.6 \
   --output-dir runs/bench/register-sensitivity
+python benchmarks/prior_fit.py --pipeline runs/tiny-python/pipeline --output-dir runs/bench/prior-fit
