@@ -3,7 +3,7 @@
 Sections (`--only` picks some):
 
 * `k`: number of registers k shown to the demasker (nested dropout lets one model use any k ≤ K): ConThenDisc
-  MAUVE / Gen-PPL and autoencoder CER at `--steps` demasker calls (App. G(i)).
+  MAUVE / Gen-PPL and autoencoder CER at `--steps` demasker calls (App. G(i)); `--k-modes` picks the modes.
 * `refresh`: when ConWithinDisc refreshes the registers, `refresh_at` ∈ {0.25, 0.5, 0.75} of the MDM steps; @0 (no
   refresh) is ConThenDisc at the same steps (App. G(ii)).
 * `offsets`: block-wise timestep offsets on (the shipped prior) vs off (`--prior-no-offsets`, same recipe with
@@ -38,11 +38,11 @@ from crocodil_hf.training.trainers import ProgramCollator
 SECTIONS = ("k", "refresh", "offsets", "noise")
 
 
-def ablate_k(pipe, scorer, common, steps, ks):
+def ablate_k(pipe, scorer, common, steps, ks, modes=("con_then_disc", "autoencode")):
     rows = []
     for k in ks:
         kwargs = {"num_registers": k}
-        for mode in ("con_then_disc", "autoencode"):
+        for mode in modes:
             sweep = run_sweep(pipe, scorer, [mode], [steps], call_kwargs=kwargs, **common)
             rows.append(summary_row(sweep["points"][0], num_registers=k))
     return rows
@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--prior-steps", type=int, default=50)
     parser.add_argument("--ks", default="1,2,4,8,16")
+    parser.add_argument("--k-modes", default="con_then_disc,autoencode", help="modes of the `k` section")
     parser.add_argument("--refresh", default="0.25,0.5,0.75")
     parser.add_argument("--prior-no-offsets", default="runs/ablate-prior-no-offsets")
     parser.add_argument("--registers-dir", default="runs/tiny-python/registers")
@@ -211,7 +212,9 @@ def main() -> None:
         result["scorer"] = scorer.name
         result["references"] = references["description"]
     if "k" in only:
-        result["k"] = ablate_k(pipe, scorer, common, args.steps, [int(k) for k in args.ks.split(",")])
+        result["k"] = ablate_k(
+            pipe, scorer, common, args.steps, [int(k) for k in args.ks.split(",")], args.k_modes.split(",")
+        )
     if "refresh" in only:
         result["refresh"] = ablate_refresh(
             pipe, scorer, common, args.steps, [float(f) for f in args.refresh.split(",")]

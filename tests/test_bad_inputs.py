@@ -52,10 +52,11 @@ class Files:
         """Overrides that point a shipped config's inputs at existing directories."""
         return ["--tokenizer_name_or_path", self.dir("tokenizer")]
 
-    def stage(self, name: str) -> str:
-        """Looks like a stage output (the files `crocodil assemble` checks for)."""
+    def stage(self, name: str, **demasker_config) -> str:
+        """Looks like a stage output (the files `crocodil assemble` checks for), with `demasker_config` in the
+        demasker's config.json."""
         for sub in ("demasker/config.json", "encoder/config.json", "config.json"):
-            self.text(f"{name}/{sub}", "{}")
+            self.text(f"{name}/{sub}", json.dumps(demasker_config) if sub.startswith("demasker") else "{}")
         return str(self.root / name)
 
     def eval(self, *options: str) -> list[str]:
@@ -239,6 +240,19 @@ CLI_CASES = [
                    "4", "--output", f.path("o")],
         ["--conditional-prior-steps", "no --conditional-prior"],
     ),  # fmt: skip
+    (
+        "assemble-num-registers-0",
+        lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--num-registers", "0",
+                   "--output", f.path("o")],
+        ["--num-registers", ">= 1"],
+    ),  # fmt: skip
+    (
+        "assemble-num-registers-above-k",
+        lambda f: ["assemble", "--autoencoder", f.stage("ae", num_registers=4), "--prior", f.stage("p"),
+                   "--num-registers", "5", "--output", f.path("o")],
+        ["--num-registers 5", "K = 4"],
+    ),  # fmt: skip
+    ("generate-num-registers-0", lambda f: ["generate", "--num-registers", "0"], ["--num-registers", ">= 1"]),
     (
         "assemble-mdm-demasker-not-an-mdm-output",
         lambda f: ["assemble", "--autoencoder", f.stage("ae"), "--prior", f.stage("p"), "--mdm-demasker", f.dir("m"),

@@ -174,6 +174,53 @@ def test_the_prior_solver_is_a_call_option_a_saved_choice_and_a_saved_default_st
     assert torch.equal(loaded(**{**kwargs, "generator": gens(1, 2)}).registers, by_name.registers)
 
 
+def test_sampled_registers_use_the_saved_default_k_and_encoded_or_given_ones_all_k(tmp_path, pipe):
+    """`default_num_registers` (README "Registers for generation"): the prior-based modes show the demasker the first
+    k registers when a call gives none, exactly as `num_registers=k`; `autoencode` and given registers keep all K;
+    an explicit `num_registers` wins; saved and loaded; a pipeline saved without it uses K; out of range refused."""
+    import json
+
+    seen = []
+    hook = pipe.demasker.register_forward_hook(
+        lambda module, args, kwargs, out: seen.append(kwargs["registers"].shape[1]), with_kwargs=True
+    )
+    try:
+        few = CrocodilPipeline(**pipe.components, default_prior_steps=PRIOR_STEPS, default_num_registers=2)
+        few.set_progress_bar_config(disable=True)
+        kwargs = dict(num_samples=2, gen_length=16, steps=4)
+        for mode in ("con_then_disc", "con_within_disc"):
+            seen.clear()
+            by_default = few(mode=mode, **kwargs, generator=gens(3, 4))
+            assert seen == [2] * 4
+            explicit = pipe(mode=mode, **kwargs, generator=gens(3, 4), prior_steps=PRIOR_STEPS, num_registers=2)
+            assert torch.equal(by_default.sequences, explicit.sequences)
+            seen.clear()
+            few(mode=mode, **kwargs, generator=gens(3, 4), num_registers=3)
+            assert seen == [3] * 4
+        K = pipe.num_registers_max
+        seen.clear()
+        few(mode="autoencode", text=["x = 1\n"], steps=4)
+        assert seen == [K] * 4
+        seen.clear()
+        few.decode(pipe.encode(["x = 1\n"]), gen_length=8, steps=2)
+        assert seen == [K] * 2
+        seen.clear()
+        few(mode="con_then_disc", registers=pipe.encode(["x = 1\n"]), num_samples=1, gen_length=8, steps=2)
+        assert seen == [K] * 2
+    finally:
+        hook.remove()
+    few.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["default_num_registers"] == 2
+    assert CrocodilPipeline.from_pretrained(tmp_path).sampled_num_registers_default == 2
+    del index["default_num_registers"]  # as saved before the option existed
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    assert CrocodilPipeline.from_pretrained(tmp_path).sampled_num_registers_default == K
+    for bad in (0, K + 1, 1.5):
+        with pytest.raises(ValueError, match="default_num_registers"):
+            CrocodilPipeline(**pipe.components, default_num_registers=bad)
+
+
 def test_the_conditional_prior_has_its_own_saved_default_step_count(tmp_path, pipe):
     """`default_conditional_prior_steps` (the paper samples its conditional prior with fewer steps than the
     unconditional one): calls that give no steps use it for the conditional prior and `default_prior_steps` for the

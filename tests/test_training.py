@@ -468,6 +468,10 @@ def test_distilled_priors_train_assemble_and_generate_by_default(trained, worksp
         three.distilled_prior.config.distilled_steps == three.distilled_conditional_prior.config.distilled_steps == 3
     )
     assert three(num_samples=1, steps=4, gen_length=8).nfe["prior_calls"] == 2 * (3 + extra)
+    # --num-registers: the k the prior-based modes show the demasker by default, saved in model_index.json
+    assert main(args[:-2] + ["--num-registers", "2", "--output", str(tmp_path / "k2")]) == 0
+    k2 = CrocodilPipeline.from_pretrained(tmp_path / "k2")
+    assert k2.config.default_num_registers == 2 and three.sampled_num_registers_default == three.num_registers_max
     for values, message in (
         (dict(init_from=None), "pass `--init_from PIPELINE`"),
         (dict(init_from=str(fast), teacher_steps=0), "teacher_steps"),

@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps of the distilled priors when a call gives none (default: the steps each was distilled for)",
     )
     assemble.add_argument(
+        "--num-registers",
+        type=int,
+        default=None,
+        help="k <= K registers the demasker sees when they are sampled from a prior and a call gives none "
+        "(default: K)",
+    )
+    assemble.add_argument(
         "--mdm-demasker",
         help='output of `crocodil train mdm`: the plain-MDM baseline that `mode="mdm"` runs (optional)',
     )
@@ -355,6 +362,14 @@ def run_assemble(args, rest) -> int:
     if args.conditional_prior_steps is not None and not args.conditional_prior:
         raise ValueError("--conditional-prior-steps sets the conditional prior's steps, but no --conditional-prior.")
     check_number("--distilled-steps", args.distilled_steps, minimum=1, integer=True, allow_none=True)
+    check_number("--num-registers", args.num_registers, minimum=1, integer=True, allow_none=True)
+    if args.num_registers is not None:
+        import json
+        from pathlib import Path
+
+        k_max = json.loads(Path(args.autoencoder, "demasker", "config.json").read_text()).get("num_registers")
+        if k_max is not None and args.num_registers > k_max:
+            raise ValueError(f"--num-registers {args.num_registers} is more than the demasker's K = {k_max}.")
     if args.distilled_steps is not None and not (args.distilled_prior or args.distilled_conditional_prior):
         raise ValueError("--distilled-steps needs --distilled-prior or --distilled-conditional-prior.")
     claim_output_dir(args.output, "assemble", args.overwrite)
@@ -373,6 +388,7 @@ def run_assemble(args, rest) -> int:
         default_conditional_prior_steps=args.conditional_prior_steps,
         distilled_steps=args.distilled_steps,
         mdm_demasker_dir=args.mdm_demasker,
+        default_num_registers=args.num_registers,
     )
     print(f"pipeline written to {args.output}")
     return 0
@@ -428,6 +444,13 @@ def _prior_args(parser) -> None:
         default=None,
         help="sample z₀ with the pipeline's distilled few-step priors (default: when it has them)",
     )
+    parser.add_argument(
+        "--num-registers",
+        type=int,
+        default=None,
+        help="k <= K registers shown to the demasker (default: the pipeline's default_num_registers for registers "
+        "sampled from a prior, K for encoded ones)",
+    )
 
 
 def _prior_kwargs(args) -> dict:
@@ -436,7 +459,9 @@ def _prior_kwargs(args) -> dict:
 
     check_number("--prior-steps", args.prior_steps, minimum=1, integer=True, allow_none=True)
     check_number("--conditional-prior-steps", args.conditional_prior_steps, minimum=1, integer=True, allow_none=True)
+    check_number("--num-registers", args.num_registers, minimum=1, integer=True, allow_none=True)
     return {
+        "num_registers": args.num_registers,
         "prior_steps": args.prior_steps,
         "conditional_prior_steps": args.conditional_prior_steps,
         "prior_scheduler": args.prior_scheduler,

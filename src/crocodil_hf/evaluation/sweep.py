@@ -68,7 +68,7 @@ def check_sweep(
 
 def prior_description(pipe, prior_steps: int | None, call_kwargs: dict) -> str:
     """How the sweep's prior-based modes sample z₀, e.g. `"dpmsolver++, 4 steps"`, `"unipc, 8 steps (conditional
-    prior: 16)"` or `"distilled prior, ddim, 2 steps"`."""
+    prior: 16)"`, `"distilled prior, ddim, 2 steps"` or `"dpmsolver++, 16 steps, k = 4 of 16 registers"`."""
     from ..pipelines.prior_sampling import solver_name
 
     solver = call_kwargs.get("prior_scheduler") or solver_name(pipe.scheduler)
@@ -76,12 +76,20 @@ def prior_description(pipe, prior_steps: int | None, call_kwargs: dict) -> str:
     distilled = pipe.distilled_prior is not None and call_kwargs.get("use_distilled_prior") is not False
     if distilled:
         steps = prior_steps or pipe.distilled_prior.config.distilled_steps
-        return f"distilled prior, {solver}, {steps} steps"
+        return f"distilled prior, {solver}, {steps} steps" + registers_description(pipe, call_kwargs)
     steps = prior_steps or pipe.config.default_prior_steps
     conditional = call_kwargs.get("conditional_prior_steps") or (prior_steps or pipe.conditional_prior_default_steps)
+    description = f"{solver}, {steps} steps"
     if pipe.conditional_prior is not None and conditional != steps:
-        return f"{solver}, {steps} steps (conditional prior: {conditional})"
-    return f"{solver}, {steps} steps"
+        description += f" (conditional prior: {conditional})"
+    return description + registers_description(pipe, call_kwargs)
+
+
+def registers_description(pipe, call_kwargs: dict) -> str:
+    """`", k = 4 of 16 registers"` when the prior-based modes show the demasker fewer than K registers, else `""`."""
+    k = call_kwargs.get("num_registers") or getattr(pipe, "sampled_num_registers_default", None)
+    total = getattr(pipe, "num_registers_max", None)
+    return f", k = {k} of {total} registers" if k and total and k < total else ""
 
 
 def run_sweep(

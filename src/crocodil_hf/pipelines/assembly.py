@@ -36,13 +36,15 @@ def assemble_pipeline(
     distilled_steps: int | None = None,
     mdm_demasker_dir: str | None = None,
     default_conditional_prior_steps: int | None = None,
+    default_num_registers: int | None = None,
 ):
     """Assemble a `CrocodilPipeline` directory from the stage outputs (`crocodil assemble`): the autoencoder stage's
     (or a pipeline's) tokenizer, demasker and encoder, the priors, optional distilled students, and the priors'
     sampler (`PRIOR_SOLVERS` name) with its default step counts (the conditional prior's:
     `default_conditional_prior_steps`, default the unconditional one's). `distilled_steps` sets the students' default
     step count (their config's `distilled_steps`; default: the count each was distilled for). `mdm_demasker_dir`, an
-    `mdm` stage output, becomes the `mdm_demasker` baseline that `mode="mdm"` runs."""
+    `mdm` stage output, becomes the `mdm_demasker` baseline that `mode="mdm"` runs. `default_num_registers`: the k ≤ K
+    registers shown to the demasker when they are sampled from a prior and a call gives none (default K)."""
     from .pipeline_crocodil import CrocodilPipeline
 
     check_number("`distilled_steps`", distilled_steps, minimum=1, integer=True, allow_none=True)
@@ -87,6 +89,7 @@ def assemble_pipeline(
         distilled_conditional_prior=optional_prior(distilled_conditional_prior_dir, distilled_steps),
         default_prior_steps=default_prior_steps,
         default_conditional_prior_steps=default_conditional_prior_steps,
+        default_num_registers=default_num_registers,
         mdm_demasker=mdm_baseline_demasker(mdm_demasker_dir, demasker) if mdm_demasker_dir else None,
     )
     pipe.save_pretrained(output_dir)

@@ -25,7 +25,7 @@ from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
 from . import REMASKING
-from .modes import MODES, GenerationRun
+from .modes import MODES, GenerationRun, PriorRegisters
 from .prior_sampling import (
     PRIOR_SOLVERS,
     check_sampling_scheduler,
@@ -225,6 +225,7 @@ class CrocodilPipeline(DiffusionPipeline):
         default_prior_steps: int = 50,
         mdm_demasker: GuidedLLaDAForMaskedLM | None = None,
         default_conditional_prior_steps: int | None = None,
+        default_num_registers: int | None = None,
     ):
         super().__init__()
         check_components(
@@ -236,6 +237,10 @@ class CrocodilPipeline(DiffusionPipeline):
         check_number(
             "`default_conditional_prior_steps`", default_conditional_prior_steps, minimum=1, integer=True,
             allow_none=True,
+        )  # fmt: skip
+        check_number(
+            "`default_num_registers`", default_num_registers, minimum=1, maximum=demasker.config.num_registers,
+            integer=True, allow_none=True,
         )  # fmt: skip
         if mask_scheduler is None:
             mask_scheduler = MaskedDiffusionScheduler(mask_token_id=demasker.config.mask_token_id)
@@ -253,7 +258,9 @@ class CrocodilPipeline(DiffusionPipeline):
             mdm_demasker=mdm_demasker,
         )
         self.register_to_config(
-            default_prior_steps=default_prior_steps, default_conditional_prior_steps=default_conditional_prior_steps
+            default_prior_steps=default_prior_steps,
+            default_conditional_prior_steps=default_conditional_prior_steps,
+            default_num_registers=default_num_registers,
         )
 
     @classmethod
@@ -345,6 +352,13 @@ class CrocodilPipeline(DiffusionPipeline):
         return self.demasker.config.num_registers
 
     @property
+    def sampled_num_registers_default(self) -> int:
+        """k shown to the demasker when a call gives none and z₀ is sampled from a prior: `default_num_registers`
+        (chosen by measurement, README "Registers for generation"), else K. Encoded or given registers use K."""
+        k = getattr(self.config, "default_num_registers", None)
+        return self.num_registers_max if k is None else k
+
+    @property
     def trained_gen_length(self) -> int | None:
         """L, the generation length the pipeline was trained for (`max_length - 1` of the autoencoder stage, recorded
         as the demasker's `default_gen_length` by `crocodil assemble`); `None` when not recorded."""
@@ -355,6 +369,10 @@ class CrocodilPipeline(DiffusionPipeline):
         """The longest `gen_length` the demasker accepts: its `max_sequence_length` minus the BOS prefix."""
         bos, _ = self._special_ids()
         return int(self.demasker.config.max_sequence_length) - (bos is not None)
+
+    def _default_num_registers(self, source, registers) -> int:
+        sampled = isinstance(source, PriorRegisters) and registers is None
+        return self.sampled_num_registers_default if sampled else self.num_registers_max
 
     def check_registers(self, registers, num_samples: int, num_registers: int) -> None:
         """Registers passed by the caller: a finite floating tensor of shape `(num_samples, >= k, d)`."""
@@ -631,7 +649,9 @@ class CrocodilPipeline(DiffusionPipeline):
             temperature: Gumbel-max temperature in float64 (0 = greedy).
             remasking: `"low_confidence"` or `"random"`.
             threshold: Confidence threshold in (0, 1] for Fast-dLLM-style parallel decoding (adaptive calls).
-            num_registers: k ≤ K registers shown to the demasker (default K).
+            num_registers: k ≤ K registers shown to the demasker (nested dropout trains every prefix). Default: the
+                pipeline's `default_num_registers` when z₀ is sampled from a prior (`"con_then_disc"`,
+                `"con_within_disc"` without `registers=`), K when it is encoded (`"autoencode"`) or given.
             prior_steps: Sampling steps of the unconditional prior (default: the distilled prior's `distilled_steps`
                 when it is used, else the pipeline's `default_prior_steps`).
             conditional_prior_steps: Steps of the conditional prior (default `prior_steps` when given, else the
@@ -695,7 +715,7 @@ class CrocodilPipeline(DiffusionPipeline):
             temperature=temperature,
             remasking=remasking,
             threshold=threshold,
-            num_registers=self.num_registers_max if num_registers is None else num_registers,
+            num_registers=self._default_num_registers(source, registers) if num_registers is None else num_registers,
             prior_steps=prior_steps,
             conditional_prior_steps=prior_steps if conditional_prior_steps is None else conditional_prior_steps,
             eta=eta,
