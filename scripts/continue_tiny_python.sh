@@ -45,8 +45,9 @@ if [ -d "$INIT_DIR/mdm_demasker" ]; then  # the fair plain-MDM baseline: as many
   train_as mdm-baseline mdm --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}"
   BASELINE=(--mdm-demasker "$RUN/mdm-baseline")
 fi
-# the priors' sampler and default step count of the shipped pipeline (README "Few-step priors")
+# the priors' sampler and default step count of the shipped pipeline (README "Few-step priors"), and the k registers
+# that sampled z₀ shows the demasker (README "Registers for generation")
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
   --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite \
   --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}" \
-  ${BASELINE[@]+"${BASELINE[@]}"}
+  --num-registers "${NUM_REGISTERS:-2}" ${BASELINE[@]+"${BASELINE[@]}"}

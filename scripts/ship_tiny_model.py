@@ -326,6 +326,13 @@ def main(argv: list[str] | None = None) -> dict:
         "K = 16 registers; priors: 1-D DiTs with block-wise timestep offsets. Programs of up to 63 tokens "
         f"(gen_length 64 = program + EOS padding). Weights stored in {args.dtype}; they load as float32."
     )
+    k = json.loads((target / "model_index.json").read_text()).get("default_num_registers")
+    if k is not None:
+        model += (
+            f" Registers sampled from the priors (ConThenDisc, ConWithinDisc, prompts) guide the demasker through "
+            f"their first k = {k} only by default (`default_num_registers`, chosen by measurement; nested dropout "
+            "trains every prefix); autoencoding uses all of them."
+        )
     limitations = (
         f"A demonstration-scale model: {cpu / 60:.1f} CPU-hours of training on a 2-core CPU. It shows the mechanics "
         "and the direction of the paper's effects, not its quality. Samples are often syntactically broken Python."
