@@ -197,6 +197,12 @@ def test_sampled_registers_use_the_saved_default_k_and_encoded_or_given_ones_all
             seen.clear()
             few(mode=mode, **kwargs, generator=gens(3, 4), num_registers=3)
             assert seen == [3] * 4
+        from crocodil_hf.pipelines.modes import MODES
+
+        assert {name for name, source in MODES.items() if source.samples_from_prior} == {
+            "con_then_disc",
+            "con_within_disc",
+        }
         K = pipe.num_registers_max
         seen.clear()
         few(mode="autoencode", text=["x = 1\n"], steps=4)

@@ -80,6 +80,8 @@ class RegisterSource:
     needs_conditional_prior: bool = False
     uses_refresh_at: bool = False
     conditions_on_prompt: bool = False  # with `prompt=`, z₀ comes from the conditional prior on h_φ(prompt, suffix)
+    samples_from_prior: bool = False  # z₀ is sampled by a prior: the demasker reads its first
+    # `default_num_registers` only, unless the call gives `registers=` or `num_registers=`
 
     def initial_registers(self, pipe, run: GenerationRun):
         """z₀ `(B, K, d)` before the first demasker call, or `None` for an unguided demasker."""
@@ -114,6 +116,7 @@ class PriorRegisters(RegisterSource):
     name = "con_then_disc"
     description = "z₀ sampled from the unconditional prior, then discrete denoising (Alg. 2)"
     conditions_on_prompt = True
+    samples_from_prior = True
 
     def initial_registers(self, pipe, run):
         from .prior_sampling import sample_registers

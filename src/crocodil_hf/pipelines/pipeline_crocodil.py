@@ -25,7 +25,7 @@ from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
 from . import REMASKING
-from .modes import MODES, GenerationRun, PriorRegisters
+from .modes import MODES, GenerationRun
 from .prior_sampling import (
     PRIOR_SOLVERS,
     check_sampling_scheduler,
@@ -371,7 +371,7 @@ class CrocodilPipeline(DiffusionPipeline):
         return int(self.demasker.config.max_sequence_length) - (bos is not None)
 
     def _default_num_registers(self, source, registers) -> int:
-        sampled = isinstance(source, PriorRegisters) and registers is None
+        sampled = source.samples_from_prior and registers is None
         return self.sampled_num_registers_default if sampled else self.num_registers_max
 
     def check_registers(self, registers, num_samples: int, num_registers: int) -> None:
