@@ -45,9 +45,9 @@ def decode(pipe, registers, args, seed):
     texts = []
     for start in range(0, len(registers), args.batch_size):
         chunk = registers[start : start + args.batch_size]
-        out = pipe(
-            mode="con_then_disc", registers=chunk.to(pipe.demasker.dtype), num_samples=len(chunk),
-            gen_length=args.gen_length, steps=args.steps, generator=seeded_generators(len(chunk), seed + start),
+        out = pipe.decode(
+            chunk.to(pipe.demasker.dtype), gen_length=args.gen_length, steps=args.steps,
+            generator=seeded_generators(len(chunk), seed + start),
         )  # fmt: skip
         texts.extend(out.texts)
     return texts
