@@ -5,7 +5,8 @@ the distilled students (`distilled`: `crocodil train prior-distill` / `condition
 count:
 
 * register PRDC of banks sampled from the unconditional prior against the encoded validation registers (the
-  `registers` stage's validation split), per register and averaged (App. E);
+  `registers` stage's validation split), per register and averaged (App. E); when a prefix prior takes part
+  (`--prior_num_registers k`), over the first k registers, for the reference too;
 * downstream: MAUVE, Gen-PPL and unigram entropy of ConThenDisc and ConWithinDisc samples at fixed demasker steps,
   against held-out programs (the same references, seeds and scorer for every point);
   (at the `--downstream-steps` of the `--downstream-solvers` only: the other points get PRDC and the FLOP share);
@@ -92,6 +93,7 @@ def measure(
         keys += ["distilled_prior", "distilled_conditional_prior"]
     settings = {k: getattr(args, k) for k in keys}
     settings["pipeline"] = name or args.pipeline  # the reference may be another pipeline (`--reference-pipeline`)
+    settings["prdc_registers"] = real.shape[1]  # the first k of K when a prefix prior takes part
     split = f"-c{cond}" if cond not in (None, steps) else ""
     key = f"{solver}-{steps}{split}-{seed}-{'full' if downstream else 'prdc'}".replace("+", "p")
     cache = Path(args.output_dir, "points", f"{key}.json")
@@ -124,7 +126,7 @@ def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstre
         prior, call["prior_scheduler"], len(real), num_inference_steps=steps,
         generator=seeded_generators(len(real), 10_000 + seed),
     ).registers  # fmt: skip
-    prdc = register_prdc(real, fake)
+    prdc = register_prdc(real, fake[:, : real.shape[1]])
     if not downstream:
         rows = []
         for mode in modes:
@@ -267,6 +269,8 @@ def main() -> None:
 
     ref_name = args.reference_pipeline or args.pipeline
     ref_pipe = load_pipeline(ref_name) if args.reference_pipeline else pipe
+    # prefix priors (`--prior_num_registers k`) are compared on the registers they sample, the reference too
+    real = real[:, : min(pipe.prior_num_registers, ref_pipe.prior_num_registers)]
     reference = measure(ref_pipe, "ddim", 50, real, scorer, references, args, name=ref_name)
     repeats = [measure(ref_pipe, "ddim", 50, real, scorer, references, args, seed=1000 * (i + 1), name=ref_name)
                for i in range(args.noise_seeds)]  # fmt: skip

@@ -484,6 +484,94 @@ def test_distilled_priors_train_assemble_and_generate_by_default(trained, worksp
         assert not (tmp_path / "refused" / "training_complete.json").exists()
 
 
+def test_prefix_priors_model_the_first_k_registers_and_cut_the_prior_flops(trained, workspace, tmp_path, capsys):
+    """`--prior_num_registers k` (README "Prefix priors"): with `--init_from` a K-register pipeline the priors start
+    from its weights (at learning rate 0 they end exactly there) with the offsets of the blocks the first k registers
+    lie in; assembled with `--num-registers k` they sample (B, k, d) banks that the demasker reads, at a fraction of
+    the prior FLOPs, while autoencoding keeps all K; a pipeline that would read more sampled registers than its
+    priors make, priors of different k, and k > K are refused before any work."""
+    from crocodil_hf import CrocodilPipeline
+    from crocodil_hf.cli import main
+    from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer
+    from crocodil_hf.pipelines.assembly import assemble_pipeline
+
+    pipe = tmp_path / "pipe"
+    full = assemble_pipeline(trained["autoencoder"], trained["prior"], str(pipe), trained["conditional-prior"])
+    K = full.num_registers_max
+    frozen = dict(max_steps=2, learning_rate=0.0, weight_decay=0.0, warmup_steps=0, save_steps=1000)
+    prefix = {}
+    for stage, component in (("prior", "prior"), ("conditional-prior", "conditional_prior")):
+        prefix[stage] = run(
+            workspace, stage, f"prefix-{stage}", init_from=str(pipe), registers_dir=trained["registers"],
+            prior_num_registers=2, output_dir=str(tmp_path / f"prefix-{stage}"), **frozen,
+        )  # fmt: skip
+        before, after = _state(pipe / component), _state(Path(prefix[stage]))
+        assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+        config = RegisterPriorTransformer.load_config(prefix[stage])
+        teacher = getattr(full, component).config
+        assert config["num_registers"] == 2 and K == 4
+        assert config["timestep_offsets"] == list(teacher.timestep_offsets[:2])  # blocks [1, 1] of [1, 2, 1]
+    scratch = run(
+        workspace, "prior", "prefix-scratch", registers_dir=trained["registers"], prior_num_registers=3,
+        prior_config={"hidden_size": 32, "num_layers": 1, "num_attention_heads": 2}, output_dir=str(tmp_path / "s"),
+        max_steps=2, save_steps=1000,
+    )  # fmt: skip
+    assert RegisterPriorTransformer.load_config(scratch)["num_registers"] == 3
+    assert math.isfinite(json.loads(Path(scratch, "training_complete.json").read_text())["metrics"]["train_loss"])
+
+    args = ["assemble", "--autoencoder", trained["autoencoder"], "--prior", prefix["prior"], "--conditional-prior",
+            prefix["conditional-prior"], "--prior-steps", "3", "--output"]  # fmt: skip
+    for extra, message in (([], "pass --num-registers <= 2"), (["--num-registers", "3"], "the priors sample, 2")):
+        capsys.readouterr()
+        assert main(args + [str(tmp_path / "refused")] + extra) != 0
+        assert message in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    mixed = args[:4] + [trained["prior"]] + args[5:]  # a K-register prior with a 2-register conditional prior
+    assert main(mixed + [str(tmp_path / "refused"), "--num-registers", "2"]) != 0
+    assert "different numbers of registers" in capsys.readouterr().err
+    assert main(args + [str(tmp_path / "k2"), "--num-registers", "2"]) == 0
+    small = CrocodilPipeline.from_pretrained(tmp_path / "k2")
+    small.set_progress_bar_config(disable=True)
+    full = CrocodilPipeline(**full.components, default_prior_steps=3, default_num_registers=2)
+    full.set_progress_bar_config(disable=True)
+    kwargs = dict(num_samples=2, gen_length=8, steps=4)
+    for mode in ("con_then_disc", "con_within_disc"):
+        out, reference = small(mode=mode, **kwargs), full(mode=mode, **kwargs)
+        assert out.registers.shape[1] == 2 and len(out.texts) == 2
+        assert out.nfe["prior_calls"] == reference.nfe["prior_calls"]
+        assert out.nfe["prior_total"] < 0.75 * reference.nfe["prior_total"]  # fewer register tokens per call
+        assert out.nfe["total"] - out.nfe["prior_total"] == pytest.approx(
+            reference.nfe["total"] - reference.nfe["prior_total"]
+        )
+    assert small(mode="autoencode", text=["x = 1\n"], steps=2).registers.shape[1] == K
+    with pytest.raises(ValueError, match="more than the 2 registers this pipeline's priors sample"):
+        small(mode="con_then_disc", num_registers=3, **kwargs)
+    for stage, values, message in (
+        ("prior", dict(prior_num_registers=K + 1), "more than the K=4 registers"),
+        ("autoencoder", dict(prior_num_registers=2), "not to autoencoder"),
+    ):
+        output = tmp_path / f"refused-{stage}"
+        with pytest.raises(ValueError, match=message):
+            run(workspace, stage, f"refused-prefix-{stage}", registers_dir=trained["registers"],
+                output_dir=str(output), max_steps=2, **values)  # fmt: skip
+        assert not output.exists() or not any(output.iterdir())
+
+
+def test_a_conditional_prior_call_counts_its_condition_s_key_and_value_projections():
+    """`NFEBreakdown.count_prior_calls`: the cross-attention projects every condition token, however few registers
+    the prior samples (with as many query as condition tokens the count is the plain forward count)."""
+    from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer
+    from crocodil_hf.pipelines.pipeline_crocodil import NFEBreakdown, forward_flops
+
+    prior = RegisterPriorTransformer(
+        num_registers=2, register_dim=8, hidden_size=16, num_layers=2, num_attention_heads=2, cross_attention_dim=8
+    )
+    kv = sum(b.attn2.to_k.weight.numel() + b.attn2.to_v.weight.numel() for b in prior.blocks)
+    for condition_tokens in (2, 6):
+        nfe = NFEBreakdown()
+        nfe.count_prior_calls(prior, 3, condition_tokens=condition_tokens)
+        assert nfe.prior_flops == pytest.approx(3 * (forward_flops(prior, 2) + 2 * kv * (condition_tokens - 2)))
+
+
 def test_a_from_scratch_llada_encoder_has_no_unused_output_head(trained):
     weights = _state(Path(trained["autoencoder"]) / "encoder")
     assert "backbone.model.transformer.blocks.0.ff_out.weight" in weights  # the MLP's output projection stays

@@ -363,13 +363,7 @@ def run_assemble(args, rest) -> int:
         raise ValueError("--conditional-prior-steps sets the conditional prior's steps, but no --conditional-prior.")
     check_number("--distilled-steps", args.distilled_steps, minimum=1, integer=True, allow_none=True)
     check_number("--num-registers", args.num_registers, minimum=1, integer=True, allow_none=True)
-    if args.num_registers is not None:
-        import json
-        from pathlib import Path
-
-        k_max = json.loads(Path(args.autoencoder, "demasker", "config.json").read_text()).get("num_registers")
-        if k_max is not None and args.num_registers > k_max:
-            raise ValueError(f"--num-registers {args.num_registers} is more than the demasker's K = {k_max}.")
+    _check_assembled_registers(args)
     if args.distilled_steps is not None and not (args.distilled_prior or args.distilled_conditional_prior):
         raise ValueError("--distilled-steps needs --distilled-prior or --distilled-conditional-prior.")
     claim_output_dir(args.output, "assemble", args.overwrite)
@@ -392,6 +386,36 @@ def run_assemble(args, rest) -> int:
     )
     print(f"pipeline written to {args.output}")
     return 0
+
+
+def _check_assembled_registers(args) -> None:
+    """`--num-registers` against the demasker's K and the k of prefix priors (`--prior_num_registers`), from the
+    configs, before the output directory is claimed; the pipeline checks the same again when it is built."""
+    import json
+    from pathlib import Path
+
+    def registers(path) -> int | None:
+        return json.loads(Path(path, "config.json").read_text()).get("num_registers")
+
+    K = registers(Path(args.autoencoder, "demasker"))
+    priors = {
+        option: registers(getattr(args, option.replace("-", "_")))
+        for option in ("prior", "conditional-prior", "distilled-prior", "distilled-conditional-prior")
+        if getattr(args, option.replace("-", "_"))
+    }
+    sampled = {k for k in priors.values() if k is not None}
+    if len(sampled) > 1:
+        listed = ", ".join(f"--{option} has K={k}" for option, k in priors.items())
+        raise ValueError(f"the priors model different numbers of registers: {listed}; train them with one k.")
+    k_prior = sampled.pop() if sampled else K
+    if K is not None and k_prior is not None and k_prior < K and args.num_registers is None:
+        raise ValueError(
+            f"the priors model the first {k_prior} of K={K} registers (prefix priors); pass --num-registers "
+            f"<= {k_prior}."
+        )
+    for k_max, what in ((K, "the demasker's K"), (k_prior, "the registers the priors sample,")):
+        if args.num_registers is not None and k_max is not None and args.num_registers > k_max:
+            raise ValueError(f"--num-registers {args.num_registers} is more than {what} {k_max}.")
 
 
 def _check_stage_dir(option: str, value: str, stage: str, needs: list[str]) -> None:

@@ -56,7 +56,8 @@ def check_components(
     distilled_conditional_prior=None, mdm_demasker=None,
 ) -> None:  # fmt: skip
     """K (registers) and d (register width) are the demasker's; every other component must agree (a clear error
-    naming the components that do not, instead of a shape error mid-generation)."""
+    naming the components that do not, instead of a shape error mid-generation). A prior may model a prefix k <= K of
+    the registers (`crocodil train prior --prior_num_registers k`); all of a pipeline's priors model the same k."""
     k, d = demasker.config.num_registers, demasker.config.register_dim
     found = {"encoder": (encoder.config.num_registers, encoder.config.register_dim)}
     priors = {
@@ -68,7 +69,11 @@ def check_components(
     for name, (model, _) in priors.items():
         if model is not None:
             found[name] = (model.config.num_registers, model.config.register_dim)
-    wrong = {name: kd for name, kd in found.items() if kd != (k, d)}
+    prefix = {name: kd for name, kd in found.items() if name != "encoder" and kd[1] == d and kd[0] <= k}
+    if len({kd[0] for kd in prefix.values()}) > 1:
+        listed = ", ".join(f"{name} has K={kd[0]}" for name, kd in prefix.items())
+        raise ValueError(f"the priors model different numbers of registers: {listed}; train them with one k.")
+    wrong = {name: kd for name, kd in found.items() if kd != (k, d) and name not in prefix}
     if wrong:
         listed = ", ".join(f"{name} has K={kd[0]}, d={kd[1]}" for name, kd in wrong.items())
         raise ValueError(f"components disagree on the registers: the demasker has K={k}, d={d}; {listed}.")
@@ -135,10 +140,20 @@ class NFEBreakdown:
     prior_total: float = 0.0
     prior_flops: float = field(default=0.0, repr=False)  # summed by `count_prior_calls`, in FLOPs
 
-    def count_prior_calls(self, prior: torch.nn.Module, calls: int) -> None:
-        """Add `calls` forward passes of `prior` (a `RegisterPriorTransformer`) to the count and to the FLOPs."""
+    def count_prior_calls(self, prior: torch.nn.Module, calls: int, condition_tokens: int | None = None) -> None:
+        """Add `calls` forward passes of `prior` (a `RegisterPriorTransformer`) to the count and to the FLOPs; a
+        conditional prior's cross-attention projects its `condition_tokens` keys and values in every call."""
         self.prior_calls += calls
-        self.prior_flops += calls * forward_flops(prior, prior.config.num_registers)
+        tokens = prior.config.num_registers
+        flops = forward_flops(prior, tokens)
+        if condition_tokens is not None:  # `forward_flops` ran the key / value projections over the query tokens
+            kv = sum(
+                block.attn2.to_k.weight.numel() + block.attn2.to_v.weight.numel()
+                for block in prior.blocks
+                if block.attn2 is not None
+            )
+            flops += 2.0 * kv * (condition_tokens - tokens)
+        self.prior_flops += calls * flops
 
     def to_dict(self) -> dict:
         return {
@@ -239,9 +254,14 @@ class CrocodilPipeline(DiffusionPipeline):
             allow_none=True,
         )  # fmt: skip
         check_number(
-            "`default_num_registers`", default_num_registers, minimum=1, maximum=demasker.config.num_registers,
+            "`default_num_registers`", default_num_registers, minimum=1, maximum=prior.config.num_registers,
             integer=True, allow_none=True,
         )  # fmt: skip
+        if default_num_registers is None and prior.config.num_registers < demasker.config.num_registers:
+            raise ValueError(
+                f"the priors model the first {prior.config.num_registers} of K={demasker.config.num_registers} "
+                f"registers; pass `default_num_registers` <= {prior.config.num_registers}."
+            )
         if mask_scheduler is None:
             mask_scheduler = MaskedDiffusionScheduler(mask_token_id=demasker.config.mask_token_id)
         self.register_modules(
@@ -350,6 +370,11 @@ class CrocodilPipeline(DiffusionPipeline):
     @property
     def num_registers_max(self) -> int:
         return self.demasker.config.num_registers
+
+    @property
+    def prior_num_registers(self) -> int:
+        """How many registers the priors sample: K, or the k of prefix priors."""
+        return self.prior.config.num_registers
 
     @property
     def sampled_num_registers_default(self) -> int:
@@ -737,6 +762,11 @@ class CrocodilPipeline(DiffusionPipeline):
         run.refresh_at = sorted(run.refresh_at) if source.uses_refresh_at else []
         if registers is not None:
             self.check_registers(registers, run.num_samples, run.num_registers)
+        elif source.samples_from_prior and run.num_registers > self.prior_num_registers:
+            raise ValueError(
+                f"`num_registers` {run.num_registers} is more than the {self.prior_num_registers} registers this "
+                "pipeline's priors sample."
+            )
         if self.trained_gen_length and gen_length > self.trained_gen_length:
             logger.warning(
                 "gen_length %d is longer than the %d tokens this pipeline was trained on; expect degraded text.",
@@ -891,7 +921,7 @@ class CrocodilPipeline(DiffusionPipeline):
             generator=run.generator,
             encoder_hidden_states=condition,
         )
-        run.nfe.count_prior_calls(run.conditional_prior, sampled.num_prior_calls)
+        run.nfe.count_prior_calls(run.conditional_prior, sampled.num_prior_calls, condition_tokens=condition.shape[1])
         return sampled.registers
 
     def _fill_after_eos(self, canvas: torch.Tensor, run: GenerationRun) -> torch.Tensor:

@@ -41,6 +41,14 @@ class ModelArguments:
         default=None, metadata={"help": "Prior sizes: hidden_size, num_layers, num_attention_heads, mlp_ratio."}
     )
     max_timestep_offset: float = field(default=0.2, metadata={"help": "Largest block offset Δ_B; 0 switches off."})
+    prior_num_registers: int | None = field(
+        default=None,
+        metadata={
+            "help": "prior / conditional-prior: model only the first k <= K registers of each bank (a prefix prior, "
+            "for a pipeline whose demasker reads k sampled registers: `crocodil assemble --num-registers k`). "
+            "With --init_from a K-register prior it starts from that prior's weights. Default: all K."
+        },
+    )
     init_from: str | None = field(
         default=None,
         metadata={
@@ -55,6 +63,7 @@ class ModelArguments:
         check_number("`num_registers`", self.num_registers, minimum=1, integer=True)
         check_number("`prefix_rope_pairs`", self.prefix_rope_pairs, minimum=0, integer=True)
         check_number("`max_timestep_offset`", self.max_timestep_offset, minimum=0, maximum=0.99)
+        check_number("`prior_num_registers`", self.prior_num_registers, minimum=1, integer=True, allow_none=True)
         # Mapping fields given on the command line arrive as text: `--prior_config '{hidden_size: 32}'` (YAML/JSON).
         for name in ("model_config", "encoder_backbone_config", "prior_config"):
             value = getattr(self, name)

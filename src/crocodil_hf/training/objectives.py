@@ -241,6 +241,7 @@ class RegisterPriorObjective(TrainingObjective):
     ) -> dict[str, torch.Tensor]:
         generator = _generators(row_seeds)
         condition = self.batch_condition(input_ids, encoder_attention_mask, generator)
+        registers = registers[:, : self.prior.config.num_registers]  # a prefix prior models the first k of K
         loss = register_prior_loss(
             self.prior, self.noise_scheduler, registers, encoder_hidden_states=condition, generator=generator
         )
@@ -295,7 +296,8 @@ class PriorDistillObjective(RegisterPriorObjective):
         generator = _generators(row_seeds)
         condition = self.batch_condition(input_ids, encoder_attention_mask, generator)
         batch_size, device = registers.shape[0], registers.device
-        noise = normal(tuple(registers.shape), generator, device).to(registers.dtype)
+        shape = (batch_size, self.prior.config.num_registers, registers.shape[2])  # k of K for a prefix prior
+        noise = normal(shape, generator, device).to(registers.dtype)
         with torch.no_grad():
             target = sample_registers(
                 self.teacher, self.teacher_scheduler, batch_size, num_inference_steps=self.teacher_steps,

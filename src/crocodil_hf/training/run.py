@@ -8,6 +8,7 @@ command resumes from its last complete checkpoint. Works the same in one process
 `accelerate launch` (DDP, FSDP2, DeepSpeed).
 """
 
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -36,6 +37,18 @@ LOCK_FILE = ".crocodil-train.lock"
 def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, args: CrocodilTrainingArguments):
     """Run one training stage end to end; returns the final output directory."""
     stage_runner(stage)  # an unknown stage fails here, before the lock or any output
+    if model_args.prior_num_registers is not None:
+        if stage not in ("prior", "conditional-prior"):
+            raise ValueError(
+                f"`prior_num_registers` applies to the prior and conditional-prior stages, not to {stage}."
+            )
+        info = Path(data_args.registers_dir or "", "registers_info.json")
+        K = json.loads(info.read_text())["num_registers"] if info.is_file() else None
+        if K is not None and model_args.prior_num_registers > K:
+            raise ValueError(
+                f"`prior_num_registers` {model_args.prior_num_registers} is more than the K={K} registers of the "
+                f"banks in {data_args.registers_dir}."
+            )
     check_input_paths(model_args, data_args, stage)
     resume_from = args.resume_from_checkpoint
     if (

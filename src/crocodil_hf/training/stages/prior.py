@@ -9,7 +9,7 @@ from pathlib import Path
 from datasets import load_from_disk
 
 from ...modeling.modeling_register_encoder import RegisterEncoderModel
-from ...modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets
+from ...modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets, register_blocks
 from ..objectives import RegisterPriorObjective
 from ..trainers import RegisterCollator
 from .common import init_components, save_stage, train
@@ -27,6 +27,29 @@ def load_registers(registers_dir: str | None):
     return load_from_disk(registers_dir).with_format("torch"), json.loads(info_file.read_text())
 
 
+def prefix_prior(prior: RegisterPriorTransformer, num_registers: int) -> RegisterPriorTransformer:
+    """A prior over the first `num_registers` registers of `prior`'s banks, with its weights (the positional embedding
+    is fixed sin-cos, so every weight carries over) and the timestep offsets of the blocks those registers lie in.
+
+    Example:
+        >>> full = RegisterPriorTransformer(num_registers=16, register_dim=8, hidden_size=16, num_layers=1,
+        ...                                 num_attention_heads=2, timestep_offsets=[0.0, 0.05, 0.1, 0.15, 0.2])
+        >>> prefix_prior(full, 2).config.timestep_offsets
+        [0.0, 0.05]
+    """
+    config = dict(prior.config)
+    if not 1 <= num_registers <= config["num_registers"]:
+        raise ValueError(f"a prefix of a K={config['num_registers']} prior has 1..K registers, not {num_registers}.")
+    offsets = config.get("timestep_offsets")
+    config.update(
+        num_registers=num_registers,
+        timestep_offsets=None if offsets is None else list(offsets[: len(register_blocks(num_registers))]),
+    )
+    prefix = RegisterPriorTransformer.from_config(config)
+    prefix.load_state_dict(prior.state_dict())
+    return prefix
+
+
 def _new_prior(model_args, args, num_registers: int, register_dim: int, conditional: bool):
     return RegisterPriorTransformer(
         num_registers=num_registers,
@@ -40,7 +63,13 @@ def _new_prior(model_args, args, num_registers: int, register_dim: int, conditio
 
 def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
     registers, info = load_registers(data_args.registers_dir)
-    num_registers, register_dim = info["num_registers"], info["register_dim"]
+    bank_registers, register_dim = info["num_registers"], info["register_dim"]
+    num_registers = model_args.prior_num_registers or bank_registers  # a prefix prior models the first k
+    if num_registers > bank_registers:
+        raise ValueError(
+            f"`prior_num_registers` {num_registers} is more than the K={bank_registers} registers of the banks in "
+            f"{data_args.registers_dir}."
+        )
     conditional = stage == "conditional-prior"
     if args.prompt_prob > 0 and not conditional:
         raise ValueError("`prompt_prob` applies to the mdm, autoencoder and conditional-prior stages, not to prior.")
@@ -49,10 +78,13 @@ def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
     if init:  # continue a trained pipeline's prior (strict loading; it must fit these registers)
         prior = RegisterPriorTransformer.from_pretrained(init[component])
         have = (prior.config.num_registers, prior.config.register_dim)
-        if have != (num_registers, register_dim):
+        if have[0] == bank_registers and num_registers < bank_registers and have[1] == register_dim:
+            prior = prefix_prior(prior, num_registers)  # a prefix prior started from the full prior's weights
+        elif have != (num_registers, register_dim):
             raise ValueError(
                 f"`init_from` prior {init[component]} is for K={have[0]} registers of width d={have[1]}; "
-                f"{data_args.registers_dir} holds K={num_registers}, d={register_dim}."
+                f"{data_args.registers_dir} holds K={bank_registers}, d={register_dim}"
+                + (f" (prior_num_registers {num_registers})." if num_registers != bank_registers else ".")
             )
     else:
         prior = _new_prior(model_args, args, num_registers, register_dim, conditional)
