@@ -521,7 +521,10 @@ def test_prefix_priors_model_the_first_k_registers_and_cut_the_prior_flops(train
 
     args = ["assemble", "--autoencoder", trained["autoencoder"], "--prior", prefix["prior"], "--conditional-prior",
             prefix["conditional-prior"], "--prior-steps", "3", "--output"]  # fmt: skip
-    for extra, message in (([], "pass --num-registers <= 2"), (["--num-registers", "3"], "the priors sample, 2")):
+    for extra, message in (
+        ([], "pass --num-registers <= 2"),
+        (["--num-registers", "3"], "the k = 2 registers the priors"),
+    ):
         capsys.readouterr()
         assert main(args + [str(tmp_path / "refused")] + extra) != 0
         assert message in capsys.readouterr().err and not (tmp_path / "refused").exists()

@@ -413,9 +413,9 @@ def _check_assembled_registers(args) -> None:
             f"the priors model the first {k_prior} of K={K} registers (prefix priors); pass --num-registers "
             f"<= {k_prior}."
         )
-    for k_max, what in ((K, "the demasker's K"), (k_prior, "the registers the priors sample,")):
+    for k_max, what in ((K, "the demasker's K = {}"), (k_prior, "the k = {} registers the priors sample")):
         if args.num_registers is not None and k_max is not None and args.num_registers > k_max:
-            raise ValueError(f"--num-registers {args.num_registers} is more than {what} {k_max}.")
+            raise ValueError(f"--num-registers {args.num_registers} is more than {what.format(k_max)}.")
 
 
 def _check_stage_dir(option: str, value: str, stage: str, needs: list[str]) -> None:

@@ -396,7 +396,8 @@ class CrocodilPipeline(DiffusionPipeline):
         return int(self.demasker.config.max_sequence_length) - (bos is not None)
 
     def _default_num_registers(self, source, registers) -> int:
-        sampled = source.samples_from_prior and registers is None
+        # `source` is None for an unknown mode, which `check_inputs` refuses next
+        sampled = getattr(source, "samples_from_prior", False) and registers is None
         return self.sampled_num_registers_default if sampled else self.num_registers_max
 
     def check_registers(self, registers, num_samples: int, num_registers: int) -> None:
