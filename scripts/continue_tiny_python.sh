@@ -9,6 +9,9 @@
 #   AE_STEPS=3000 bash scripts/continue_tiny_python.sh RUN_DIR    # a longer continuation
 #   STAGE_ARGS="--prompt_prob 0.5 --prompt_suffix_prob 0.5" bash scripts/continue_tiny_python.sh RUN_DIR
 #       (STAGE_ARGS go to the autoencoder and conditional-prior stages: here, prompt-aware training, App. H)
+#   NUM_REGISTERS=2: the k registers sampled z₀ shows the demasker; the priors model those k only (prefix priors,
+#       README "Prefix priors"), started from INIT's priors, K-register or prefix; PRIOR_NUM_REGISTERS= (empty) keeps
+#       priors over all K registers
 set -euo pipefail
 RUN="${1:?usage: continue_tiny_python.sh RUN_DIR}"
 INIT="${INIT:-crocodil-python-tiny}"
@@ -19,6 +22,10 @@ read -r -a EXTRA <<< "${STAGE_ARGS:-}"
 mkdir -p "$RUN"
 export HF_HUB_OFFLINE=1
 COMMON=(--save_steps 250 --clean_warmup_steps 0 --warmup_steps 50)
+NUM_REGISTERS="${NUM_REGISTERS:-2}"
+PRIOR_NUM_REGISTERS="${PRIOR_NUM_REGISTERS-$NUM_REGISTERS}"
+PREFIX=()
+if [ -n "$PRIOR_NUM_REGISTERS" ]; then PREFIX=(--prior_num_registers "$PRIOR_NUM_REGISTERS"); fi
 
 step() {  # step NAME ARGS...: run `crocodil train NAME` into RUN/NAME unless it already finished
   local stage="$1"; shift
@@ -36,10 +43,10 @@ step autoencoder --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-
   ${EXTRA[@]+"${EXTRA[@]}"}
 step registers --tokenizer_name_or_path "$RUN/autoencoder/tokenizer" --encoder_name_or_path "$RUN/autoencoder/encoder"
 step prior --init_from "$INIT" --registers_dir "$RUN/registers" --max_steps "$PRIOR_STEPS" --learning_rate 2e-4 \
-  "${COMMON[@]}"
+  "${COMMON[@]}" ${PREFIX[@]+"${PREFIX[@]}"}
 step conditional-prior --init_from "$INIT" --registers_dir "$RUN/registers" \
   --encoder_name_or_path "$RUN/autoencoder/encoder" --max_steps "$COND_STEPS" --learning_rate 2e-4 "${COMMON[@]}" \
-  ${EXTRA[@]+"${EXTRA[@]}"}
+  ${PREFIX[@]+"${PREFIX[@]}"} ${EXTRA[@]+"${EXTRA[@]}"}
 BASELINE=()
 if [ -d "$INIT_DIR/mdm_demasker" ]; then  # the fair plain-MDM baseline: as many more steps as the autoencoder
   train_as mdm-baseline mdm --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}"
@@ -50,4 +57,4 @@ fi
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
   --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite \
   --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}" \
-  --num-registers "${NUM_REGISTERS:-2}" ${BASELINE[@]+"${BASELINE[@]}"}
+  --num-registers "$NUM_REGISTERS" ${BASELINE[@]+"${BASELINE[@]}"}

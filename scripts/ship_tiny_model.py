@@ -29,7 +29,11 @@ from crocodil_hf.training.stages.common import last_complete_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "src" / "crocodil_hf" / "pretrained" / "crocodil-python-tiny"
 HISTORY = "training_history.json"
-STAGES = ("mdm", "autoencoder", "registers", "prior", "conditional-prior", "mdm-baseline")
+# `prefix-*`: prefix priors trained from a run's K-register priors (`--prior_num_registers`, README "Prefix priors")
+STAGES = (
+    "mdm", "autoencoder", "registers", "prior", "conditional-prior", "prefix-prior", "prefix-conditional-prior",
+    "mdm-baseline",
+)  # fmt: skip
 BASELINE_NOTE = (
     '`mdm-baseline` is the plain-MDM baseline shipped as the `mdm_demasker` component (what `mode="mdm"` runs): '
     "a demasker of the same size trained with LLaDA's loss and no registers for as many steps as the guided demasker "
