@@ -64,12 +64,8 @@ def _new_prior(model_args, args, num_registers: int, register_dim: int, conditio
 def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
     registers, info = load_registers(data_args.registers_dir)
     bank_registers, register_dim = info["num_registers"], info["register_dim"]
-    num_registers = model_args.prior_num_registers or bank_registers  # a prefix prior models the first k
-    if num_registers > bank_registers:
-        raise ValueError(
-            f"`prior_num_registers` {num_registers} is more than the K={bank_registers} registers of the banks in "
-            f"{data_args.registers_dir}."
-        )
+    # a prefix prior models the first k (`run_stage` checked k <= K before any work)
+    num_registers = model_args.prior_num_registers or bank_registers
     conditional = stage == "conditional-prior"
     if args.prompt_prob > 0 and not conditional:
         raise ValueError("`prompt_prob` applies to the mdm, autoencoder and conditional-prior stages, not to prior.")
