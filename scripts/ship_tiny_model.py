@@ -17,6 +17,7 @@ pipeline's history; one trained from scratch starts a new history. The card stat
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 import tempfile
@@ -144,9 +145,22 @@ def same_run(previous: dict, run: dict) -> bool:
     return all(run["stages"].get(name) == stage for name, stage in previous["stages"].items())
 
 
+def shipped_command(command: str, pipeline: Path, name: str = TARGET.name) -> str:
+    """`command` (a `crocodil eval` line, or several joined by " ; ") with `--pipeline PIPELINE` as `--pipeline NAME`:
+    the shipped folder holds the same weights, so the card states a command anyone with the package can rerun."""
+    parts = []
+    for one in command.split(" ; "):
+        words = shlex.split(one)
+        for i, word in enumerate(words[:-1]):
+            if word == "--pipeline" and Path(words[i + 1]).resolve() == pipeline.resolve():
+                words[i + 1] = name
+        parts.append(shlex.join(words))
+    return " ; ".join(parts)
+
+
 def measured_cer(paths: list[str], pipeline: Path) -> dict[str, dict]:
-    """`{references: {"cer", "steps", "num_samples"}}` from `crocodil eval --modes autoencode` sweeps of `pipeline`
-    (one per reference set: the validation split, code outside the training corpus)."""
+    """`{references: {"cer", "steps", "num_samples", "command"}}` from `crocodil eval --modes autoencode` sweeps of
+    `pipeline` (one per reference set: the validation split, code outside the training corpus)."""
     cer = {}
     for path in paths:
         sweep = json.loads(Path(path).read_text())
@@ -162,6 +176,8 @@ def measured_cer(paths: list[str], pipeline: Path) -> dict[str, dict]:
             "steps": point["steps"],
             "num_samples": point["metrics"]["num_samples"],
         }
+        if sweep.get("command"):
+            cer[sweep["references"]["description"]]["command"] = shipped_command(sweep["command"], pipeline)
     return cer
 
 
@@ -224,7 +240,9 @@ def training_text(history: list[dict], corpus: str) -> str:
         )
         source = f"from `{run['init_from']}`" if run.get("init_from") else "from scratch"
         cer = "; ".join(
-            f"{m['cer']:.3f} on {references} ({m['steps']} steps)" for references, m in run.get("cer", {}).items()
+            f"{m['cer']:.3f} on {references} ({m['steps']} steps"
+            + (f": `{m['command']}`)" if m.get("command") else ")")
+            for references, m in run.get("cer", {}).items()
         )
         lines.append(
             f"{number}. {run['date']}, `bash {run['script']}` {source}: {stages}."
@@ -341,6 +359,18 @@ def main(argv: list[str] | None = None) -> dict:
         f"A demonstration-scale model: {cpu / 60:.1f} CPU-hours of training on a 2-core CPU. It shows the mechanics "
         "and the direction of the paper's effects, not its quality. Samples are often syntactically broken Python."
     )
+    greedy_mdm = [
+        p for p in sweep["points"]
+        if p["mode"] == "mdm" and not sweep["config"].get("temperature") and p["metrics"].get("entropy") is not None
+    ]  # fmt: skip
+    if greedy_mdm and min(p["metrics"]["entropy"] for p in greedy_mdm) < 2.0:
+        limitations += (
+            " Greedy plain MDM (the `mdm` rows, entropy "
+            + " / ".join(f"{p['metrics']['entropy']:.2f}" for p in greedy_mdm)
+            + ") collapses to a few short lines or empty text; sample the baseline with `--temperature 1 --remasking "
+            "random` (or `--eos-penalty`) to compare it fairly with the register-guided modes."
+        )
+    sweep["command"] = shipped_command(sweep.get("command", "crocodil eval"), pipeline)
     card = build_model_card(
         sweep,
         model_name="crocodil-python-tiny",

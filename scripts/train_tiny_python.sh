@@ -6,11 +6,19 @@
 #   NPROC=2 bash scripts/train_tiny_python.sh RUN_DIR    # every stage as 2 processes (torchrun, gloo)
 #   SMOKE=1 NPROC=2 bash scripts/train_tiny_python.sh RUN_DIR   # tiny models, a few steps (~2 min; CI runs this)
 #   RECIPE=gpu-python-small bash scripts/train_tiny_python.sh RUN_DIR   # another shipped recipe (scripts/train_gpu.sh)
+#   NUM_REGISTERS=2 bash scripts/train_tiny_python.sh RUN_DIR   # as the shipped model: sampled registers guide the
+#       demasker through their first k = 2, and the priors model those k only (prefix priors, README "Prefix priors");
+#       PRIOR_NUM_REGISTERS= (empty) keeps K-register priors. Default: K registers everywhere, as measured from scratch.
 set -euo pipefail
 RECIPE="${RECIPE:-tiny-python}"
 RUN="${1:-runs/$RECIPE}"
 NPROC="${NPROC:-1}"
 VOCAB="${VOCAB:-4096}"
+NUM_REGISTERS="${NUM_REGISTERS:-}"
+PRIOR_NUM_REGISTERS="${PRIOR_NUM_REGISTERS-$NUM_REGISTERS}"
+PREFIX=() ASSEMBLE_K=()
+if [ -n "$PRIOR_NUM_REGISTERS" ]; then PREFIX=(--prior_num_registers "$PRIOR_NUM_REGISTERS"); fi
+if [ -n "$NUM_REGISTERS" ]; then ASSEMBLE_K=(--num-registers "$NUM_REGISTERS"); fi
 mkdir -p "$RUN"
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
@@ -36,12 +44,13 @@ for stage in mdm autoencoder registers prior conditional-prior; do
     --tokenizer_name_or_path "$RUN/tokenizer" --output_dir "$RUN/$stage" \
     $( [ "$stage" = autoencoder ] && echo --model_name_or_path "$RUN/mdm" ) \
     $( [ "$stage" = registers ] || [ "$stage" = conditional-prior ] && echo --encoder_name_or_path "$RUN/autoencoder/encoder" ) \
-    $( [ "$stage" = prior ] || [ "$stage" = conditional-prior ] && echo --registers_dir "$RUN/registers" ) \
+    $( [ "$stage" = prior ] || [ "$stage" = conditional-prior ] && echo --registers_dir "$RUN/registers" ${PREFIX[@]+"${PREFIX[@]}"} ) \
     ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"}
 done
 # the priors' sampler and default step count of the shipped pipeline (README "Few-step priors")
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
   --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite \
-  --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}"
+  --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}" \
+  ${ASSEMBLE_K[@]+"${ASSEMBLE_K[@]}"}
 echo "== pipeline: $RUN/pipeline ($(date -u +%H:%M:%S))"
 crocodil generate --pipeline "$RUN/pipeline" --num-samples 2 --steps 8 --prior-steps 8

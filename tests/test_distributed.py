@@ -344,11 +344,13 @@ def test_ranks_leave_in_order(tmp_path):
 
 
 def test_whole_chain_as_two_processes_then_assemble_and_generate(tmp_path):
-    """scripts/train_tiny_python.sh with tiny models: every stage under torchrun, assembly, generation."""
+    """scripts/train_tiny_python.sh with tiny models: every stage under torchrun, assembly, generation; as the shipped
+    model, with prefix priors over the first k = 2 of the K = 4 registers, trained from scratch."""
     env = {
         **os.environ,
         "SMOKE": "1",
         "NPROC": "2",
+        "NUM_REGISTERS": "2",
         "CROCODIL_DEBUG": "1",  # a failing rank prints its traceback,
         "PYTHONUNBUFFERED": "1",  # and every rank's output reaches the report, even from a rank killed by torchrun
         "MASTER_PORT": str(next(_ports)),
@@ -361,5 +363,9 @@ def test_whole_chain_as_two_processes_then_assemble_and_generate(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-8000:]
     for stage in ("mdm", "autoencoder", "registers", "prior", "conditional-prior"):
         assert (tmp_path / "run" / stage / "training_complete.json").exists(), stage
-    assert (tmp_path / "run" / "pipeline" / "model_index.json").exists()
+    pipeline = tmp_path / "run" / "pipeline"
+    assert json.loads((pipeline / "model_index.json").read_text())["default_num_registers"] == 2
+    for prior in ("prior", "conditional_prior"):
+        assert json.loads((pipeline / prior / "config.json").read_text())["num_registers"] == 2, prior
+    assert json.loads((tmp_path / "run" / "registers" / "registers_info.json").read_text())["num_registers"] == 4
     assert "NFE" in result.stdout or "nfe" in result.stdout.lower(), result.stdout[-1000:]

@@ -36,8 +36,12 @@ def test_a_continuation_ships_with_its_added_up_history_and_float16_weights(tmp_
     _stage(tmp_path / "run" / "prior", "prior", 6, None, str(previous))  # an older record: CPU time given by hand
     point = {"mode": "autoencode", "block_length": 16, "steps": 4, "nfe": {"total": 4.5},
              "metrics": {"cer": 0.5, "gen_ppl": 90.0, "entropy": 2.5}}  # fmt: skip
-    sweep = {"scorer": "s", "config": {"gen_length": 16, "modes": ["autoencode"], "num_samples": 2},
-             "points": [point], "command": "crocodil eval ..."}  # fmt: skip
+    mdm = {"mode": "mdm", "block_length": 16, "steps": 4, "nfe": {"total": 4.0},
+           "metrics": {"gen_ppl": 9e4, "entropy": 1.1, "mauve": 0.004}}  # fmt: skip
+    sweep = {"scorer": "s", "config": {"gen_length": 16, "modes": ["mdm", "autoencode"], "num_samples": 2,
+                                       "temperature": 0.0, "prior": "dpmsolver++, 16 steps", "call_kwargs": {}},
+             "points": [mdm, point],
+             "command": f"crocodil eval --pipeline {tmp_path / 'run' / 'pipeline'} --modes mdm,autoencode"}  # fmt: skip
     (tmp_path / "sweep.json").write_text(json.dumps(sweep))
     target = tmp_path / "shipped"
     command = [sys.executable, str(ROOT / "scripts" / "ship_tiny_model.py"), "--pipeline", str(tmp_path / "run" / "pipeline"),
@@ -53,6 +57,10 @@ def test_a_continuation_ships_with_its_added_up_history_and_float16_weights(tmp_
     assert history[1]["stages"]["prior"]["cpu_minutes"] == 12.0
     card = (target / "README.md").read_text()
     assert "3.0 CPU-hours" in card  # 120 + 50 + 12 = 182 CPU-minutes
+    # the evaluation states a command that runs on the shipped name, how every point sampled, and what greedy MDM does
+    assert "Measured with `crocodil eval --pipeline crocodil-python-tiny --modes mdm,autoencode`" in card
+    assert "Sampling: temperature 0 (greedy), low_confidence remasking; priors: dpmsolver++, 16 steps." in card
+    assert "Greedy plain MDM (the `mdm` rows, entropy 1.10) collapses" in card
     assert json.loads(result.stdout)["training_cpu_hours"] == round(182 / 60, 2)
     assert not (ROOT / "model_cards" / "shipped.md").exists()
     # shipping the same run again (here: continuing the shipped folder itself) replaces its entry, not adds one
@@ -122,7 +130,8 @@ def _cer_sweep(path: Path, pipeline: Path, cer: float, references: str = "128 va
     point = {"mode": "autoencode", "block_length": 16, "steps": 4, "nfe": {"total": 4.5},
              "metrics": {"cer": cer, "num_samples": 2, "gen_ppl": 90.0, "entropy": 2.5}}  # fmt: skip
     sweep = {"scorer": "s", "config": {"gen_length": 16, "modes": ["autoencode"], "num_samples": 2},
-             "references": {"description": references}, "points": [point], "pipeline": str(pipeline)}  # fmt: skip
+             "references": {"description": references}, "points": [point], "pipeline": str(pipeline),
+             "command": f"crocodil eval --pipeline {pipeline} --modes autoencode --steps 4 --no-mauve"}  # fmt: skip
     path.write_text(json.dumps(sweep))
     return str(path)
 
@@ -159,9 +168,14 @@ def test_a_continuation_whose_cer_did_not_improve_is_not_shipped(tmp_path):
     better = subprocess.run(command + [sweep, heldout], capture_output=True, text=True, cwd=tmp_path)
     assert better.returncode == 0, better.stderr[-2000:]
     history = json.loads((target / "training_history.json").read_text())
-    assert history[1]["cer"] == {"128 validation programs of X": {"cer": 0.5, "steps": 4, "num_samples": 2},
-                                 "128 validation programs of Y": {"cer": 0.7, "steps": 4, "num_samples": 2}}  # fmt: skip
-    assert "CER after it: 0.500 on 128 validation programs of X (4 steps)" in (target / "README.md").read_text()
+    # the card states each CER's command with the shipped name in place of the run's folder: anyone can rerun it
+    rerun = "crocodil eval --pipeline crocodil-python-tiny --modes autoencode --steps 4 --no-mauve"
+    assert history[1]["cer"] == {"128 validation programs of X": {"cer": 0.5, "steps": 4, "num_samples": 2, "command": rerun},
+                                 "128 validation programs of Y": {"cer": 0.7, "steps": 4, "num_samples": 2, "command": rerun}}  # fmt: skip
+    assert (
+        f"CER after it: 0.500 on 128 validation programs of X (4 steps: `{rerun}`)"
+        in (target / "README.md").read_text()
+    )
     forced = subprocess.run(command + [_cer_sweep(tmp_path / "worse.json", run / "pipeline", 0.6), "--allow-worse-cer"],
                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert forced.returncode == 0, forced.stderr[-2000:]

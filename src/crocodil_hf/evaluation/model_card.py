@@ -65,6 +65,15 @@ def build_model_card(
             }
         )
     config = sweep.get("config", {})
+    call_kwargs = config.get("call_kwargs") or {}
+    temperature = config.get("temperature", 0.0)
+    sampling = (
+        f"temperature {temperature:g}"
+        + (" (greedy)" if not temperature else "")
+        + f", {call_kwargs.get('remasking', 'low_confidence')} remasking"
+        + (f"; priors: {config['prior']}" if config.get("prior") else "")
+        + "".join(f"; {k} {v}" for k, v in call_kwargs.items() if k != "remasking")
+    )
     card_data = ModelCardData(
         language="code",
         license="apache-2.0",
@@ -87,6 +96,7 @@ def build_model_card(
         eval_command=sweep.get("command", "crocodil eval"),
         scorer=sweep.get("scorer"),
         num_samples=config.get("num_samples"),
+        sampling=sampling,
         references=sweep.get("references", {}).get("description", "held-out programs"),
         rows=rows,
         metric_labels=[metric.label for metric in METRICS.values()],
