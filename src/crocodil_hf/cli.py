@@ -389,33 +389,28 @@ def run_assemble(args, rest) -> int:
 
 
 def _check_assembled_registers(args) -> None:
-    """`--num-registers` against the demasker's K and the k of prefix priors (`--prior_num_registers`), from the
-    configs, before the output directory is claimed; the pipeline checks the same again when it is built."""
+    """`--num-registers` against the demasker's K and the k of prefix priors, read from the components' configs so
+    `crocodil assemble` refuses before it claims the output directory (`check_prior_registers`: the pipeline's own
+    rules, applied again when it is built)."""
     import json
     from pathlib import Path
+
+    from .pipelines.pipeline_crocodil import check_prior_registers
 
     def registers(path) -> int | None:
         return json.loads(Path(path, "config.json").read_text()).get("num_registers")
 
     K = registers(Path(args.autoencoder, "demasker"))
+    if K is None:
+        return
     priors = {
-        option: registers(getattr(args, option.replace("-", "_")))
+        f"--{option}": registers(getattr(args, option.replace("-", "_")))
         for option in ("prior", "conditional-prior", "distilled-prior", "distilled-conditional-prior")
         if getattr(args, option.replace("-", "_"))
     }
-    sampled = {k for k in priors.values() if k is not None}
-    if len(sampled) > 1:
-        listed = ", ".join(f"--{option} has K={k}" for option, k in priors.items())
-        raise ValueError(f"the priors model different numbers of registers: {listed}; train them with one k.")
-    k_prior = sampled.pop() if sampled else K
-    if K is not None and k_prior is not None and k_prior < K and args.num_registers is None:
-        raise ValueError(
-            f"the priors model the first {k_prior} of K={K} registers (prefix priors); pass --num-registers "
-            f"<= {k_prior}."
-        )
-    for k_max, what in ((K, "the demasker's K = {}"), (k_prior, "the k = {} registers the priors sample")):
-        if args.num_registers is not None and k_max is not None and args.num_registers > k_max:
-            raise ValueError(f"--num-registers {args.num_registers} is more than {what.format(k_max)}.")
+    check_prior_registers(
+        K, {name: k for name, k in priors.items() if k is not None}, args.num_registers, "--num-registers"
+    )
 
 
 def _check_stage_dir(option: str, value: str, stage: str, needs: list[str]) -> None:

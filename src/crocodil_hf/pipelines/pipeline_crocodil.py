@@ -51,13 +51,41 @@ def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
     return 2.0 * linear * num_tokens + 4.0 * layers * num_tokens**2 * width
 
 
+def check_prior_registers(K: int, priors: dict[str, int], num_registers: int | None, option: str) -> int:
+    """The register counts of prefix priors (`crocodil train prior --prior_num_registers k`), in one place for
+    `CrocodilPipeline` and `crocodil assemble` (which applies them to the components' configs before it claims its
+    output directory): every prior models the same k <= K registers, and `num_registers` (the k a pipeline shows the
+    demasker by default, spelled `option` in the errors) is at most K and at most k, and is required when k < K.
+
+    `priors` maps each prior's name to its k. Returns k (K when there is no prior).
+
+    Example:
+        ```python
+        >>> check_prior_registers(16, {"prior": 2, "conditional_prior": 2}, 2, "`default_num_registers`")
+        2
+        ```
+    """
+    sampled = set(priors.values())
+    if len(sampled) > 1:
+        listed = ", ".join(f"{name} has K={k}" for name, k in priors.items())
+        raise ValueError(f"the priors model different numbers of registers: {listed}; train them with one k.")
+    k = sampled.pop() if sampled else K
+    if k < K and num_registers is None:
+        raise ValueError(f"the priors model the first {k} of K={K} registers (prefix priors); pass {option} <= {k}.")
+    for k_max, what in ((K, "the demasker's K = {}"), (k, "the k = {} registers the priors sample")):
+        if num_registers is not None and num_registers > k_max:
+            raise ValueError(f"{option} {num_registers} is more than {what.format(k_max)}.")
+    return k
+
+
 def check_components(
     demasker, encoder, prior, conditional_prior=None, mask_scheduler=None, distilled_prior=None,
-    distilled_conditional_prior=None, mdm_demasker=None,
+    distilled_conditional_prior=None, mdm_demasker=None, default_num_registers=None,
 ) -> None:  # fmt: skip
     """K (registers) and d (register width) are the demasker's; every other component must agree (a clear error
     naming the components that do not, instead of a shape error mid-generation). A prior may model a prefix k <= K of
-    the registers (`crocodil train prior --prior_num_registers k`); all of a pipeline's priors model the same k."""
+    the registers (`crocodil train prior --prior_num_registers k`); all of a pipeline's priors model the same k, and
+    `default_num_registers` fits it (`check_prior_registers`)."""
     k, d = demasker.config.num_registers, demasker.config.register_dim
     found = {"encoder": (encoder.config.num_registers, encoder.config.register_dim)}
     priors = {
@@ -70,13 +98,14 @@ def check_components(
         if model is not None:
             found[name] = (model.config.num_registers, model.config.register_dim)
     prefix = {name: kd for name, kd in found.items() if name != "encoder" and kd[1] == d and kd[0] <= k}
-    if len({kd[0] for kd in prefix.values()}) > 1:
-        listed = ", ".join(f"{name} has K={kd[0]}" for name, kd in prefix.items())
-        raise ValueError(f"the priors model different numbers of registers: {listed}; train them with one k.")
     wrong = {name: kd for name, kd in found.items() if kd != (k, d) and name not in prefix}
     if wrong:
         listed = ", ".join(f"{name} has K={kd[0]}, d={kd[1]}" for name, kd in wrong.items())
         raise ValueError(f"components disagree on the registers: the demasker has K={k}, d={d}; {listed}.")
+    check_number("`default_num_registers`", default_num_registers, minimum=1, integer=True, allow_none=True)
+    check_prior_registers(
+        k, {name: kd[0] for name, kd in prefix.items()}, default_num_registers, "`default_num_registers`"
+    )
     for name, (model, conditional) in priors.items():
         if model is not None and model.is_conditional != conditional:
             kind = "a conditional" if model.is_conditional else "an unconditional"
@@ -245,7 +274,7 @@ class CrocodilPipeline(DiffusionPipeline):
         super().__init__()
         check_components(
             demasker, encoder, prior, conditional_prior, mask_scheduler, distilled_prior, distilled_conditional_prior,
-            mdm_demasker,
+            mdm_demasker, default_num_registers,
         )  # fmt: skip
         check_sampling_scheduler(scheduler, prior)
         check_number("`default_prior_steps`", default_prior_steps, minimum=1, integer=True)
@@ -253,15 +282,6 @@ class CrocodilPipeline(DiffusionPipeline):
             "`default_conditional_prior_steps`", default_conditional_prior_steps, minimum=1, integer=True,
             allow_none=True,
         )  # fmt: skip
-        check_number(
-            "`default_num_registers`", default_num_registers, minimum=1, maximum=prior.config.num_registers,
-            integer=True, allow_none=True,
-        )  # fmt: skip
-        if default_num_registers is None and prior.config.num_registers < demasker.config.num_registers:
-            raise ValueError(
-                f"the priors model the first {prior.config.num_registers} of K={demasker.config.num_registers} "
-                f"registers; pass `default_num_registers` <= {prior.config.num_registers}."
-            )
         if mask_scheduler is None:
             mask_scheduler = MaskedDiffusionScheduler(mask_token_id=demasker.config.mask_token_id)
         self.register_modules(
