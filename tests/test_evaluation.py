@@ -1,6 +1,7 @@
 """Offline evaluation: Gen-PPL with entropy, MAUVE, CER, the NFE sweep with plots, and model cards."""
 
 import json
+import math
 import random
 
 import pytest
@@ -150,6 +151,14 @@ def test_model_card_from_sweep_validates(sweep, tmp_path):
     assert {r.metric_type for r in results} == {"gen_ppl", "entropy", "mauve", "cer"}
     assert reloaded.data.library_name == "crocodil_hf"
     assert "| autoencode | 16 | 8 |" in reloaded.text
+    # Gen-PPL is undefined (NaN) when every sample is empty: no result published for it, "undefined" in the table
+    empty = json.loads(json.dumps(result))
+    empty["points"][0]["metrics"].update(gen_ppl=float("nan"), entropy=0.0)
+    empty_card = build_model_card(empty)
+    empty_card.save(tmp_path / "EMPTY.md")
+    kept = ModelCard.load(tmp_path / "EMPTY.md").data.eval_results
+    assert len(kept) == len(results) - 1 and all(math.isfinite(r.metric_value) for r in kept)
+    assert ".nan" not in (tmp_path / "EMPTY.md").read_text() and "| undefined | 0.00 |" in empty_card.text
     with pytest.raises(ValueError, match="no measured points"):
         build_model_card({"points": []})
 

@@ -1,5 +1,6 @@
 """Model cards from sweep results: a `huggingface_hub.ModelCard` with `eval_results` in its metadata."""
 
+import math
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -15,6 +16,12 @@ def _fmt(value, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _cell(metric, value) -> str:
+    if value is not None and not math.isfinite(value):
+        return "undefined"  # e.g. Gen-PPL when every sample is empty: no token to score
+    return metric.format(value)
 
 
 def build_model_card(
@@ -40,7 +47,8 @@ def build_model_card(
         metrics = point["metrics"]
         config_name = f"{point['mode']}-block{point['block_length']}-steps{point['steps']}"
         for metric in METRICS.values():
-            if metrics.get(metric.name) is None:
+            # a metric undefined at this point (Gen-PPL of samples that are all empty: NaN) is no result to publish
+            if metrics.get(metric.name) is None or not math.isfinite(metrics[metric.name]):
                 continue
             eval_results.append(
                 EvalResult(
@@ -61,7 +69,7 @@ def build_model_card(
                 "block_length": point["block_length"],
                 "steps": point["steps"],
                 "nfe": _fmt(point["nfe"]["total"], 1),
-                "cells": [metric.format(metrics.get(metric.name)) for metric in METRICS.values()],
+                "cells": [_cell(metric, metrics.get(metric.name)) for metric in METRICS.values()],
             }
         )
     config = sweep.get("config", {})
