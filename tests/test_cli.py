@@ -120,3 +120,20 @@ def test_complete_and_infill_keep_the_prompt_and_suffix_and_show_each_part(pipel
     assert "# ---- original lines ----\n    path = os.getcwd()\n    print(path)\n" in out
     assert main(["complete", "--prompt", "def f(x):\n", "--num-samples", "2", *common]) == 0
     assert capsys.readouterr().out.count("# ---- generated ") == 2
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """`crocodil COMMAND --help` explains each argument: none is listed with a bare name."""
+    import argparse
+
+    from crocodil_hf.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    bare = [
+        f"{name} {action.option_strings[0] if action.option_strings else action.dest}"
+        for name, command in commands.items()
+        for action in command._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
+    assert len(commands) >= 10 and not bare, bare

@@ -216,3 +216,25 @@ def test_metrics_load_as_evaluate_modules_offline_and_agree(scorer):
     assert all(m.evaluate_module for m in METRICS.values())  # every registered metric has its module
     with pytest.raises(ValueError, match="no evaluate module"):
         evaluate_module_path("bleu")
+
+
+def test_reference_programs_of_a_corpus_the_pipeline_never_saw(tmp_path):
+    """The validation split of a small outside corpus is too small; the error says so and names `split='all'`,
+    which returns every program of it (both splits, no duplicates)."""
+    from types import SimpleNamespace
+
+    from crocodil_hf.data.tokenizer import train_bpe_tokenizer
+    from crocodil_hf.evaluation.sweep import reference_programs
+
+    pipe = SimpleNamespace(tokenizer=train_bpe_tokenizer(TINY_CORPUS * 5, vocab_size=300))
+    corpus = tmp_path / "outside"
+    corpus.mkdir()
+    for i in range(12):
+        (corpus / f"m{i}.py").write_text(f"def f_{i}(x):\n    return x + {i}\n")
+    with pytest.raises(ValueError, match=r"validation split of .*outside.*--corpus-split all"):
+        reference_programs(pipe, 12, 32, str(corpus))
+    refs = reference_programs(pipe, 12, 32, str(corpus), split="all")
+    assert sorted(refs["texts"]) == sorted(f"def f_{i}(x):\n    return x + {i}\n" for i in range(12))
+    assert refs["description"] == f"12 programs of {corpus} (<= 32 tokens)"
+    with pytest.raises(ValueError, match="only 12 programs .*13 requested; ask for fewer"):
+        reference_programs(pipe, 13, 32, str(corpus), split="all")

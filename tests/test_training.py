@@ -762,6 +762,27 @@ def test_corpus_from_jsonl_and_parquet_files_and_folders(tmp_path):
         build_program_dataset(tokenizer, CorpusConfig(source=str(tmp_path / "a.jsonl"), max_length=24))
 
 
+def test_a_package_with_data_files_beside_its_code_is_read_as_source_files(tmp_path, caplog):
+    """A package or repository holding JSON / CSV beside its `.py` files (most do) is a source tree: its programs are
+    read, its data files ignored with a warning; a folder of data files alone stays a dataset."""
+    tokenizer = train_bpe_tokenizer(TINY_CORPUS * 5, vocab_size=300)
+    package = write_corpus(tmp_path / "pkg", n=10)
+    (package / "config.json").write_text('{"vocab_size": 3}')  # not rows of a text column: no dataset
+    (package / "data").mkdir()
+    (package / "data" / "table.csv").write_text("a,b\n1,2\n")
+    expected, _ = build_program_dataset(tokenizer, CorpusConfig(source=str(write_corpus(tmp_path / "plain", n=10))))
+    with caplog.at_level("WARNING", logger="crocodil_hf.data.corpus"):
+        corpus, summary = build_program_dataset(tokenizer, CorpusConfig(source=str(package)))
+    assert summary.files_used == 10 and summary.programs == {k: len(v) for k, v in expected.items()}
+    assert sorted(corpus["train"]["text"]) == sorted(expected["train"]["text"])
+    assert "2 data file(s)" in caplog.text and "reading the source files" in caplog.text
+    data_only = tmp_path / "rows"
+    data_only.mkdir()
+    (data_only / "a.jsonl").write_text("".join(f'{{"text": "x_{i} = {i}"}}\n' for i in range(20)))
+    _, summary = build_program_dataset(tokenizer, CorpusConfig(source=str(data_only), max_length=24))
+    assert summary.files_seen == 20  # rows of the data file, not files
+
+
 def test_a_bf16_base_checkpoint_trains_with_fp32_master_weights(trained, workspace, tmp_path):
     from crocodil_hf import LLaDAModelLM
 

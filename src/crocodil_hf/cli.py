@@ -6,6 +6,16 @@ import os
 import sys
 import traceback
 
+HELP = {  # the help of options several commands share
+    "mode": "con_within_disc / con_then_disc: registers from the priors (Alg. 3 / 2); mdm: plain masked diffusion "
+    "(default con_within_disc)",
+    "block_length": "semi-autoregressive blocks of this many tokens (default: one block)",
+    "temperature": "Gumbel temperature of the demasker's samples; 0 = greedy (default 0)",
+    "seed": "random seed (default 0)",
+    "reconstruction_length": "tokens to decode (default: the model's L; a longer file is cut after its last whole "
+    "line that fits)",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command; imports nothing heavy (`crocodil --help` answers at once)."""
@@ -31,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from .training.stages import STAGES  # names only: no torch
 
-    train.add_argument("stage", choices=list(STAGES))
+    train.add_argument("stage", choices=list(STAGES), help="the stage to run (`crocodil train STAGE --help`)")
     train.add_argument("--config", help="config file or shipped name, e.g. tiny-python/mdm")
 
     config = sub.add_parser(
@@ -88,16 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sample programs with a CRoCoDiL pipeline; prints them with the NFE breakdown and wall time.",
     )
     _pipeline_arg(gen)
-    gen.add_argument("--mode", default="con_within_disc", choices=generation_modes())
-    gen.add_argument("--num-samples", type=int, default=4)
+    gen.add_argument("--mode", default="con_within_disc", choices=generation_modes(), help=HELP["mode"])
+    gen.add_argument("--num-samples", type=int, default=4, help="programs to sample (default 4)")
     gen.add_argument("--steps", type=int, default=16, help="demasker calls (default 16 = L/4)")
     gen.add_argument("--gen-length", type=int, default=None, help="tokens to generate (default: the model's L)")
-    gen.add_argument("--block-length", type=int, default=None)
+    gen.add_argument("--block-length", type=int, default=None, help=HELP["block_length"])
     _prior_args(gen)
-    gen.add_argument("--temperature", type=float, default=0.0)
+    gen.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
     gen.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
     gen.add_argument("--threshold", type=float, default=None, help="confidence threshold (adaptive calls)")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0, help=HELP["seed"])
     gen.add_argument("--output", help="also write the samples as JSONL (a new file)")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
 
@@ -116,29 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("file", help="program whose lines START:END are regenerated")
             cmd.add_argument("--span", required=True, help="START:END, 1-based inclusive line numbers")
-        cmd.add_argument("--mode", default="con_within_disc", choices=generation_modes())
-        cmd.add_argument("--num-samples", type=int, default=1)
+        cmd.add_argument("--mode", default="con_within_disc", choices=generation_modes(), help=HELP["mode"])
+        cmd.add_argument("--num-samples", type=int, default=1, help="samples to draw (default 1)")
         cmd.add_argument("--steps", type=int, default=8, help="demasker calls over the span")
         cmd.add_argument("--gen-length", type=int, default=32, help="tokens to generate (the span's length)")
         _prior_args(cmd)
-        cmd.add_argument("--temperature", type=float, default=0.0)
+        cmd.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
         cmd.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
-        cmd.add_argument("--seed", type=int, default=0)
+        cmd.add_argument("--seed", type=int, default=0, help=HELP["seed"])
 
     ae = sub.add_parser("autoencode", help="encode a file to registers and decode it back; prints the CER")
     _pipeline_arg(ae)
-    ae.add_argument("file")
-    ae.add_argument("--steps", type=int, default=16)
-    ae.add_argument("--gen-length", type=int, default=None)
+    ae.add_argument("file", help="program to autoencode")
+    ae.add_argument("--steps", type=int, default=16, help="demasker calls (default 16)")
+    ae.add_argument("--gen-length", type=int, default=None, help=HELP["reconstruction_length"])
     ae.add_argument("--num-registers", type=int, default=None, help="k <= K registers to decode from")
 
     it = sub.add_parser("interpolate", help="decode linear interpolations between two files' registers (App. D)")
     _pipeline_arg(it)
-    it.add_argument("file_a")
-    it.add_argument("file_b")
-    it.add_argument("--alphas", default="0,0.25,0.5,0.75,1")
-    it.add_argument("--steps", type=int, default=16)
-    it.add_argument("--gen-length", type=int, default=None)
+    it.add_argument("file_a", help="program at alpha = 0")
+    it.add_argument("file_b", help="program at alpha = 1")
+    it.add_argument("--alphas", default="0,0.25,0.5,0.75,1", help="comma list of weights of file_b in [0, 1]")
+    it.add_argument("--steps", type=int, default=16, help="demasker calls per decode (default 16)")
+    it.add_argument("--gen-length", type=int, default=None, help=HELP["reconstruction_length"])
 
     ev = sub.add_parser(
         "eval",
@@ -153,11 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--steps", default="8,16,32,64", help="comma list of demasker-call budgets")
     ev.add_argument("--block-length", default=None, help="comma list of block lengths (default: gen length)")
-    ev.add_argument("--gen-length", type=int, default=64)
-    ev.add_argument("--num-samples", type=int, default=16)
-    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--gen-length", type=int, default=64, help="tokens per sample (default 64)")
+    ev.add_argument(
+        "--num-samples", type=int, default=16, help="samples per point, and reference programs (default 16)"
+    )
+    ev.add_argument("--batch-size", type=int, default=8, help="samples per pipeline call (default 8)")
     _prior_args(ev)
-    ev.add_argument("--temperature", type=float, default=0.0)
+    ev.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
     ev.add_argument(
         "--remasking",
         choices=REMASKING,
@@ -165,8 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="which candidates each step commits (random + --temperature 1 is ancestral sampling)",
     )
     ev.add_argument("--scorer", default=None, help="causal LM dir/Hub id (default: offline SmolLM2-135M)")
-    ev.add_argument("--corpus", default=None, help="held-out programs source (default: CPython stdlib)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--corpus", default=None, help="reference programs source (default: CPython stdlib)")
+    ev.add_argument(
+        "--corpus-split",
+        choices=("validation", "all"),
+        default="validation",
+        help="validation: the files of --corpus held out by path hash (default; a corpus the pipeline trained on); "
+        "all: every program of it (a corpus the pipeline never saw)",
+    )
+    ev.add_argument("--seed", type=int, default=0, help=HELP["seed"] + "; also picks the reference programs")
     ev.add_argument("--no-mauve", action="store_true", help="skip MAUVE")
     ev.add_argument("--output-dir", required=True, help="a new or empty directory (or one `crocodil eval` wrote)")
     ev.add_argument("--overwrite", action="store_true", help="write into a non-empty directory crocodil did not write")
@@ -176,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("repo_id", help="org/name on the Hub")
     push.add_argument("--revision", default=None, help="branch to push to (created from main if missing)")
     push.add_argument("--private", action="store_true", help="create the repository as private")
-    push.add_argument("--commit-message", default=None)
+    push.add_argument(
+        "--commit-message", default=None, help="the Hub commit's message (default: one naming the folder)"
+    )
 
     tok = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer (BOS, EOS, PAD, MASK)")
     tok.add_argument("--corpus", help="directory of source files (default: the CPython standard library)")
-    tok.add_argument("--vocab-size", type=int, default=8192)
+    tok.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size, >= 260 (default 8192)")
     tok.add_argument("--output", required=True, help="a new or empty directory")
     tok.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty directory crocodil did not write"
@@ -839,7 +860,9 @@ def run_eval(args, rest=None) -> int:
 
     pipe = CrocodilPipeline.from_pretrained(source)
     check_sweep(pipe, modes, steps, blocks, args.gen_length, args.num_samples, None)
-    references = reference_programs(pipe, args.num_samples, args.gen_length, args.corpus, args.seed)
+    references = reference_programs(
+        pipe, args.num_samples, args.gen_length, args.corpus, args.seed, split=args.corpus_split
+    )
     scorer = load_scorer(args.scorer)
     sweep = run_sweep(
         pipe,

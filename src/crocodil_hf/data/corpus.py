@@ -217,8 +217,9 @@ class CorpusConfig:
 DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
 
 
-def _data_files(source: Path) -> tuple[str, list[str]] | None:
-    """`(builder, files)` when `source` is a data file or a folder of data files of one format, else None."""
+def _data_files(source: Path, strict: bool = True) -> tuple[str, list[str]] | None:
+    """`(builder, files)` when `source` is a data file or a folder of data files of one format, else None
+    (`strict=False`: any data files, of one format or several, as `("mixed", files)` when mixed)."""
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     by_builder: dict[str, list[str]] = {}
     for path in files:
@@ -227,6 +228,8 @@ def _data_files(source: Path) -> tuple[str, list[str]] | None:
             by_builder.setdefault(builder, []).append(str(path))
     if not by_builder:
         return None
+    if len(by_builder) > 1 and not strict:
+        return "mixed", [f for group in by_builder.values() for f in group]
     if len(by_builder) > 1:
         raise ValueError(f"{source} mixes data file formats {sorted(by_builder)}; keep one format per corpus.")
     return next(iter(by_builder.items()))
@@ -276,19 +279,41 @@ def load_text_dataset(config: CorpusConfig, streaming: bool = False):
     )
 
 
-def _is_source_tree(source: str | None) -> bool:
-    if source is None:
+_MIXED_WARNED: set[str] = set()
+
+
+def _is_source_tree(config: CorpusConfig) -> bool:
+    """Whether `config.source` is read as source files: the default, or a directory that is not a saved dataset and
+    holds source files (`config.extensions`) or no data file. A package or repository with JSON / CSV files beside
+    its code is a source tree (its data files are ignored, with a warning); only a directory of data files alone is a
+    dataset."""
+    if config.source is None:
         return True
-    path = Path(source)
+    path = Path(config.source)
     if not path.is_dir() or _is_saved_dataset(path):
         return False
-    return _data_files(path) is None
+    found = _data_files(path, strict=False)
+    if found is None:
+        return True
+    if not any(p.suffix in config.extensions and p.is_file() for p in path.rglob("*")):
+        return False
+    if str(path) not in _MIXED_WARNED:  # once per directory, however often a build asks
+        _MIXED_WARNED.add(str(path))
+        logger.warning(
+            "%s holds source files (%s) and %d data file(s) (%s): reading the source files; pass a data file or a "
+            "folder of data files alone as the source to read those instead.",
+            path,
+            ", ".join(config.extensions),
+            len(found[1]),
+            ", ".join(sorted({Path(f).suffix for f in found[1]})),
+        )
+    return True
 
 
 def _source_documents(config: CorpusConfig, summary: CorpusSummary) -> Iterable[tuple[str, str]]:
     """`(key, text)` of every document: files of a source tree, or rows of a dataset source read as a stream."""
     source = config.source
-    if _is_source_tree(source):
+    if _is_source_tree(config):
         yield from read_source_files(source or stdlib_dir(), config.extensions, config.exclude_tests, summary=summary)
         return
     dataset = load_text_dataset(config, streaming=True)
@@ -338,7 +363,7 @@ def build_program_dataset(
         summary = CorpusSummary(**json.loads((cache_path / "summary.json").read_text()))
         return load_from_disk(str(cache_path)), summary
 
-    if not _is_source_tree(config.source):
+    if not _is_source_tree(config):
         corpus, summary = _build_from_dataset(tokenizer, config)
         if cache_path is not None:
             corpus.save_to_disk(str(cache_path))

@@ -17,21 +17,36 @@ from tqdm.auto import tqdm
 from ..pipelines import MODES
 from .metrics import METRICS, MetricContext, compute_metrics
 
+REFERENCE_SPLITS = ("validation", "all")
 
-def reference_programs(pipe, num_samples: int, gen_length: int, corpus: str | None = None, seed: int = 0) -> dict:
-    """Held-out programs (validation split by file hash) that fit `gen_length` tokens with their EOS."""
+
+def reference_programs(
+    pipe, num_samples: int, gen_length: int, corpus: str | None = None, seed: int = 0, split: str = "validation"
+) -> dict:
+    """Reference programs that fit `gen_length` tokens with their EOS: the validation split of `corpus` (files held
+    out by path hash, the programs a pipeline trained on that corpus never saw), or with `split="all"` every program
+    of it (a corpus the pipeline was not trained on)."""
     from ..data.corpus import CorpusConfig, build_program_dataset
 
+    if split not in REFERENCE_SPLITS:
+        raise ValueError(f"`split` must be one of {REFERENCE_SPLITS}, got {split!r}.")
     dataset, _ = build_program_dataset(pipe.tokenizer, CorpusConfig(source=corpus, max_length=gen_length + 1))
-    validation = dataset["validation"].shuffle(seed=seed)
-    texts = [t for t in validation["text"] if t.strip()][:num_samples]
+    parts = ["validation"] if split == "validation" else ["validation", "train"]
+    texts = [t for part in parts for t in dataset[part].shuffle(seed=seed)["text"] if t.strip()][:num_samples]
+    source = corpus or "the CPython standard library"
     if len(texts) < num_samples:
-        raise ValueError(f"only {len(texts)} held-out programs available, {num_samples} requested.")
-    return {
-        "texts": texts,
-        "description": f"{len(texts)} validation programs of "
-        f"{corpus or 'the CPython standard library'} (<= {gen_length} tokens)",
-    }
+        if split == "validation":
+            raise ValueError(
+                f"only {len(texts)} programs of <= {gen_length} tokens in the validation split of {source} (files "
+                f"held out by path hash), {num_samples} requested; when the pipeline never trained on this corpus, "
+                "pass --corpus-split all (`split='all'`) to use all of its programs, or ask for fewer samples."
+            )
+        raise ValueError(
+            f"only {len(texts)} programs of <= {gen_length} tokens in {source}, {num_samples} requested; ask for "
+            "fewer samples or give a larger corpus."
+        )
+    kind = "validation programs" if split == "validation" else "programs"
+    return {"texts": texts, "description": f"{len(texts)} {kind} of {source} (<= {gen_length} tokens)"}
 
 
 def check_sweep(
