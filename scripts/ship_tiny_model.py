@@ -145,16 +145,34 @@ def same_run(previous: dict, run: dict) -> bool:
     return all(run["stages"].get(name) == stage for name, stage in previous["stages"].items())
 
 
+def installed_package_word(path: str) -> str | None:
+    """A shell word for `path` when it lies in an installed package (under `site-packages`): the package's folder as
+    Python finds it, so a command stays valid in any environment (`.venv/lib/python3.11/site-packages/diffusers` →
+    `"$(python -c 'import diffusers, os; print(os.path.dirname(diffusers.__file__))')"`); else None."""
+    parts = Path(path).parts
+    where = [i for i, part in enumerate(parts) if part in ("site-packages", "dist-packages")]
+    if not where or where[-1] + 1 >= len(parts) or not parts[where[-1] + 1].isidentifier():
+        return None
+    package, rest = parts[where[-1] + 1], parts[where[-1] + 2 :]
+    found = f"\"$(python -c 'import {package}, os; print(os.path.dirname({package}.__file__))')\""
+    return found + "".join(f"/{shlex.quote(part)}" for part in rest)
+
+
 def shipped_command(command: str, pipeline: Path, name: str = TARGET.name) -> str:
-    """`command` (a `crocodil eval` line, or several joined by " ; ") with `--pipeline PIPELINE` as `--pipeline NAME`:
-    the shipped folder holds the same weights, so the card states a command anyone with the package can rerun."""
+    """`command` (a `crocodil eval` line, or several joined by " ; ") as anyone with the package can rerun it:
+    `--pipeline PIPELINE` as `--pipeline NAME` (the shipped folder holds the same weights), and a `--corpus` inside
+    an installed package as that package's folder found by Python (`installed_package_word`), not this machine's
+    path."""
     parts = []
     for one in command.split(" ; "):
         words = shlex.split(one)
-        for i, word in enumerate(words[:-1]):
-            if word == "--pipeline" and Path(words[i + 1]).resolve() == pipeline.resolve():
-                words[i + 1] = name
-        parts.append(shlex.join(words))
+        quoted = [shlex.quote(word) for word in words]
+        for i, (option, value) in enumerate(zip(words, words[1:])):
+            if option == "--pipeline" and Path(value).resolve() == pipeline.resolve():
+                quoted[i + 1] = name
+            if option == "--corpus":
+                quoted[i + 1] = installed_package_word(value) or quoted[i + 1]
+        parts.append(" ".join(quoted))
     return " ; ".join(parts)
 
 

@@ -179,3 +179,25 @@ def test_a_continuation_whose_cer_did_not_improve_is_not_shipped(tmp_path):
     forced = subprocess.run(command + [_cer_sweep(tmp_path / "worse.json", run / "pipeline", 0.6), "--allow-worse-cer"],
                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert forced.returncode == 0, forced.stderr[-2000:]
+
+
+def test_a_card_command_names_an_installed_package_s_source_as_python_finds_it(tmp_path):
+    """A CER measured on `--corpus <venv>/site-packages/diffusers` is stated with the folder Python finds for the
+    package, so the command reruns in any environment; bash expands it to the installed package's folder."""
+    import shlex
+
+    import diffusers
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from ship_tiny_model import shipped_command
+
+    site = Path(diffusers.__file__).parent.parent
+    measured = f"crocodil eval --pipeline {tmp_path / 'p'} --corpus {site / 'diffusers' / 'models'} --no-mauve"
+    command = shipped_command(measured + " ; crocodil eval --corpus '/data/my code'", tmp_path / "p")
+    first, second = command.split(" ; ")
+    assert "site-packages" not in first and first.startswith("crocodil eval --pipeline crocodil-python-tiny --corpus")
+    assert second == "crocodil eval --corpus '/data/my code'"  # not in a package: unchanged, quoted
+    expanded = subprocess.run(["bash", "-c", "printf '%s\\n' " + first], capture_output=True, text=True, check=True)
+    words = expanded.stdout.splitlines()
+    assert words[words.index("--corpus") + 1] == str(site / "diffusers" / "models")
+    assert shlex.split(shipped_command(measured, tmp_path / "other"))[3] == str(tmp_path / "p")  # another pipeline
