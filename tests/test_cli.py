@@ -42,6 +42,9 @@ def test_generate_prints_samples_nfe_and_wall_time_and_writes_jsonl(pipeline_dir
     assert "# NFE: 4 demasker calls" in printed and "# wall time:" in printed
     rows = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [r["seed"] for r in rows] == [5, 6] and rows[0]["mode"] == "con_within_disc"
+    nfe = rows[0]["nfe"]  # the priors' share of the sample's FLOPs, from the pipeline's own accounting
+    assert 0 < nfe["prior_total"] < nfe["total"]
+    assert f"(priors {100 * nfe['prior_total'] / nfe['total']:.1f} %)" in printed
 
 
 def test_generate_is_reproducible_per_seed(pipeline_dir, capsys):

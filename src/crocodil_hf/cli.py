@@ -597,10 +597,7 @@ def run_generate(args, rest=None) -> int:
         print(f"# ---- sample {i} ({args.mode}, seed {args.seed + i}) ----")
         print(text.rstrip("\n"))
     nfe = out.nfe
-    print(
-        f"# NFE: {nfe['demasker_calls']} demasker calls, {nfe['prior_calls']} prior calls, "
-        f"{nfe['encoder_calls']} encoder calls = {nfe['total']:.2f} demasker-forward equivalents"
-    )
+    print(f"# {nfe_line(nfe)}")
     print(f"# wall time: {out.wall_time:.2f} s for {args.num_samples} samples of {gen_length} tokens")
     if args.output:
         rows = [
@@ -633,6 +630,15 @@ def _write_atomic(path: str, text: str) -> None:
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+
+
+def nfe_line(nfe: dict) -> str:
+    """The pipeline's NFE accounting in one line, with the priors' share of the sample's FLOPs when they ran."""
+    share = f" (priors {100 * nfe['prior_total'] / nfe['total']:.1f} %)" if nfe.get("prior_total") else ""
+    return (
+        f"NFE: {nfe['demasker_calls']} demasker calls, {nfe['prior_calls']} prior calls, {nfe['encoder_calls']} "
+        f"encoder calls = {nfe['total']:.2f} demasker-forward equivalents{share}"
+    )
 
 
 def run_autoencode(args, rest=None) -> int:
@@ -724,11 +730,7 @@ def run_complete(args, rest=None) -> int:
         print("# ---- original lines ----")
         print(original.rstrip("\n"))
     nfe = out.nfe
-    print(
-        f"# NFE: {nfe['demasker_calls']} demasker calls, {nfe['prior_calls']} prior calls, "
-        f"{nfe['encoder_calls']} encoder calls = {nfe['total']:.2f} demasker-forward equivalents; "
-        f"{out.wall_time:.2f} s"
-    )
+    print(f"# {nfe_line(nfe)}; {out.wall_time:.2f} s")
     return 0
 
 
