@@ -635,10 +635,11 @@ def _write_atomic(path: str, text: str) -> None:
 def nfe_line(nfe: dict) -> str:
     """The pipeline's NFE accounting in one line, with the priors' share of the sample's FLOPs when they ran."""
     share = f" (priors {100 * nfe['prior_total'] / nfe['total']:.1f} %)" if nfe.get("prior_total") else ""
-    return (
-        f"NFE: {nfe['demasker_calls']} demasker calls, {nfe['prior_calls']} prior calls, {nfe['encoder_calls']} "
-        f"encoder calls = {nfe['total']:.2f} demasker-forward equivalents{share}"
+    calls = ", ".join(
+        f"{nfe[f'{part}_calls']} {part} call{'' if nfe[f'{part}_calls'] == 1 else 's'}"
+        for part in ("demasker", "prior", "encoder")
     )
+    return f"NFE: {calls} = {nfe['total']:.2f} demasker-forward equivalents{share}"
 
 
 def run_autoencode(args, rest=None) -> int:
