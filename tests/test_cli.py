@@ -45,6 +45,7 @@ def test_generate_prints_samples_nfe_and_wall_time_and_writes_jsonl(pipeline_dir
     nfe = rows[0]["nfe"]  # the priors' share of the sample's FLOPs, from the pipeline's own accounting
     assert 0 < nfe["prior_total"] < nfe["total"]
     assert f"(priors {100 * nfe['prior_total'] / nfe['total']:.1f} %)" in printed
+    assert nfe["encoder_calls"] == 1 and ", 1 encoder call = " in printed  # singular for one call
 
 
 def test_generate_is_reproducible_per_seed(pipeline_dir, capsys):

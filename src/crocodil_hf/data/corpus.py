@@ -217,9 +217,8 @@ class CorpusConfig:
 DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
 
 
-def _data_files(source: Path, strict: bool = True) -> tuple[str, list[str]] | None:
-    """`(builder, files)` when `source` is a data file or a folder of data files of one format, else None
-    (`strict=False`: any data files, of one format or several, as `("mixed", files)` when mixed)."""
+def _data_files(source: Path) -> tuple[str, list[str]] | None:
+    """`(builder, files)` when `source` is a data file or a folder of data files of one format, else None."""
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     by_builder: dict[str, list[str]] = {}
     for path in files:
@@ -228,8 +227,6 @@ def _data_files(source: Path, strict: bool = True) -> tuple[str, list[str]] | No
             by_builder.setdefault(builder, []).append(str(path))
     if not by_builder:
         return None
-    if len(by_builder) > 1 and not strict:
-        return "mixed", [f for group in by_builder.values() for f in group]
     if len(by_builder) > 1:
         raise ValueError(f"{source} mixes data file formats {sorted(by_builder)}; keep one format per corpus.")
     return next(iter(by_builder.items()))
@@ -292,10 +289,11 @@ def _is_source_tree(config: CorpusConfig) -> bool:
     path = Path(config.source)
     if not path.is_dir() or _is_saved_dataset(path):
         return False
-    found = _data_files(path, strict=False)
-    if found is None:
+    files = [p for p in path.rglob("*") if p.is_file()]  # one walk: source files and data files
+    data = sorted({p.suffix for p in files if p.suffix in DATA_FILE_BUILDERS})
+    if not data:
         return True
-    if not any(p.suffix in config.extensions and p.is_file() for p in path.rglob("*")):
+    if not any(p.suffix in config.extensions for p in files):
         return False
     if str(path) not in _MIXED_WARNED:  # once per directory, however often a build asks
         _MIXED_WARNED.add(str(path))
@@ -304,8 +302,8 @@ def _is_source_tree(config: CorpusConfig) -> bool:
             "folder of data files alone as the source to read those instead.",
             path,
             ", ".join(config.extensions),
-            len(found[1]),
-            ", ".join(sorted({Path(f).suffix for f in found[1]})),
+            sum(p.suffix in DATA_FILE_BUILDERS for p in files),
+            ", ".join(data),
         )
     return True
 
