@@ -31,7 +31,7 @@ from common import load_pipeline, load_scorer_and_references, summary_row, with_
 from crocodil_hf import GuidedLLaDAForMaskedLM, RegisterEncoderModel, RegisterPriorTransformer
 from crocodil_hf.evaluation.prior_metrics import register_prdc
 from crocodil_hf.evaluation.sweep import run_sweep
-from crocodil_hf.pipelines.prior_sampling import sample_registers
+from crocodil_hf.schedulers.scheduling_register_prior import sample_registers
 from crocodil_hf.training.losses import forward_mask
 from crocodil_hf.training.trainers import ProgramCollator
 

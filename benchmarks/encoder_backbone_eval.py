@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 
 from crocodil_hf import CrocodilPipeline, GuidedLLaDAForMaskedLM, RegisterEncoderModel, RegisterPriorTransformer
 from crocodil_hf.data.corpus import CorpusConfig, build_program_dataset
-from crocodil_hf.pipelines.prior_sampling import make_sampling_scheduler
+from crocodil_hf.schedulers.scheduling_register_prior import make_sampling_scheduler
 
 tok = AutoTokenizer.from_pretrained("runs/tiny-python/tokenizer")
 ds, _ = build_program_dataset(tok, CorpusConfig(max_length=65), cache_dir=".cache/crocodil")

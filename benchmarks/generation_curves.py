@@ -46,8 +46,8 @@ from common import (
 
 from crocodil_hf.evaluation.metrics import gen_ppl
 from crocodil_hf.evaluation.sweep import check_sweep, run_sweep
-from crocodil_hf.pipelines import REMASKING
 from crocodil_hf.pipelines.assembly import mdm_baseline_demasker
+from crocodil_hf.schedulers import REMASKING
 
 GREEDY = ("low_confidence", 0.0)  # how the pipeline decodes by default
 

@@ -19,7 +19,7 @@ from common import load_pipeline, seeded_generators, write_result
 from prior_steps import PRDC_KEYS, real_registers
 
 from crocodil_hf.evaluation.prior_metrics import register_prdc
-from crocodil_hf.pipelines.prior_sampling import make_prior_scheduler, sample_registers
+from crocodil_hf.schedulers.scheduling_register_prior import make_prior_scheduler, sample_registers
 
 
 def prdc_row(pipe, label: str, setting: str, real, seed: int) -> dict:

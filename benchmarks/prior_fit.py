@@ -16,7 +16,7 @@ from common import write_result
 
 from crocodil_hf import CrocodilPipeline
 from crocodil_hf.data.corpus import CorpusConfig, build_program_dataset
-from crocodil_hf.modeling.modeling_register_prior import make_noise_scheduler
+from crocodil_hf.schedulers.scheduling_register_prior import make_noise_scheduler
 from crocodil_hf.training.prior_loss import register_prior_loss
 
 

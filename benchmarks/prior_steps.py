@@ -49,7 +49,7 @@ from common import (
 from crocodil_hf import RegisterPriorTransformer
 from crocodil_hf.evaluation.prior_metrics import register_prdc
 from crocodil_hf.evaluation.sweep import run_sweep
-from crocodil_hf.pipelines.prior_sampling import make_prior_scheduler, sample_registers, solver_name
+from crocodil_hf.schedulers.scheduling_register_prior import make_prior_scheduler, sample_registers, solver_name
 
 PRDC_KEYS = ("precision", "recall", "density", "coverage")
 MODES = ("con_then_disc", "con_within_disc")

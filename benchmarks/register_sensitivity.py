@@ -32,7 +32,7 @@ from crocodil_hf.evaluation.metrics import cer, gen_ppl
 from crocodil_hf.evaluation.prior_metrics import register_prdc
 from crocodil_hf.evaluation.scorer import load_scorer
 from crocodil_hf.evaluation.sweep import reference_programs
-from crocodil_hf.pipelines.prior_sampling import make_prior_scheduler, sample_registers, solver_name
+from crocodil_hf.schedulers.scheduling_register_prior import make_prior_scheduler, sample_registers, solver_name
 from crocodil_hf.training.losses import register_noise
 
 

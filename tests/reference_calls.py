@@ -19,26 +19,49 @@ SHIPPED_CALLS = {
     "ctd_default": dict(mode="con_then_disc", num_samples=2, steps=16),
     "mdm_fair": dict(mode="mdm", num_samples=2, steps=16, eos_penalty=2.0),
     "mdm_guided_off": dict(mode="mdm", num_samples=1, steps=16, use_mdm_demasker=False),
-    "autoencode": dict(mode="autoencode", text=["def add(a, b):\n    return a + b\n", "import os\nprint(1)\n"],
-                       steps=8),
-    "cwd_blocks_temperature": dict(mode="con_within_disc", num_samples=2, gen_length=32, block_length=8, steps=16,
-                                   temperature=0.7),
+    "autoencode": dict(
+        mode="autoencode", text=["def add(a, b):\n    return a + b\n", "import os\nprint(1)\n"], steps=8
+    ),
+    "cwd_blocks_temperature": dict(
+        mode="con_within_disc", num_samples=2, gen_length=32, block_length=8, steps=16, temperature=0.7
+    ),
     "cwd_threshold": dict(mode="con_within_disc", num_samples=2, threshold=0.6),
-    "ctd_ddim_k4": dict(mode="con_then_disc", num_samples=1, steps=8, prior_scheduler="ddim", prior_steps=5,
-                        num_registers=2, eta=0.5),
-    "prompted": dict(mode="con_within_disc", prompt=["import os\n", "def main():\n    x = 1\n"], gen_length=16,
-                     steps=8),
-    "infill": dict(mode="con_then_disc", prompt=["def f(x):\n", "class A:\n    def g(self):\n"],
-                   suffix=["    return y\n", "        return 0\n"], gen_length=8, steps=8),
-    "infill_mdm_random": dict(mode="mdm", prompt="import sys\n", suffix="print(sys.argv)\n", gen_length=8, steps=4,
-                              remasking="random", temperature=1.0),
+    "ctd_ddim_k4": dict(
+        mode="con_then_disc", num_samples=1, steps=8, prior_scheduler="ddim", prior_steps=5, num_registers=2, eta=0.5
+    ),
+    "prompted": dict(
+        mode="con_within_disc", prompt=["import os\n", "def main():\n    x = 1\n"], gen_length=16, steps=8
+    ),
+    "infill": dict(
+        mode="con_then_disc",
+        prompt=["def f(x):\n", "class A:\n    def g(self):\n"],
+        suffix=["    return y\n", "        return 0\n"],
+        gen_length=8,
+        steps=8,
+    ),
+    "infill_mdm_random": dict(
+        mode="mdm",
+        prompt="import sys\n",
+        suffix="print(sys.argv)\n",
+        gen_length=8,
+        steps=4,
+        remasking="random",
+        temperature=1.0,
+    ),
     "decode_registers": "decode",
 }
 
 TINY_CALLS = {
     "tiny_distilled_cwd": dict(mode="con_within_disc", num_samples=2, gen_length=16, steps=8),
-    "tiny_teacher_ctd": dict(mode="con_then_disc", num_samples=2, gen_length=16, steps=8, use_distilled_prior=False,
-                             prior_steps=3, prior_scheduler="unipc"),
+    "tiny_teacher_ctd": dict(
+        mode="con_then_disc",
+        num_samples=2,
+        gen_length=16,
+        steps=8,
+        use_distilled_prior=False,
+        prior_steps=3,
+        prior_scheduler="unipc",
+    ),
     "tiny_guided_mdm": dict(mode="mdm", num_samples=2, gen_length=16, steps=16, temperature=0.5),
 }
 
@@ -67,8 +90,9 @@ def _run(pipe, kwargs) -> dict:
         out = pipe.decode(z, gen_length=8, steps=8)
     else:
         kwargs = dict(kwargs)
-        n = len(kwargs.get("text") or []) or (len(kwargs["prompt"]) if isinstance(kwargs.get("prompt"), list) else
-                                               kwargs.get("num_samples", 1))
+        n = len(kwargs.get("text") or []) or (
+            len(kwargs["prompt"]) if isinstance(kwargs.get("prompt"), list) else kwargs.get("num_samples", 1)
+        )
         out = pipe(**kwargs, generator=gens(n))
     return {"sequences": out.sequences.tolist(), "texts": out.texts, "nfe": out.nfe}
 

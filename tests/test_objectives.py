@@ -119,7 +119,7 @@ def test_paper_scale_models_build_on_meta_with_official_weight_names():
     """LLaDA-8B-Base sizes (the official config) → an 8.0 B demasker whose names are the official checkpoint's; the
     guided demasker of paper/autoencoder (K = 128, d = 1024 for Qwen3-Embedding-0.6B) and the ~0.4 B prior of
     paper/prior, all on the meta device (no memory)."""
-    from crocodil_hf.modeling.modeling_register_prior import block_timestep_offsets
+    from crocodil_hf.schedulers.scheduling_register_prior import block_timestep_offsets
     from crocodil_hf.training.arguments import parse_stage_arguments
 
     official = dict(

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModel
 
 from crocodil_hf import CrocodilPipeline, GuidedLLaDAForMaskedLM, RegisterEncoderModel
-from crocodil_hf.pipelines.sampling import MaskedDiffusionScheduler, get_num_transfer_tokens
+from crocodil_hf.schedulers.scheduling_masked_diffusion import MaskedDiffusionScheduler, get_num_transfer_tokens
 from crocodil_hf.testing import TINY_CORPUS, build_tiny_pipeline
 
 PRIOR_STEPS = 4
@@ -486,7 +486,7 @@ def test_guidance_carries_the_answer_after_training():
     jiwer = pytest.importorskip("jiwer")
     from crocodil_hf import GuidedLLaDAConfig, RegisterEncoderConfig, RegisterPriorTransformer
     from crocodil_hf.data.tokenizer import train_bpe_tokenizer
-    from crocodil_hf.pipelines.prior_sampling import make_sampling_scheduler
+    from crocodil_hf.schedulers.scheduling_register_prior import make_sampling_scheduler
 
     rng = random.Random(0)
     tok = train_bpe_tokenizer([word_text(rng) for _ in range(2000)], vocab_size=300)

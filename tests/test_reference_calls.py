@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+
 from reference_calls import RECORD, run_all
 
 

@@ -9,14 +9,10 @@ import torch
 
 from crocodil_hf.evaluation.prior_metrics import prdc, psnr_curve, register_prdc
 from crocodil_hf.modeling.modeling_register_encoder import normalize_registers
-from crocodil_hf.modeling.modeling_register_prior import (
-    RegisterPriorTransformer,
-    block_timestep_offsets,
-    block_timesteps,
-    register_blocks,
-)
-from crocodil_hf.pipelines.prior_sampling import (
+from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer, block_timesteps, register_blocks
+from crocodil_hf.schedulers.scheduling_register_prior import (
     PRIOR_SOLVERS,
+    block_timestep_offsets,
     make_noise_scheduler,
     make_prior_scheduler,
     make_sampling_scheduler,

@@ -39,15 +39,18 @@ _LAZY = {
         [
             "RegisterPriorOutput",
             "RegisterPriorTransformer",
-            "block_timestep_offsets",
             "block_timesteps",
             "register_blocks",
         ],
         ".modeling.modeling_register_prior",
     ),
+    **dict.fromkeys(
+        ["block_timestep_offsets", "make_prior_scheduler", "make_sampling_scheduler", "sample_registers"],
+        ".schedulers.scheduling_register_prior",
+    ),
     "CrocodilPipeline": ".pipelines.pipeline_crocodil",
     "CrocodilPipelineOutput": ".pipelines.pipeline_crocodil",
-    "MaskedDiffusionScheduler": ".pipelines.sampling",
+    "MaskedDiffusionScheduler": ".schedulers.scheduling_masked_diffusion",
 }
 # Base classes diffusers' pipeline loader looks up on a registered library to find each component's load method.
 _LOADER_BASES = {"ModelMixin": "diffusers", "SchedulerMixin": "diffusers", "PreTrainedModel": "transformers"}

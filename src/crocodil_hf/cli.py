@@ -20,7 +20,8 @@ HELP = {  # the help of options several commands share
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command; imports nothing heavy (`crocodil --help` answers at once)."""
     from . import __version__
-    from .pipelines import PRIOR_SOLVER_NAMES, REMASKING, generation_modes
+    from .pipelines import generation_modes
+    from .schedulers import PRIOR_SOLVER_NAMES, REMASKING
 
     parser = argparse.ArgumentParser(
         prog="crocodil", description="CRoCoDiL: continuous-register guided masked diffusion for language."
@@ -388,7 +389,7 @@ def run_assemble(args, rest) -> int:
     if args.distilled_steps is not None and not (args.distilled_prior or args.distilled_conditional_prior):
         raise ValueError("--distilled-steps needs --distilled-prior or --distilled-conditional-prior.")
     claim_output_dir(args.output, "assemble", args.overwrite)
-    from .training.run import assemble_pipeline
+    from .pipelines.assembly import assemble_pipeline
 
     assemble_pipeline(
         args.autoencoder,
@@ -463,7 +464,7 @@ def run_tokenizer(args, rest) -> int:
 
 def _prior_args(parser) -> None:
     """How z₀ is sampled (the commands that sample from the priors); unset = the pipeline's saved choice."""
-    from .pipelines import PRIOR_SOLVER_NAMES
+    from .schedulers import PRIOR_SOLVER_NAMES
 
     parser.add_argument("--prior-steps", type=int, default=None, help="steps of the priors (default: the pipeline's)")
     parser.add_argument(

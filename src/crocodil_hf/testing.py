@@ -7,9 +7,9 @@ from .data.tokenizer import train_bpe_tokenizer
 from .modeling.configuration_crocodil import GuidedLLaDAConfig, RegisterEncoderConfig
 from .modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from .modeling.modeling_register_encoder import RegisterEncoderModel
-from .modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets
+from .modeling.modeling_register_prior import RegisterPriorTransformer
 from .pipelines.pipeline_crocodil import CrocodilPipeline
-from .pipelines.prior_sampling import make_sampling_scheduler
+from .schedulers.scheduling_register_prior import block_timestep_offsets, make_sampling_scheduler
 
 TINY_CORPUS = [
     "def add(a, b):\n    return a + b\n",

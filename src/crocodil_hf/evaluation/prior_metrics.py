@@ -5,7 +5,8 @@ import math
 import torch
 from diffusers import DDPMScheduler
 
-from ..modeling.modeling_register_prior import RegisterPriorTransformer, add_register_noise
+from ..modeling.modeling_register_prior import RegisterPriorTransformer
+from ..schedulers.scheduling_register_prior import add_register_noise
 
 
 def _kth_neighbour_distance(features: torch.Tensor, nearest_k: int) -> torch.Tensor:

@@ -84,7 +84,7 @@ def check_sweep(
 def prior_description(pipe, prior_steps: int | None, call_kwargs: dict) -> str:
     """How the sweep's prior-based modes sample z₀, e.g. `"dpmsolver++, 4 steps"`, `"unipc, 8 steps (conditional
     prior: 16)"`, `"distilled prior, ddim, 2 steps"` or `"dpmsolver++, 16 steps, k = 4 of 16 registers"`."""
-    from ..pipelines.prior_sampling import solver_name
+    from ..schedulers.scheduling_register_prior import solver_name
 
     solver = call_kwargs.get("prior_scheduler") or solver_name(pipe.scheduler)
     solver = solver if isinstance(solver, str) else solver_name(solver)

@@ -14,7 +14,6 @@ References:
 from dataclasses import dataclass
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
@@ -44,19 +43,6 @@ def register_blocks(num_registers: int) -> list[int]:
     return sizes
 
 
-def block_timestep_offsets(num_registers: int, max_offset: float = 0.2) -> list[float]:
-    """Default offsets Δ_b, linear in the block index from 0 to `max_offset` (fractions of the diffusion time).
-
-    `max_offset=0` switches the offsets off (the App. G(iii) ablation).
-    """
-    num_blocks = len(register_blocks(num_registers))
-    if not 0.0 <= max_offset < 1.0:
-        raise ValueError(f"`max_offset` must lie in [0, 1), got {max_offset}.")
-    if num_blocks == 1:
-        return [0.0]
-    return [max_offset * b / (num_blocks - 1) for b in range(num_blocks)]
-
-
 def block_timesteps(
     base_timesteps: torch.Tensor, offsets: list[float] | None, num_registers: int, num_train_timesteps: int
 ) -> torch.LongTensor:
@@ -80,16 +66,6 @@ def block_timesteps(
     )
     shift = torch.round(per_register * num_train_timesteps).long().to(base.device)  # (K,)
     return (base + shift[None, :]).clamp(0, num_train_timesteps - 1)
-
-
-def add_register_noise(noise_scheduler, registers: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
-    """`noise_scheduler.add_noise` with one timestep per register: `(B, K, d)` banks, `(B, K)` timesteps.
-
-    `add_noise` broadcasts one timestep per leading index, so registers are flattened into the batch.
-    """
-    batch_size, num_registers, dim = registers.shape
-    noisy = noise_scheduler.add_noise(registers.reshape(-1, 1, dim), noise.reshape(-1, 1, dim), timesteps.reshape(-1))
-    return noisy.view(batch_size, num_registers, dim)
 
 
 @dataclass
@@ -387,35 +363,9 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
         return RegisterPriorOutput(sample=output)
 
 
-def make_noise_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
-    """The training schedule of the paper's prior: DDPM, cosine (`squaredcos_cap_v2`), x₀-prediction."""
-    return DDPMScheduler(
-        num_train_timesteps=num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type="sample",
-        clip_sample=False,
-    )
-
-
-def make_sampling_scheduler(num_train_timesteps: int = 1000, timestep_spacing: str = "trailing") -> DDIMScheduler:
-    """The matching DDIM sampler. `clip_sample=False` matters: registers are not images in [−1, 1]."""
-    return DDIMScheduler(
-        num_train_timesteps=num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type="sample",
-        clip_sample=False,
-        set_alpha_to_one=True,
-        timestep_spacing=timestep_spacing,
-    )
-
-
 __all__ = [
     "RegisterPriorOutput",
     "RegisterPriorTransformer",
-    "add_register_noise",
-    "block_timestep_offsets",
     "block_timesteps",
-    "make_noise_scheduler",
-    "make_sampling_scheduler",
     "register_blocks",
 ]

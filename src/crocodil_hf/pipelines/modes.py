@@ -119,7 +119,7 @@ class PriorRegisters(RegisterSource):
     samples_from_prior = True
 
     def initial_registers(self, pipe, run):
-        from .prior_sampling import sample_registers
+        from ..schedulers.scheduling_register_prior import sample_registers
 
         if run.prompts is not None:  # App. H: z₀ ~ P(z | h_φ(what is visible: prompt and suffix))
             return pipe.conditional_registers(run.canvas, run)

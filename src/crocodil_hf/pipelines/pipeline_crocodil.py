@@ -24,16 +24,16 @@ from ..checks import check_number, check_pipeline_source, looks_local, resolve_s
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
-from . import REMASKING
-from .modes import MODES, GenerationRun
-from .prior_sampling import (
+from ..schedulers import REMASKING
+from ..schedulers.scheduling_masked_diffusion import MaskedDiffusionScheduler
+from ..schedulers.scheduling_register_prior import (
     PRIOR_SOLVERS,
     check_sampling_scheduler,
     make_prior_scheduler,
     sample_registers,
     solver_name,
 )
-from .sampling import MaskedDiffusionScheduler
+from .modes import MODES, GenerationRun
 
 logger = logging.get_logger(__name__)
 

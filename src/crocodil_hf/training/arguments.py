@@ -12,7 +12,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from ..checks import check_number
-from ..pipelines import PRIOR_SOLVER_NAMES
+from ..schedulers import PRIOR_SOLVER_NAMES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

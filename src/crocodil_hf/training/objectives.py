@@ -20,8 +20,13 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
-from ..modeling.modeling_register_prior import RegisterPriorTransformer, make_noise_scheduler
-from ..pipelines.prior_sampling import check_sampling_scheduler, offset_grid, sample_registers
+from ..modeling.modeling_register_prior import RegisterPriorTransformer
+from ..schedulers.scheduling_register_prior import (
+    check_sampling_scheduler,
+    make_noise_scheduler,
+    offset_grid,
+    sample_registers,
+)
 from .losses import (
     RowGenerators,
     autoencoder_loss,

@@ -3,7 +3,8 @@
 import torch
 from diffusers import DDPMScheduler
 
-from ..modeling.modeling_register_prior import RegisterPriorTransformer, add_register_noise
+from ..modeling.modeling_register_prior import RegisterPriorTransformer
+from ..schedulers.scheduling_register_prior import add_register_noise, base_timestep_range
 from .losses import Generator, integers, normal
 
 
@@ -12,9 +13,8 @@ def sample_base_timesteps(
 ) -> torch.LongTensor:
     """Base times t ~ U{−max Δ·T, …, T−1}: starting below 0 lets every offset block see its whole range [0, T−1]
     ("all blocks are trained across the full range of diffusion times", App. E)."""
-    num_train = prior.config.num_train_timesteps
-    max_shift = round(max(prior.offsets) * num_train) if prior.offsets else 0
-    return integers(-max_shift, num_train, (batch_size,), generator, device)
+    low, high = base_timestep_range(prior)
+    return integers(low, high, (batch_size,), generator, device)
 
 
 def register_prior_loss(

@@ -17,7 +17,6 @@ from pathlib import Path
 from transformers import set_seed
 
 from ..checks import claim_output_dir, looks_local, resolve_shipped
-from ..pipelines.assembly import assemble_pipeline
 from .arguments import (
     CrocodilTrainingArguments,
     DataArguments,
@@ -167,7 +166,6 @@ __all__ = [
     "ModelArguments",
     "STAGES",
     "apply_lora",
-    "assemble_pipeline",
     "parse_stage_arguments",
     "resolve_config",
     "run_stage",

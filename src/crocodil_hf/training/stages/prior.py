@@ -9,7 +9,8 @@ from pathlib import Path
 from datasets import load_from_disk
 
 from ...modeling.modeling_register_encoder import RegisterEncoderModel
-from ...modeling.modeling_register_prior import RegisterPriorTransformer, block_timestep_offsets, register_blocks
+from ...modeling.modeling_register_prior import RegisterPriorTransformer, register_blocks
+from ...schedulers.scheduling_register_prior import block_timestep_offsets
 from ..objectives import RegisterPriorObjective
 from ..trainers import RegisterCollator
 from .common import init_components, save_stage, train
@@ -99,7 +100,7 @@ def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
 
 def _run_distill(stage: str, model_args, data_args, args, resume: str | None) -> str:
     """A few-step student of the `--init_from` pipeline's (conditional) prior, initialised from the teacher's weights."""
-    from ...pipelines.prior_sampling import make_prior_scheduler
+    from ...schedulers.scheduling_register_prior import make_prior_scheduler
     from ..objectives import PriorDistillObjective
 
     conditional = stage == "conditional-prior-distill"

@@ -1,5 +1,7 @@
-"""Sampling register banks from the prior g_ψ (App. E) with the block-wise timestep offsets of training, by DDIM or
-any of diffusers' multistep solvers.
+"""The register prior's time schedule (App. E), in one place for training and sampling: the block-wise timestep
+offsets (`block_timestep_offsets`; the model turns base times into per-register times with `block_timesteps`), the
+noise of training (`make_noise_scheduler`, `add_register_noise`, `base_timestep_range`), and sampling register banks
+by DDIM or any of diffusers' multistep solvers (`PRIOR_SOLVERS`, `make_prior_scheduler`, `sample_registers`).
 
 Every register block b runs at its own effective time t_b = clip(τ + Δ_b·T) of a shared base grid τ: later blocks lag
 behind earlier ones and the base grid is extended by just enough steps for the last block to reach t = 0. One prior
@@ -21,16 +23,12 @@ from dataclasses import dataclass
 
 import diffusers
 import torch
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..modeling.modeling_register_encoder import normalize_registers
-from ..modeling.modeling_register_prior import (  # noqa: F401  (scheduler factories re-exported)
-    RegisterPriorTransformer,
-    make_noise_scheduler,
-    make_sampling_scheduler,
-)
+from ..modeling.modeling_register_prior import RegisterPriorTransformer, block_timesteps, register_blocks
 from . import PRIOR_SOLVER_SPECS
 
 # solver name -> (diffusers scheduler class, config it needs on top of the pipeline's schedule)
@@ -39,6 +37,65 @@ PRIOR_SOLVERS: dict[str, tuple[type, dict]] = {
 }
 # grids other than the timestep grid (Karras, exponential, … sigmas) cannot carry per-block offsets
 _GRID_OPTIONS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "use_flow_sigmas")
+
+
+# ---------------------------------------------------------------- the schedule of training and sampling
+
+
+def block_timestep_offsets(num_registers: int, max_offset: float = 0.2) -> list[float]:
+    """Default offsets Δ_b, linear in the block index from 0 to `max_offset` (fractions of the diffusion time).
+
+    `max_offset=0` switches the offsets off (the App. G(iii) ablation).
+    """
+    num_blocks = len(register_blocks(num_registers))
+    if not 0.0 <= max_offset < 1.0:
+        raise ValueError(f"`max_offset` must lie in [0, 1), got {max_offset}.")
+    if num_blocks == 1:
+        return [0.0]
+    return [max_offset * b / (num_blocks - 1) for b in range(num_blocks)]
+
+
+def add_register_noise(noise_scheduler, registers: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
+    """`noise_scheduler.add_noise` with one timestep per register: `(B, K, d)` banks, `(B, K)` timesteps.
+
+    `add_noise` broadcasts one timestep per leading index, so registers are flattened into the batch.
+    """
+    batch_size, num_registers, dim = registers.shape
+    noisy = noise_scheduler.add_noise(registers.reshape(-1, 1, dim), noise.reshape(-1, 1, dim), timesteps.reshape(-1))
+    return noisy.view(batch_size, num_registers, dim)
+
+
+def make_noise_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
+    """The training schedule of the paper's prior: DDPM, cosine (`squaredcos_cap_v2`), x₀-prediction."""
+    return DDPMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="sample",
+        clip_sample=False,
+    )
+
+
+def make_sampling_scheduler(num_train_timesteps: int = 1000, timestep_spacing: str = "trailing") -> DDIMScheduler:
+    """The matching DDIM sampler. `clip_sample=False` matters: registers are not images in [−1, 1]."""
+    return DDIMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="sample",
+        clip_sample=False,
+        set_alpha_to_one=True,
+        timestep_spacing=timestep_spacing,
+    )
+
+
+def base_timestep_range(prior: RegisterPriorTransformer) -> tuple[int, int]:
+    """The base times [low, high) of training and sampling: from −max Δ·T, so that the most-offset block also runs
+    its whole range [0, T−1] (App. E), to T."""
+    num_train = prior.config.num_train_timesteps
+    max_shift = round(max(prior.offsets) * num_train) if prior.offsets else 0
+    return -max_shift, num_train
+
+
+# ---------------------------------------------------------------- the priors' solvers
 
 
 def solver_name(scheduler) -> str:
@@ -240,7 +297,7 @@ def offset_grid(scheduler, num_inference_steps: int, prior: RegisterPriorTransfo
     num_train = scheduler.config.num_train_timesteps
     stride = num_train // num_inference_steps
     base = scheduler.timesteps.long().tolist()
-    max_shift = round(max(prior.offsets) * num_train) if prior.offsets else 0
+    max_shift = -base_timestep_range(prior)[0]
     base += [base[-1] - stride * (i + 1) for i in range(math.ceil(max_shift / stride))]
     shift = (
         prior.register_timesteps(torch.zeros(1, dtype=torch.long, device=device))
@@ -305,6 +362,11 @@ def _shifted(base_time: int, shift: torch.Tensor, batch_size: int, num_train: in
 
 __all__ = [
     "PRIOR_SOLVERS",
+    "add_register_noise",
+    "base_timestep_range",
+    "block_timestep_offsets",
+    "block_timesteps",
+    "register_blocks",
     "RegisterSamples",
     "check_sampling_scheduler",
     "ddim_register_step",
