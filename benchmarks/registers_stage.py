@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common import write_result
 
-from crocodil_hf.checks import resolve_shipped
+from crocodil_hf.utils.locate import locate_pipeline
 from crocodil_hf.training.arguments import parse_stage_arguments
 from crocodil_hf.training.run import run_stage
 
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--programs", type=int, default=2000)
     parser.add_argument("--output-dir", default="runs/bench")
     args = parser.parse_args()
-    pipeline = Path(resolve_shipped("crocodil-python-tiny"))
+    pipeline = Path(locate_pipeline("crocodil-python-tiny"))
     encoder_config = json.loads((pipeline / "encoder" / "config.json").read_text())
     points = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ import torch
 
 from crocodil_hf import CrocodilPipeline
 from crocodil_hf.modeling.modeling_register_encoder import normalize_registers
-from crocodil_hf.pipelines.pipeline_crocodil import forward_flops
+from crocodil_hf.pipelines.accounting import forward_flops
 
 
 def best_of(fn, repeats: int) -> float:

@@ -37,7 +37,7 @@ train_as() {  # train_as DIR STAGE ARGS...: run `crocodil train STAGE` into RUN/
   echo "== $dir: $(date -u +%H:%M:%S)"
   crocodil train "$stage" --config "tiny-python/$stage" --output_dir "$RUN/$dir" "$@"
 }
-INIT_DIR="$(python -c "from crocodil_hf.checks import resolve_shipped; print(resolve_shipped('$INIT'))")"
+INIT_DIR="$(python -c "from crocodil_hf.utils.locate import locate_pipeline; print(locate_pipeline('$INIT'))")"
 step autoencoder --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}" \
   --clean_warmup_steps "$AE_CLEAN_STEPS" \
   ${EXTRA[@]+"${EXTRA[@]}"}

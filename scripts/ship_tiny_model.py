@@ -214,9 +214,9 @@ def previous_history(init_from: str | None) -> list[dict]:
     empty for a run from scratch."""
     if not init_from:
         return []
-    from crocodil_hf.checks import resolve_shipped
+    from crocodil_hf.utils.locate import locate_pipeline
 
-    record = Path(str(resolve_shipped(init_from))) / HISTORY
+    record = Path(str(locate_pipeline(init_from))) / HISTORY
     if not record.is_file():
         raise ValueError(f"the run continued {init_from}, which has no {HISTORY}: its training cannot be added up.")
     return json.loads(record.read_text())

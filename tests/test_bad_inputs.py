@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from crocodil_hf.checks import SHIPPED_DIR
+from crocodil_hf.utils.locate import SHIPPED_DIR
 from crocodil_hf.cli import main
 
 SHIPPED = "crocodil-python-tiny"

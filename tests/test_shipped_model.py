@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from crocodil_hf.checks import SHIPPED_DIR, resolve_shipped
+from crocodil_hf.utils.locate import SHIPPED_DIR, locate_pipeline
 from crocodil_hf.pipelines.pipeline_crocodil import CrocodilPipeline
 
 SHIPPED = SHIPPED_DIR / "crocodil-python-tiny"
@@ -18,8 +18,7 @@ def pipe():
 
 
 def test_name_resolves_to_the_shipped_directory():
-    assert resolve_shipped("crocodil-python-tiny") == str(SHIPPED)
-    assert resolve_shipped("org/other") == "org/other"
+    assert locate_pipeline("crocodil-python-tiny") == SHIPPED
 
 
 def test_shipped_pipeline_has_every_component_and_a_card(pipe):

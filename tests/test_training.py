@@ -563,7 +563,7 @@ def test_a_conditional_prior_call_counts_its_condition_s_key_and_value_projectio
     """`NFEBreakdown.count_prior_calls`: the cross-attention projects every condition token, however few registers
     the prior samples (with as many query as condition tokens the count is the plain forward count)."""
     from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer
-    from crocodil_hf.pipelines.pipeline_crocodil import NFEBreakdown, forward_flops
+    from crocodil_hf.pipelines.accounting import NFEBreakdown, forward_flops
 
     prior = RegisterPriorTransformer(
         num_registers=2, register_dim=8, hidden_size=16, num_layers=2, num_attention_heads=2, cross_attention_dim=8

@@ -366,7 +366,8 @@ def _end_process_group(store=None) -> None:
 
 
 def run_assemble(args, rest) -> int:
-    from .checks import check_number, claim_output_dir
+    from .utils.files import claim_output_dir
+    from .utils.numbers import check_number
 
     _check_stage_dir("--autoencoder", args.autoencoder, "autoencoder", ["demasker/config.json", "encoder/config.json"])
     _check_stage_dir("--prior", args.prior, "prior", ["config.json"])
@@ -417,7 +418,7 @@ def _check_assembled_registers(args) -> None:
     import json
     from pathlib import Path
 
-    from .pipelines.pipeline_crocodil import check_prior_registers
+    from .pipelines.components import check_prior_registers
 
     def registers(path) -> int | None:
         return json.loads(Path(path, "config.json").read_text()).get("num_registers")
@@ -449,7 +450,8 @@ def _check_stage_dir(option: str, value: str, stage: str, needs: list[str]) -> N
 def run_tokenizer(args, rest) -> int:
     from pathlib import Path
 
-    from .checks import check_number, claim_output_dir
+    from .utils.files import claim_output_dir
+    from .utils.numbers import check_number
 
     check_number("--vocab-size", args.vocab_size, minimum=260, integer=True)
     if args.corpus is not None and not Path(args.corpus).is_dir():
@@ -496,7 +498,7 @@ def _prior_args(parser) -> None:
 
 def _prior_kwargs(args) -> dict:
     """The pipeline-call arguments of `_prior_args`, checked."""
-    from .checks import check_number
+    from .utils.numbers import check_number
 
     check_number("--prior-steps", args.prior_steps, minimum=1, integer=True, allow_none=True)
     check_number("--conditional-prior-steps", args.conditional_prior_steps, minimum=1, integer=True, allow_none=True)
@@ -520,9 +522,9 @@ def _pipeline_arg(parser) -> None:
 
 def _load(name: str):
     """Load a pipeline after checking the source: an empty or foreign directory is refused before anything loads."""
-    from .checks import check_pipeline_source
+    from .utils.locate import locate_pipeline
 
-    source = check_pipeline_source(name)
+    source = locate_pipeline(name)
     from .pipelines.pipeline_crocodil import CrocodilPipeline
 
     return CrocodilPipeline.from_pretrained(source)
@@ -549,7 +551,7 @@ def _fit_program(path: str, text: str, pipe, gen_length: int) -> tuple[str, bool
 
 def _check_common(args) -> None:
     """Option values shared by generate / autoencode / interpolate, checked before the pipeline loads."""
-    from .checks import check_number
+    from .utils.numbers import check_number
 
     check_number("--steps", args.steps, minimum=1, integer=True)
     check_number("--gen-length", args.gen_length, minimum=1, integer=True, allow_none=True)
@@ -557,7 +559,7 @@ def _check_common(args) -> None:
 
 def _check_sampling(args) -> None:
     """Option values of the commands that sample programs (generate, complete, infill)."""
-    from .checks import check_number
+    from .utils.numbers import check_number
 
     _check_common(args)
     check_number("--num-samples", args.num_samples, minimum=1, integer=True)
@@ -570,7 +572,8 @@ def _check_sampling(args) -> None:
 def run_generate(args, rest=None) -> int:
     import json
 
-    from .checks import check_number, check_output_file
+    from .utils.files import check_output_file
+    from .utils.numbers import check_number
 
     _check_sampling(args)
     check_number("--block-length", args.block_length, minimum=1, integer=True, allow_none=True)
@@ -644,7 +647,8 @@ def nfe_line(nfe: dict) -> str:
 
 
 def run_autoencode(args, rest=None) -> int:
-    from .checks import check_number, read_text_file
+    from .utils.files import read_text_file
+    from .utils.numbers import check_number
 
     _check_common(args)
     check_number("--num-registers", args.num_registers, minimum=1, integer=True, allow_none=True)
@@ -674,7 +678,8 @@ def run_autoencode(args, rest=None) -> int:
 
 def _prompt_and_suffix(args) -> tuple[str, str | None, str | None]:
     """(prompt, suffix, the original text of the regenerated lines) of `complete` / `infill`, from the file."""
-    from .checks import check_number, read_text_file
+    from .utils.files import read_text_file
+    from .utils.numbers import check_number
 
     if args.command == "complete":
         if args.prompt is not None:
@@ -749,7 +754,7 @@ def _alphas(value: str) -> list[float]:
 
 
 def run_interpolate(args, rest=None) -> int:
-    from .checks import read_text_file
+    from .utils.files import read_text_file
 
     _check_common(args)
     alphas = _alphas(args.alphas)
@@ -768,7 +773,7 @@ def run_interpolate(args, rest=None) -> int:
 def run_push(args, rest=None) -> int:
     from pathlib import Path
 
-    from .checks import OUTPUT_MARKER
+    from .utils.files import OUTPUT_MARKER
 
     folder = Path(args.directory)
     if not folder.is_dir() or not any(p.name != OUTPUT_MARKER for p in folder.iterdir()):
@@ -836,8 +841,10 @@ def _int_list(option: str, value: str | None) -> list[int] | None:
 def run_eval(args, rest=None) -> int:
     from pathlib import Path
 
-    from .checks import check_number, check_pipeline_source, claim_output_dir, looks_local
     from .pipelines import MODES
+    from .utils.files import claim_output_dir
+    from .utils.locate import locate_pipeline, looks_local
+    from .utils.numbers import check_number
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
@@ -855,7 +862,7 @@ def run_eval(args, rest=None) -> int:
         raise ValueError(f"--corpus {args.corpus} does not exist; expected a directory of programs or a data file.")
     if args.scorer is not None and looks_local(args.scorer) and not Path(args.scorer).is_dir():
         raise ValueError(f"--scorer {args.scorer} is not a directory; expected a causal LM directory or Hub id.")
-    source = check_pipeline_source(args.pipeline)
+    source = locate_pipeline(args.pipeline)
     claim_output_dir(args.output_dir, "eval", args.overwrite)
     from .evaluation.metrics import METRICS
     from .evaluation.scorer import load_scorer

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from ..checks import NotText, decode_text
+from ..utils.files import NotText, decode_text
 
 logger = logging.getLogger(__name__)
 

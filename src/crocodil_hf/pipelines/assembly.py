@@ -5,11 +5,11 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from ..checks import check_number
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM, load_reports_silenced
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
 from ..schedulers.scheduling_register_prior import make_prior_scheduler, make_sampling_scheduler
+from ..utils.numbers import check_number
 
 
 def mdm_baseline_demasker(llada_dir: str, like: GuidedLLaDAForMaskedLM) -> GuidedLLaDAForMaskedLM:

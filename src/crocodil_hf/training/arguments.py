@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..checks import check_number
 from ..schedulers import PRIOR_SOLVER_NAMES
+from ..utils.numbers import check_number
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

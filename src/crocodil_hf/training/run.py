@@ -16,7 +16,8 @@ from pathlib import Path
 
 from transformers import set_seed
 
-from ..checks import claim_output_dir, looks_local, resolve_shipped
+from ..utils.files import claim_output_dir
+from ..utils.locate import locate_pipeline, looks_local
 from .arguments import (
     CrocodilTrainingArguments,
     DataArguments,
@@ -87,7 +88,11 @@ def check_input_paths(model_args: ModelArguments, data_args: DataArguments, stag
         if name in replaced:
             continue
         if name == "init_from" and value is not None:
-            value = str(resolve_shipped(value))
+            try:
+                locate_pipeline(value)  # one rule for every caller; a Hub id is downloaded once, here
+            except ValueError as err:
+                raise ValueError(f"`init_from` {err}") from None
+            continue
         if value is None or Path(value).expanduser().exists():
             continue
         parent = Path(value).parent

@@ -104,17 +104,12 @@ def init_components(model_args: ModelArguments, *components: str) -> dict[str, s
     """
     if model_args.init_from is None:
         return None
-    from ...checks import looks_local, resolve_shipped
+    from ...utils.locate import locate_pipeline
 
-    source = Path(str(resolve_shipped(model_args.init_from))).expanduser()
-    if not source.exists():
-        if looks_local(model_args.init_from):
-            raise ValueError(f"`init_from` {model_args.init_from} does not exist; give a pipeline directory.")
-        from huggingface_hub import snapshot_download
-
-        source = Path(snapshot_download(model_args.init_from))
-    if not (source / "model_index.json").is_file():
-        raise ValueError(f"`init_from` {model_args.init_from} is not a CrocodilPipeline (no model_index.json).")
+    try:
+        source = locate_pipeline(model_args.init_from)
+    except ValueError as err:
+        raise ValueError(f"`init_from` {err}") from None
     paths = {}
     for component in components:
         path = source / component

@@ -1,68 +1,11 @@
-"""Checks of user inputs that run before any model loads: files to read, directories and files to write, pipeline
-sources, numeric options. Torch-free, so that the CLI answers a bad argument at once.
-
-Every check raises `ValueError` worded `<what was wrong>; <what is allowed>`, which the CLI prints as
-`crocodil <command>: error: <message>` with exit status 2.
-"""
+"""Files and directories of a command: texts to read, a file to write, an output directory to claim. Nothing is
+computed and then lost, and nothing a user wrote is replaced silently."""
 
 import json
-import math
 import os
 from pathlib import Path
 
 OUTPUT_MARKER = ".crocodil-output.json"  # written into every directory a crocodil command creates or claims
-SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
-
-
-def shipped_pipelines() -> list[str]:
-    """Names of the pipelines shipped inside the package (`crocodil generate --pipeline NAME`)."""
-    return sorted(p.parent.name for p in SHIPPED_DIR.glob("*/model_index.json"))
-
-
-def resolve_shipped(name_or_path):
-    """Map the name of a pipeline shipped inside the package (e.g. `"crocodil-python-tiny"`) to its directory;
-    anything else (a directory, a Hub id) is returned unchanged. A local directory of that name wins."""
-    name = str(name_or_path)
-    shipped = SHIPPED_DIR / name
-    if not Path(name).exists() and "/" not in name and (shipped / "model_index.json").exists():
-        return str(shipped)
-    return name_or_path
-
-
-def looks_local(name: str) -> bool:
-    """Whether a name that does not exist is meant as a local path rather than a Hub id (`name` or `org/name`)."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
-
-
-def check_pipeline_source(name: str) -> str:
-    """A saved pipeline directory, a shipped pipeline name or a Hub id `org/name`; returns what to load.
-
-    Example:
-        ```python
-        >>> check_pipeline_source("crocodil-python-tiny").endswith("crocodil-python-tiny")
-        True
-        ```
-    """
-    allowed = (
-        f"expected a directory written by `crocodil assemble`, a shipped pipeline ({', '.join(shipped_pipelines())}) "
-        "or a Hub id org/name"
-    )
-    name = str(name)
-    if not name.strip():
-        raise ValueError(f"the pipeline name is empty; {allowed}.")
-    path = Path(name).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ValueError(f"{name} is a file, not a pipeline directory; {allowed}.")
-        if not (path / "model_index.json").is_file():
-            raise ValueError(f"{name} is not a pipeline directory (it has no model_index.json); {allowed}.")
-        return str(path)
-    resolved = resolve_shipped(name)
-    if resolved != name:
-        return resolved
-    if looks_local(name) or name.count("/") != 1 or not all(name.split("/")):
-        raise ValueError(f"{name} does not exist; {allowed}.")
-    return name
 
 
 def read_text_file(path: str | os.PathLike, what: str = "a program") -> str:
@@ -162,43 +105,4 @@ def claim_output_dir(
     return path
 
 
-def check_number(
-    name: str,
-    value,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    integer: bool = False,
-    exclusive_minimum: bool = False,
-    allow_none: bool = False,
-):
-    """A finite number (an `int` when `integer`) within bounds; the message names the option and the range."""
-    if value is None and allow_none:
-        return value
-    low = "" if minimum is None else (f"> {minimum}" if exclusive_minimum else f">= {minimum}")
-    high = "" if maximum is None else f"<= {maximum}"
-    kind = "an integer" if integer else "a finite number"
-    allowed = " and ".join(p for p in (low, high) if p)
-    allowed = f"{kind} {allowed}".strip()
-    is_number = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not is_number or not math.isfinite(value):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
-    too_low = minimum is not None and (value <= minimum if exclusive_minimum else value < minimum)
-    if too_low or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
-    return value
-
-
-__all__ = [
-    "NotText",
-    "OUTPUT_MARKER",
-    "check_number",
-    "check_output_file",
-    "check_pipeline_source",
-    "claim_output_dir",
-    "decode_text",
-    "looks_local",
-    "read_text_file",
-    "resolve_shipped",
-    "shipped_pipelines",
-]
+__all__ = ["NotText", "OUTPUT_MARKER", "check_output_file", "claim_output_dir", "decode_text", "read_text_file"]
