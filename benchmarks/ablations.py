@@ -43,16 +43,18 @@ def ablate_k(pipe, scorer, common, steps, ks, modes=("con_then_disc", "autoencod
     for k in ks:
         kwargs = {"num_registers": k}
         for mode in modes:
-            sweep = run_sweep(pipe, scorer, [mode], [steps], call_kwargs=kwargs, **common)
+            sweep = run_sweep(pipe, scorer, modes=[mode], steps=[steps], call_kwargs=kwargs, **common)
             rows.append(summary_row(sweep["points"][0], num_registers=k))
     return rows
 
 
 def ablate_refresh(pipe, scorer, common, steps, fractions):
-    sweep = run_sweep(pipe, scorer, ["con_then_disc"], [steps], **common)
+    sweep = run_sweep(pipe, scorer, modes=["con_then_disc"], steps=[steps], **common)
     rows = [summary_row(sweep["points"][0], refresh_at=0.0)]
     for f in fractions:
-        sweep = run_sweep(pipe, scorer, ["con_within_disc"], [steps], call_kwargs={"refresh_at": [f]}, **common)
+        sweep = run_sweep(
+            pipe, scorer, modes=["con_within_disc"], steps=[steps], call_kwargs={"refresh_at": [f]}, **common
+        )
         rows.append(summary_row(sweep["points"][0], refresh_at=f))
     return rows
 
@@ -70,7 +72,7 @@ def ablate_offsets(pipe, scorer, common, steps, no_offsets_dir, registers_dir, n
     variants = [("on", pipe.prior), ("off", RegisterPriorTransformer.from_pretrained(no_offsets_dir).eval())]
     for name, prior in variants:
         variant = pipe if name == "on" else with_components(pipe, prior=prior)
-        sweep = run_sweep(variant, scorer, ["con_then_disc"], [steps], **common)
+        sweep = run_sweep(variant, scorer, modes=["con_then_disc"], steps=[steps], **common)
         generators = [torch.Generator().manual_seed(10_000 + i) for i in range(num_banks)]
         fake = sample_registers(
             prior, pipe.scheduler, num_banks, num_inference_steps=prior_steps, generator=generators

@@ -34,18 +34,20 @@ def main() -> None:
     steps = [int(s) for s in args.steps.split(",")]
 
     pipe = load_pipeline(args.pipeline)
-    check_sweep(pipe, ["autoencode"], steps, blocks, args.gen_length, args.num_samples, None)
+    check_sweep(
+        pipe, ["autoencode"], steps, blocks, gen_length=args.gen_length, num_samples=args.num_samples, references=None
+    )
     scorer, references = load_scorer_and_references(pipe, args.num_samples, args.gen_length, args.scorer)
     data = gen_ppl(scorer, references["texts"])
     sweep = run_sweep(
         pipe,
         scorer,
-        ["autoencode"],
-        steps,
-        blocks,
-        args.gen_length,
-        args.num_samples,
-        args.batch_size,
+        modes=["autoencode"],
+        steps=steps,
+        block_lengths=blocks,
+        gen_length=args.gen_length,
+        num_samples=args.num_samples,
+        batch_size=args.batch_size,
         references=references,
     )
     rows = [summary_row(p) for p in sweep["points"]]

@@ -144,9 +144,9 @@ def main() -> None:
         ["con_then_disc", "con_within_disc", "mdm"],
         steps,
         [args.gen_length],
-        args.gen_length,
-        args.num_samples,
-        None,
+        gen_length=args.gen_length,
+        num_samples=args.num_samples,
+        references=None,
     )
     scorer, references = load_scorer_and_references(pipe, args.num_samples, args.gen_length, args.scorer)
     common = dict(
@@ -175,7 +175,9 @@ def main() -> None:
 
     rows = []
     for label, variant_pipe, mode, kwargs, temp in variants:
-        sweep = run_sweep(variant_pipe, scorer, [mode], steps, temperature=temp, call_kwargs=kwargs, **common)
+        sweep = run_sweep(
+            variant_pipe, scorer, modes=[mode], steps=steps, temperature=temp, call_kwargs=kwargs, **common
+        )
         rows += [
             {**summary_row(p, variant=label, temperature=temp, **kwargs), "samples": p["samples"][:2]}
             for p in sweep["points"]

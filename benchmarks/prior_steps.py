@@ -142,8 +142,8 @@ def _measure(pipe, solver, steps, real, scorer, references, args, seed, downstre
         priors = (pipe.prior, pipe.conditional_prior, pipe.distilled_prior, pipe.distilled_conditional_prior)
         with timed_modules([m for m in priors if m is not None]) as clock:
             sweep = run_sweep(
-                pipe, scorer, list(modes), [args.steps], None, args.gen_length, args.num_samples, args.batch_size,
-                steps, references, seed, compute_mauve=True, call_kwargs=call,
+                pipe, scorer, modes=list(modes), steps=[args.steps], block_lengths=None, gen_length=args.gen_length, num_samples=args.num_samples, batch_size=args.batch_size,
+                prior_steps=steps, references=references, seed=seed, compute_mauve=True, call_kwargs=call,
             )  # fmt: skip
         wall = sum(p["wall_time"] for p in sweep["points"])
         rows = []

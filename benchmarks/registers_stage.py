@@ -12,9 +12,9 @@ from pathlib import Path
 
 from common import write_result
 
-from crocodil_hf.utils.locate import locate_pipeline
 from crocodil_hf.training.arguments import parse_stage_arguments
 from crocodil_hf.training.run import run_stage
+from crocodil_hf.utils.locate import locate_pipeline
 
 
 def dataset_bytes(directory: Path) -> int:

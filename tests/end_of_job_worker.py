@@ -1,4 +1,4 @@
-"""One rank of a two-process gloo job that ends with `crocodil_hf.cli._end_process_group`, for
+"""One rank of a two-process gloo job that ends with `crocodil_hf.cli.distributed.end_process_group`, for
 `test_distributed.py::test_ranks_leave_in_order`. Rank 0 hosts the TCP store (as with `init_method=tcp://`, where
 rank 0 leaving early takes the store with it); rank 1 is slow (each store call waits first, like a rank descheduled on
 a busy machine). Writes, to OUT, when this rank's store calls ended and when it destroyed its process group."""
@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import torch.distributed as dist
 
-from crocodil_hf.cli import _end_process_group
+from crocodil_hf.cli.distributed import end_process_group
 
 
 class _SlowStore:
@@ -37,7 +37,7 @@ def main(rank: int, port: int, out: str) -> None:
     destroyed = []
     original = dist.destroy_process_group
     dist.destroy_process_group = lambda *a: (destroyed.append(time.monotonic()), original(*a))[1]
-    _end_process_group(_SlowStore(store, 0.3 if rank == 1 else 0.0, log))
+    end_process_group(_SlowStore(store, 0.3 if rank == 1 else 0.0, log))
     with open(out, "w") as f:
         json.dump({"store_calls_ended": log, "destroyed": destroyed, "initialized": dist.is_initialized()}, f)
 

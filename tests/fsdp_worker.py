@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from crocodil_hf import GuidedLLaDAConfig, GuidedLLaDAForMaskedLM, LLaDAConfig, LLaDAModelLM
-from crocodil_hf.cli import _end_process_group
+from crocodil_hf.cli.distributed import end_process_group
 from crocodil_hf.modeling.configuration_crocodil import RegisterEncoderConfig
 from crocodil_hf.modeling.modeling_register_encoder import RegisterEncoderModel
 from crocodil_hf.training.losses import RowGenerators
@@ -109,7 +109,7 @@ def main(stage: str, out: Path) -> None:
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main(sys.argv[1], Path(sys.argv[2]))
-    _end_process_group()  # the library's end of a distributed job, after `main` has dropped the sharded model
+    end_process_group()  # the library's end of a distributed job, after `main` has dropped the sharded model
     # FSDP2's device mesh stays referenced by torch's own DTensor caches after the group is destroyed, so the gloo
     # group's C++ object would be torn down during interpreter finalization: CI saw rank 1 abort there once
     # ("terminate called without an active exception", status -6) after everything had been written. Everything this

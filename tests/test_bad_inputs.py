@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from crocodil_hf.utils.locate import SHIPPED_DIR
 from crocodil_hf.cli import main
+from crocodil_hf.utils.locate import SHIPPED_DIR
 
 SHIPPED = "crocodil-python-tiny"
 TOKENIZER = str(SHIPPED_DIR / SHIPPED / "tokenizer")

@@ -176,13 +176,13 @@ def test_sweep_passes_call_kwargs_to_every_pipeline_call():
 def test_sweep_rejects_bad_grids_before_compute():
     pipe = build_tiny_pipeline(conditional=False)
     with pytest.raises(ValueError, match="unknown mode"):
-        check_sweep(pipe, ["bogus"], [4], [16], 16, 4, None)
+        check_sweep(pipe, ["bogus"], [4], [16], gen_length=16, num_samples=4, references=None)
     with pytest.raises(ValueError, match="conditional prior"):
-        check_sweep(pipe, ["con_within_disc"], [4], [16], 16, 4, None)
+        check_sweep(pipe, ["con_within_disc"], [4], [16], gen_length=16, num_samples=4, references=None)
     with pytest.raises(ValueError, match="steps=6"):
-        check_sweep(pipe, ["mdm"], [6], [4], 16, 4, None)
+        check_sweep(pipe, ["mdm"], [6], [4], gen_length=16, num_samples=4, references=None)
     with pytest.raises(ValueError, match="references"):
-        check_sweep(pipe, ["mdm"], [4], [16], 16, 8, ["a"] * 3)
+        check_sweep(pipe, ["mdm"], [4], [16], gen_length=16, num_samples=8, references=["a"] * 3)
     torch.manual_seed(0)
 
 

@@ -162,9 +162,9 @@ def test_crocodil_push_of_the_shipped_pipeline_writes_remote_code_equal_to_the_p
 
     from huggingface_hub import HfApi, hf_hub_download
 
-    from crocodil_hf.utils.locate import SHIPPED_DIR
     from crocodil_hf.cli import main
     from crocodil_hf.remote_code import MODELING_DIR
+    from crocodil_hf.utils.locate import SHIPPED_DIR
 
     shipped = tmp_path / "shipped"
     shutil.copytree(SHIPPED_DIR / "crocodil-python-tiny", shipped)

@@ -355,7 +355,9 @@ def test_conditional_prior_follows_its_condition(trained_conditional, trained_un
     cond = torch.nn.functional.one_hot(real_labels, 4).float()[:, None, :]
     sched = make_noise_scheduler()
     late = [600, 800, 950]
-    conditional_curve = psnr_curve(prior, sched, real, late, cond, generator=torch.Generator().manual_seed(0))
+    conditional_curve = psnr_curve(
+        prior, sched, real, late, encoder_hidden_states=cond, generator=torch.Generator().manual_seed(0)
+    )
     unconditional_curve = psnr_curve(
         trained_unconditional[0], sched, real, late, generator=torch.Generator().manual_seed(0)
     )

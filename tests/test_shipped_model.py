@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from crocodil_hf.utils.locate import SHIPPED_DIR, locate_pipeline
 from crocodil_hf.pipelines.pipeline_crocodil import CrocodilPipeline
+from crocodil_hf.utils.locate import SHIPPED_DIR, locate_pipeline
 
 SHIPPED = SHIPPED_DIR / "crocodil-python-tiny"
 pytestmark = pytest.mark.skipif(not (SHIPPED / "model_index.json").exists(), reason="no shipped pipeline")

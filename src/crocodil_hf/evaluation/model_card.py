@@ -24,24 +24,9 @@ def _cell(metric, value) -> str:
     return metric.format(value)
 
 
-def build_model_card(
-    sweep: dict,
-    model_name: str = "crocodil-python-tiny",
-    repo_id: str = "crocodil-python-tiny",
-    model_description: str = "",
-    training_description: str = "",
-    limitations: str = "",
-    dataset_name: str = "CPython standard library (validation split by file hash)",
-    dataset_type: str = "cpython-stdlib",
-) -> ModelCard:
-    """Build the card of a pipeline from a sweep JSON (`crocodil eval` output) and a description of its training.
-
-    Every measured point becomes an `EvalResult` per registered metric (`metrics.METRICS`) whose config names the mode,
-    block length and steps, so the Hub shows the NFE/quality trade-off.
-    """
-    points = sweep.get("points")
-    if not points:
-        raise ValueError("the sweep holds no measured points.")
+def _results_and_rows(sweep: dict, dataset_name: str, dataset_type: str) -> tuple[list[EvalResult], list[dict]]:
+    """The Hub's `EvalResult`s (one per point and defined metric) and the card table's rows."""
+    points = sweep["points"]
     eval_results, rows = [], []
     for point in points:
         metrics = point["metrics"]
@@ -72,6 +57,29 @@ def build_model_card(
                 "cells": [_cell(metric, metrics.get(metric.name)) for metric in METRICS.values()],
             }
         )
+    return eval_results, rows
+
+
+def build_model_card(
+    sweep: dict,
+    model_name: str = "crocodil-python-tiny",
+    *,
+    repo_id: str = "crocodil-python-tiny",
+    model_description: str = "",
+    training_description: str = "",
+    limitations: str = "",
+    dataset_name: str = "CPython standard library (validation split by file hash)",
+    dataset_type: str = "cpython-stdlib",
+) -> ModelCard:
+    """Build the card of a pipeline from a sweep JSON (`crocodil eval` output) and a description of its training.
+
+    Every measured point becomes an `EvalResult` per registered metric (`metrics.METRICS`) whose config names the mode,
+    block length and steps, so the Hub shows the NFE/quality trade-off.
+    """
+    points = sweep.get("points")
+    if not points:
+        raise ValueError("the sweep holds no measured points.")
+    eval_results, rows = _results_and_rows(sweep, dataset_name, dataset_type)
     config = sweep.get("config", {})
     call_kwargs = config.get("call_kwargs") or {}
     temperature = config.get("temperature", 0.0)

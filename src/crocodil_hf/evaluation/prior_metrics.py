@@ -69,6 +69,7 @@ def psnr_curve(
     noise_scheduler: DDPMScheduler,
     registers: torch.Tensor,
     timesteps: list[int],
+    *,
     encoder_hidden_states: torch.Tensor | None = None,
     encoder_attention_mask: torch.Tensor | None = None,
     generator: torch.Generator | None = None,

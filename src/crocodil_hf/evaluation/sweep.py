@@ -54,6 +54,7 @@ def check_sweep(
     modes: Sequence[str],
     steps: Sequence[int],
     block_lengths: Sequence[int],
+    *,
     gen_length: int,
     num_samples: int,
     references: Sequence[str] | None,
@@ -107,9 +108,28 @@ def registers_description(pipe, call_kwargs: dict) -> str:
     return f", k = {k} of {total} registers" if k and total and k < total else ""
 
 
+def _sample_point(pipe, mode: str, ref_texts, num_samples: int, batch_size: int, *, seed: int, kwargs: dict):
+    """The samples of one sweep point in batches (sample i seeded `seed + i`): texts, the largest NFE of a batch and
+    the wall time. A mode that reads text reconstructs the reference programs."""
+    texts, nfe, wall = [], None, 0.0
+    for start in range(0, num_samples, batch_size):
+        count = min(batch_size, num_samples - start)
+        generators = [torch.Generator().manual_seed(seed + start + i) for i in range(count)]
+        if MODES[mode].needs_text:  # e.g. reconstruct the held-out programs
+            out = pipe(mode=mode, text=ref_texts[start : start + count], num_samples=count, generator=generators,
+                       **kwargs)  # fmt: skip
+        else:
+            out = pipe(mode=mode, num_samples=count, generator=generators, **kwargs)
+        texts.extend(out.texts)
+        wall += out.wall_time
+        nfe = out.nfe if nfe is None else {k: max(nfe[k], out.nfe[k]) for k in nfe}
+    return texts, nfe, wall
+
+
 def run_sweep(
     pipe,
     scorer,
+    *,
     modes: Sequence[str] = ("mdm", "con_then_disc", "con_within_disc"),
     steps: Sequence[int] = (8, 16, 32, 64),
     block_lengths: Sequence[int] | None = None,
@@ -137,29 +157,20 @@ def run_sweep(
         raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
     block_lengths = list(block_lengths or [gen_length])
     ref_texts = references["texts"] if references else None
-    check_sweep(pipe, modes, steps, block_lengths, gen_length, num_samples, ref_texts)
+    check_sweep(
+        pipe, modes, steps, block_lengths, gen_length=gen_length, num_samples=num_samples, references=ref_texts
+    )
     if ref_texts is None:
         raise ValueError("`references` are required (see `reference_programs`).")
     ref_texts = ref_texts[:num_samples]
     points = []
     grid = [(m, b, s) for m in modes for b in block_lengths for s in steps]
     for mode, block, n_steps in tqdm(grid, desc="sweep"):
-        texts, nfe, wall = [], None, 0.0
-        for start in range(0, num_samples, batch_size):
-            count = min(batch_size, num_samples - start)
-            generators = [torch.Generator().manual_seed(seed + start + i) for i in range(count)]
-            kwargs = dict(
-                gen_length=gen_length, block_length=block, steps=n_steps, temperature=temperature, generator=generators
-            )
-            kwargs.update(call_kwargs)
-            if MODES[mode].needs_text:  # e.g. reconstruct the held-out programs
-                out = pipe(mode=mode, text=ref_texts[start : start + count], num_samples=count, **kwargs)
-            else:
-                kwargs.setdefault("prior_steps", prior_steps)
-                out = pipe(mode=mode, num_samples=count, **kwargs)
-            texts.extend(out.texts)
-            wall += out.wall_time
-            nfe = out.nfe if nfe is None else {k: max(nfe[k], out.nfe[k]) for k in nfe}
+        kwargs = dict(gen_length=gen_length, block_length=block, steps=n_steps, temperature=temperature)
+        kwargs.update(call_kwargs)
+        if not MODES[mode].needs_text:
+            kwargs.setdefault("prior_steps", prior_steps)
+        texts, nfe, wall = _sample_point(pipe, mode, ref_texts, num_samples, batch_size, seed=seed, kwargs=kwargs)
         metrics = compute_metrics(MetricContext(scorer, texts, ref_texts, mode, compute_mauve))
         points.append(
             {

@@ -216,6 +216,72 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         angles = torch.cat((prefix_angles, rotary.angles(text_positions)), dim=1)
         return rotary.cos_sin(angles)
 
+    def _guided_hidden(
+        self, text_embeds, registers, num_registers, attention_mask, position_ids, output_hidden_states
+    ):
+        """Run the base model on `[START, W·z¹ … W·z^k, END] ++ text`; returns the text's hidden states, the base
+        model's outputs and each example's k."""
+        batch_size, seq_len = text_embeds.shape[:2]
+        if not registers.is_floating_point():
+            raise ValueError(f"`registers` must be a floating-point tensor, got dtype {registers.dtype}.")
+        if registers.dim() != 3 or registers.shape[0] != batch_size or registers.shape[2] != self.config.register_dim:
+            raise ValueError(
+                f"`registers` must have shape ({batch_size}, k, {self.config.register_dim}), "
+                f"got {tuple(registers.shape)}."
+            )
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch_size, seq_len):
+            raise ValueError(
+                f"`attention_mask` must have shape {(batch_size, seq_len)}, got {tuple(attention_mask.shape)}."
+            )
+        device = text_embeds.device
+        k = resolve_num_registers(num_registers, batch_size, registers.shape[1], self.config.num_registers, device)
+        k_max = int(k.max())
+        prefix_len = k_max + 2
+
+        # [START, W·z¹ … W·z^k_max, END]; slots past an example's own k are masked out below.
+        projected = self.register_proj(registers[:, :k_max].to(self.register_proj.weight.dtype))
+        start = self.prefix_start.to(text_embeds.dtype).expand(batch_size, 1, -1)
+        end = self.prefix_end.to(text_embeds.dtype).expand(batch_size, 1, -1)
+        prefix = torch.cat((start, projected.to(text_embeds.dtype), end), dim=1)  # (B, k_max + 2, D)
+
+        prefix_global, prefix_local, prefix_valid = self.prefix_positions(k, prefix_len)
+        if position_ids is None:
+            position_ids = torch.arange(seq_len, device=device).expand(batch_size, seq_len)
+        cos_sin = self.two_axis_rope(position_ids, prefix_global, prefix_local)
+        text_mask = (
+            torch.ones(batch_size, seq_len, dtype=torch.bool, device=device)
+            if attention_mask is None
+            else attention_mask.bool()
+        )
+        outputs = self.model(
+            inputs_embeds=torch.cat((prefix, text_embeds), dim=1),
+            attention_mask=torch.cat((prefix_valid, text_mask), dim=1).long(),
+            position_embeddings=cos_sin,
+            output_hidden_states=output_hidden_states,
+        )
+        hidden = outputs.last_hidden_state[:, prefix_len:]
+        return hidden, outputs, k
+
+    @staticmethod
+    def _kept_positions(hidden, logits_to_keep, labels):
+        """The hidden states the output head runs on (`logits_to_keep`, as documented in `forward`)."""
+        if isinstance(logits_to_keep, int) and not logits_to_keep:
+            return hidden
+        if labels is not None:
+            raise ValueError("`labels` cannot be combined with `logits_to_keep`: the loss needs every position.")
+        if isinstance(logits_to_keep, int):
+            hidden = hidden[:, -logits_to_keep:]
+        elif logits_to_keep.dtype == torch.bool:
+            if tuple(logits_to_keep.shape) != tuple(hidden.shape[:2]):
+                raise ValueError(
+                    f"a bool `logits_to_keep` must have shape {tuple(hidden.shape[:2])}, "
+                    f"got {tuple(logits_to_keep.shape)}."
+                )
+            hidden = hidden[logits_to_keep]
+        else:
+            hidden = hidden[:, logits_to_keep]
+        return hidden
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -270,64 +336,11 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
             k = torch.zeros(batch_size, dtype=torch.long, device=hidden.device)
         else:
             text_embeds = self.model.transformer.wte(input_ids) if inputs_embeds is None else inputs_embeds
-            batch_size, seq_len = text_embeds.shape[:2]
-            if not registers.is_floating_point():
-                raise ValueError(f"`registers` must be a floating-point tensor, got dtype {registers.dtype}.")
-            if (
-                registers.dim() != 3
-                or registers.shape[0] != batch_size
-                or registers.shape[2] != self.config.register_dim
-            ):
-                raise ValueError(
-                    f"`registers` must have shape ({batch_size}, k, {self.config.register_dim}), "
-                    f"got {tuple(registers.shape)}."
-                )
-            if attention_mask is not None and tuple(attention_mask.shape) != (batch_size, seq_len):
-                raise ValueError(
-                    f"`attention_mask` must have shape {(batch_size, seq_len)}, got {tuple(attention_mask.shape)}."
-                )
-            device = text_embeds.device
-            k = resolve_num_registers(num_registers, batch_size, registers.shape[1], self.config.num_registers, device)
-            k_max = int(k.max())
-            prefix_len = k_max + 2
-
-            # [START, W·z¹ … W·z^k_max, END]; slots past an example's own k are masked out below.
-            projected = self.register_proj(registers[:, :k_max].to(self.register_proj.weight.dtype))
-            start = self.prefix_start.to(text_embeds.dtype).expand(batch_size, 1, -1)
-            end = self.prefix_end.to(text_embeds.dtype).expand(batch_size, 1, -1)
-            prefix = torch.cat((start, projected.to(text_embeds.dtype), end), dim=1)  # (B, k_max + 2, D)
-
-            prefix_global, prefix_local, prefix_valid = self.prefix_positions(k, prefix_len)
-            if position_ids is None:
-                position_ids = torch.arange(seq_len, device=device).expand(batch_size, seq_len)
-            cos_sin = self.two_axis_rope(position_ids, prefix_global, prefix_local)
-            text_mask = (
-                torch.ones(batch_size, seq_len, dtype=torch.bool, device=device)
-                if attention_mask is None
-                else attention_mask.bool()
+            hidden, outputs, k = self._guided_hidden(
+                text_embeds, registers, num_registers, attention_mask, position_ids, output_hidden_states
             )
-            outputs = self.model(
-                inputs_embeds=torch.cat((prefix, text_embeds), dim=1),
-                attention_mask=torch.cat((prefix_valid, text_mask), dim=1).long(),
-                position_embeddings=cos_sin,
-                output_hidden_states=output_hidden_states,
-            )
-            hidden = outputs.last_hidden_state[:, prefix_len:]
 
-        if not isinstance(logits_to_keep, int) or logits_to_keep:
-            if labels is not None:
-                raise ValueError("`labels` cannot be combined with `logits_to_keep`: the loss needs every position.")
-            if isinstance(logits_to_keep, int):
-                hidden = hidden[:, -logits_to_keep:]
-            elif logits_to_keep.dtype == torch.bool:
-                if tuple(logits_to_keep.shape) != tuple(hidden.shape[:2]):
-                    raise ValueError(
-                        f"a bool `logits_to_keep` must have shape {tuple(hidden.shape[:2])}, "
-                        f"got {tuple(logits_to_keep.shape)}."
-                    )
-                hidden = hidden[logits_to_keep]
-            else:
-                hidden = hidden[:, logits_to_keep]
+        hidden = self._kept_positions(hidden, logits_to_keep, labels)
         logits = self.model.lm_head(hidden)
         loss = None
         if labels is not None:

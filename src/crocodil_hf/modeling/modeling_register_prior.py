@@ -183,6 +183,7 @@ class RegisterPriorTransformer(ModelMixin, ConfigMixin):
         self,
         num_registers: int = 8,
         register_dim: int = 1024,
+        *,
         hidden_size: int = 1152,
         num_layers: int = 28,
         num_attention_heads: int = 16,

@@ -12,6 +12,7 @@ import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from .accounting import NFEBreakdown
+from .modes import MODES
 
 Generators = torch.Generator | list[torch.Generator] | None
 
@@ -51,6 +52,62 @@ class GenerationSettings:
     generator: Generators = None
     callback_on_step_end: Callable | None = None
     callback_tensor_inputs: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_call(cls, pipe, mode: str, **kwargs) -> "GenerationSettings":
+        """The settings of `pipe(mode, **kwargs)` with every default filled in from the pipeline `pipe`; nothing is
+        checked here, so a bad value reaches `check_inputs` as it was given."""
+        source = MODES.get(mode)
+        text = kwargs.pop("text")
+        texts = (text,) if isinstance(text, str) else tuple(text) if isinstance(text, (list, tuple)) else text
+        prompt, suffix = kwargs.pop("prompt"), kwargs.pop("suffix")
+        num_samples = kwargs.pop("num_samples")
+        prompts = suffixes = None
+        if prompt is not None:
+            repeat = num_samples if isinstance(num_samples, int) and not isinstance(num_samples, bool) else 1
+            prompts = (prompt,) * repeat if isinstance(prompt, str) else prompt
+            prompts = tuple(prompts) if isinstance(prompts, (list, tuple)) else prompts
+            if not isinstance(prompt, str) and isinstance(prompts, tuple) and num_samples == 1:
+                num_samples = len(prompts)
+        if suffix is not None and isinstance(prompts, tuple):
+            suffixes = (suffix,) * len(prompts) if isinstance(suffix, str) else suffix
+            suffixes = tuple(suffixes) if isinstance(suffixes, (list, tuple)) else suffixes
+        elif suffix is not None:
+            suffixes = suffix
+        readable = isinstance(texts, tuple) and texts and all(isinstance(t, str) for t in texts)
+        reconstructs = source is not None and source.one_sample_per_text and readable
+        if reconstructs:
+            num_samples = len(texts)
+        gen_length = kwargs.pop("gen_length")
+        if gen_length is None:
+            if reconstructs:
+                gen_length = max(len(pipe.text_canvas.ids(t)) for t in texts) + 1
+            else:
+                gen_length = pipe.trained_gen_length or 128
+        block_length, steps = kwargs.pop("block_length"), kwargs.pop("steps")
+        registers, refresh_at, eos_fill = kwargs.pop("registers"), kwargs.pop("refresh_at"), kwargs.pop("eos_fill")
+        num_registers = kwargs.pop("num_registers")
+        if num_registers is None:
+            sampled = getattr(source, "samples_from_prior", False) and registers is None
+            num_registers = pipe.sampled_num_registers_default if sampled else pipe.num_registers_max
+        inputs = kwargs.pop("callback_on_step_end_tensor_inputs")
+        return cls(
+            mode=mode,
+            num_samples=num_samples,
+            gen_length=gen_length,
+            block_length=gen_length if block_length is None else block_length,
+            steps=gen_length if steps is None else steps,
+            num_registers=num_registers,
+            refresh_at=tuple(refresh_at) if isinstance(refresh_at, (list, tuple)) else refresh_at,
+            text=texts,
+            prompts=prompts,
+            suffixes=suffixes,
+            prompt_given_per_sample=prompt is not None and not isinstance(prompt, str),
+            eos_fill=prompt is not None if eos_fill is None else bool(eos_fill),
+            registers=registers,
+            callback_tensor_inputs=tuple(inputs) if inputs is not None else None,
+            **kwargs,
+        )
 
     @property
     def num_blocks(self) -> int:

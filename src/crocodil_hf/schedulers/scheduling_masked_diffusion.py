@@ -150,6 +150,7 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
         model_output: torch.Tensor,
         step_index: int,
         sample: torch.LongTensor,
+        *,
         temperature: float | None = None,
         remasking: str | None = None,
         threshold: float | None = None,

@@ -183,6 +183,7 @@ def ddim_register_step(
     timesteps: torch.Tensor,
     prev_timesteps: torch.Tensor,
     sample: torch.Tensor,
+    *,
     eta: float = 0.0,
     generator: torch.Generator | list[torch.Generator] | None = None,
 ) -> torch.Tensor:
@@ -218,6 +219,7 @@ def sample_registers(
     prior: RegisterPriorTransformer,
     scheduler: DDIMScheduler,
     batch_size: int,
+    *,
     num_inference_steps: int = 50,
     eta: float = 0.0,
     generator: torch.Generator | list[torch.Generator] | None = None,
@@ -285,7 +287,7 @@ def sample_registers(
             x0 = prior(sample, timesteps.clamp(min=0), **condition).sample
             sample = ddim_register_step(scheduler, x0, timesteps, prev, sample, eta=eta, generator=generator)
     else:
-        sample = _sample_multistep(prior, scheduler, base, shift, sample, condition, generator)
+        sample = _sample_multistep(prior, scheduler, base, shift, sample, condition, generator=generator)
     registers = normalize_registers(sample) if renormalize else sample
     return RegisterSamples(registers=registers, num_prior_calls=len(base))
 
@@ -326,7 +328,7 @@ def _set_grid(scheduler, grid: list[int], device) -> None:
     scheduler.timesteps = torch.tensor(grid, dtype=torch.int64, device=device)
 
 
-def _sample_multistep(prior, scheduler, base: list[int], shift: torch.Tensor, sample, condition, generator):
+def _sample_multistep(prior, scheduler, base: list[int], shift: torch.Tensor, sample, condition, *, generator):
     """Lockstep sampling with one copy of a multistep `scheduler` per offset block (see the module docstring)."""
     num_train = scheduler.config.num_train_timesteps
     batch_size = sample.shape[0]

@@ -141,6 +141,7 @@ class AutoencoderObjective(TrainingObjective):
         self,
         encoder: RegisterEncoderModel,
         demasker: nn.Module,
+        *,
         register_noise_cs: float = 0.8,
         all_mask_prob: float = 0.25,
         nested_dropout: bool = True,

@@ -21,6 +21,7 @@ def register_prior_loss(
     prior: RegisterPriorTransformer,
     noise_scheduler: DDPMScheduler,
     registers: torch.Tensor,
+    *,
     encoder_hidden_states: torch.Tensor | None = None,
     encoder_attention_mask: torch.Tensor | None = None,
     generator: Generator = None,

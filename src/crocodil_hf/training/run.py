@@ -25,7 +25,7 @@ from .arguments import (
     parse_stage_arguments,
     resolve_config,
 )
-from .stages import STAGES, stage_runner
+from .stages import STAGES, get_stage
 from .stages.common import COMPLETE_MARKER, apply_lora, check_output_dir
 from .trainers import start_cpu_clock
 
@@ -36,12 +36,11 @@ LOCK_FILE = ".crocodil-train.lock"
 
 def run_stage(stage: str, model_args: ModelArguments, data_args: DataArguments, args: CrocodilTrainingArguments):
     """Run one training stage end to end; returns the final output directory."""
-    stage_runner(stage)  # an unknown stage fails here, before the lock or any output
+    entry = get_stage(stage)  # an unknown stage fails here, before the lock or any output
     if model_args.prior_num_registers is not None:
-        if stage not in ("prior", "conditional-prior"):
-            raise ValueError(
-                f"`prior_num_registers` applies to the prior and conditional-prior stages, not to {stage}."
-            )
+        if not entry.prefix_priors:
+            takes = " and ".join(s.name for s in STAGES.values() if s.prefix_priors)
+            raise ValueError(f"`prior_num_registers` applies to the {takes} stages, not to {stage}.")
         info = Path(data_args.registers_dir or "", "registers_info.json")
         K = json.loads(info.read_text())["num_registers"] if info.is_file() else None
         if K is not None and model_args.prior_num_registers > K:
@@ -73,7 +72,7 @@ def check_input_paths(model_args: ModelArguments, data_args: DataArguments, stag
     and could be a Hub id (`name` or `org/name`) is left to the loader. With `init_from`, the autoencoder and mdm
     stages take their tokenizer and models from that pipeline, so the config's model paths are not read."""
     replaced = ()
-    if model_args.init_from is not None and stage in ("autoencoder", "mdm"):
+    if model_args.init_from is not None and stage is not None and get_stage(stage).models_from_init:
         replaced = ("tokenizer_name_or_path", "model_name_or_path", "encoder_name_or_path")
     for owner, name in (
         (model_args, "tokenizer_name_or_path"),
@@ -113,7 +112,7 @@ def _run(stage, model_args, data_args, args, resume):
 
         # Base checkpoints load inside `zero.Init` (partitioned as they load): DeepSpeed must see the whole world.
         deepspeed.init_distributed()
-    return stage_runner(stage)(model_args, data_args, args, resume)
+    return get_stage(stage).run(model_args, data_args, args, resume)
 
 
 @contextmanager

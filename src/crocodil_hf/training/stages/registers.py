@@ -24,7 +24,7 @@ SHARDS = ".shards"
 
 
 @torch.no_grad()
-def encode_split(encoder, dataset, collator, batch_size: int, dtype: str, device, desc: str):
+def encode_split(encoder, dataset, collator, batch_size: int, *, dtype: str, device, desc: str):
     """Register banks `(n, K, d)` of one dataset shard as a numpy array of `dtype`."""
     config = encoder.config
     banks = np.empty((len(dataset), config.num_registers, config.register_dim), dtype=dtype)
@@ -76,8 +76,8 @@ def run(model_args, data_args, args, resume: str | None = None) -> str:
             shard,
             collator,
             args.registers_batch_size,
-            args.registers_dtype,
-            state.device,
+            dtype=args.registers_dtype,
+            device=state.device,
             desc=f"encoding {split} (process {state.process_index})",
         )
         column = Dataset.from_dict(

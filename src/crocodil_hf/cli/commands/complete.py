@@ -1,0 +1,88 @@
+"""`crocodil complete`: continue a program; its first lines (or `--prompt`) stay fixed (paper App. H).
+
+`crocodil infill` (`infill.py`) shares `sampling_args` and `run_prompted` with it."""
+
+from ..common import HELP, check_sampling, load, nfe_line, pipeline_arg, prior_args, prior_kwargs
+
+HELP_TEXT = (
+    "continue a program: its first lines (or --prompt) stay fixed, the next --gen-length tokens are generated (App. H)"
+)
+
+
+def sampling_args(cmd) -> None:
+    """The options `complete` and `infill` share."""
+    from ...pipelines import generation_modes
+
+    cmd.add_argument("--mode", default="con_within_disc", choices=generation_modes(), help=HELP["mode"])
+    cmd.add_argument("--num-samples", type=int, default=1, help="samples to draw (default 1)")
+    cmd.add_argument("--steps", type=int, default=8, help="demasker calls over the span")
+    cmd.add_argument("--gen-length", type=int, default=32, help="tokens to generate (the span's length)")
+    prior_args(cmd)
+    cmd.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
+    cmd.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
+    cmd.add_argument("--seed", type=int, default=0, help=HELP["seed"])
+
+
+def register(subparsers) -> None:
+    cmd = subparsers.add_parser("complete", help=HELP_TEXT, description=HELP_TEXT[0].upper() + HELP_TEXT[1:] + ".")
+    pipeline_arg(cmd)
+    cmd.add_argument("file", nargs="?", help="program to continue (omit with --prompt)")
+    group = cmd.add_mutually_exclusive_group()
+    group.add_argument("--lines", type=int, default=None, help="keep the first N lines as the prompt")
+    group.add_argument("--prompt", default=None, help="prompt text instead of a file")
+    sampling_args(cmd)
+
+
+def prompt_of(args) -> tuple[str, None, str | None]:
+    """(prompt, no suffix, the rest of the file) from FILE and --lines, or --prompt."""
+    from ...utils.files import read_text_file
+    from ...utils.numbers import check_number
+
+    if args.prompt is not None:
+        if args.file is not None:
+            raise ValueError("give a FILE or --prompt, not both.")
+        if not args.prompt.strip():
+            raise ValueError("--prompt is empty; give the start of a program.")
+        return args.prompt, None, None
+    if args.file is None:
+        raise ValueError("give a FILE to continue, or --prompt TEXT.")
+    lines = read_text_file(args.file).splitlines(keepends=True)
+    check_number("--lines", args.lines, minimum=1, maximum=len(lines), integer=True, allow_none=True)
+    keep = args.lines or len(lines)
+    return "".join(lines[:keep]), None, "".join(lines[keep:]) or None
+
+
+def run_prompted(args, prompt: str, suffix: str | None, original: str | None) -> int:
+    """Prompted generation with the prompt and suffix kept fixed; prints prompt, samples, suffix and the NFE line."""
+    import torch
+
+    pipe = load(args.pipeline)
+    out = pipe(
+        mode=args.mode,
+        prompt=[prompt] * args.num_samples,
+        suffix=None if suffix is None else [suffix] * args.num_samples,
+        gen_length=args.gen_length,
+        steps=args.steps,
+        temperature=args.temperature,
+        generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
+        eos_penalty=args.eos_penalty,
+        **prior_kwargs(args),
+    )
+    print("# ---- prompt (kept) ----")
+    print(prompt.rstrip("\n"))
+    for i, text in enumerate(out.texts):
+        print(f"# ---- generated {i} ({args.mode}, seed {args.seed + i}) ----")
+        print(text.rstrip("\n"))
+    if suffix is not None:
+        print("# ---- suffix (kept) ----")
+        print(suffix.rstrip("\n"))
+    if args.command == "infill" and original is not None:
+        print("# ---- original lines ----")
+        print(original.rstrip("\n"))
+    print(f"# {nfe_line(out.nfe)}; {out.wall_time:.2f} s")
+    return 0
+
+
+def run(args, rest=None) -> int:
+    check_sampling(args)
+    return run_prompted(args, *prompt_of(args))
