@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -14,7 +14,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     package_dir={"": "src"},
-    packages=find_packages("src"),
+    # every folder of the package, data folders included (configs, templates, evaluate modules, the shipped model):
+    # setuptools warns about data folders that are not listed as packages
+    packages=find_namespace_packages("src", include=["crocodil_hf", "crocodil_hf.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
     package_data={
         "crocodil_hf": [
