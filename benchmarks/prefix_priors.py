@@ -4,7 +4,7 @@ Both pipelines' unconditional priors sample `--num-banks` banks per setting (`SO
 seeds); PRDC (App. E, per register, averaged) is taken against the first k registers of as many encoded validation
 programs (the `registers` stage's validation split), k being what the prefix priors sample. The K-register priors'
 50-step DDIM is repeated with other seeds (`--noise-seeds`) for the seed-to-seed spread. Sample quality (MAUVE,
-Gen-PPL, entropy) and the FLOP share come from `crocodil eval` on the two pipelines (README "Prefix priors").
+Gen-PPL, entropy) and the FLOP share come from `crocodil eval` on the two pipelines (docs/results.md "Prefix priors").
 
 Usage:
     python benchmarks/prefix_priors.py --full runs/cont9/pipe-full-half --prefix runs/cont9/pipe-prefix-half \\

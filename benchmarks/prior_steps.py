@@ -184,7 +184,7 @@ def recommend(rows: list[dict], reference: list[dict], noise: dict, gen_ppl_nois
     towards the mean still fails (recall and coverage fall), and so does a spread-out prior (precision and density
     fall). Gen-PPL is held too because MAUVE on 64 samples varies by up to 0.4 between seeds: on run 9's prefix priors
     it let 4 DPM-Solver++ steps through, which 128 samples x 3 seeds then showed to be worse than 16 on Gen-PPL in 5 of
-    6 (mode, seed) pairs (README "Prefix priors")."""
+    6 (mode, seed) pairs (docs/results.md "Prefix priors")."""
     ref = {r["mode"]: r for r in reference}
     candidates = {}
     for row in rows:

@@ -20,7 +20,7 @@ python benchmarks/compare_commits.py "$BEFORE" "$AFTER" --rounds 1 -- --batches 
 python benchmarks/autoencoder_table.py --output-dir runs/bench/autoencoder
 python benchmarks/generation_curves.py --output-dir runs/bench/generation
 python benchmarks/ablations.py --output-dir runs/bench/ablations
-# few-step priors (README "Few-step priors"): both distilled students of the trained pipeline, then every solver
+# few-step priors (docs/results.md "Few-step priors"): both distilled students of the trained pipeline, then every solver
 [ -f runs/tiny-python/prior-distill/training_complete.json ] || crocodil train prior-distill \
   --config tiny-python/prior-distill --init_from runs/tiny-python/pipeline --max_steps 300 --disable_tqdm true
 [ -f runs/tiny-python/conditional-prior-distill/training_complete.json ] || crocodil train conditional-prior-distill \
@@ -30,7 +30,7 @@ python benchmarks/prior_steps.py --pipeline runs/tiny-python/pipeline --register
   --distilled-prior runs/tiny-python/prior-distill \
   --distilled-conditional-prior runs/tiny-python/conditional-prior-distill \
   --downstream-steps 2,4,16 --downstream-solvers dpmsolver++,distilled --noise-seeds 1 --output-dir runs/bench/prior-steps
-# stage-1 recipes continued from the trained pipeline, CER at L/4 per training CPU-minute (README "Recipe study")
+# stage-1 recipes continued from the trained pipeline, CER at L/4 per training CPU-minute (docs/results.md "Recipe study")
 python benchmarks/recipe_study.py --init-from runs/tiny-python/pipeline --variants base,lr-1e-3,all-mask-0.5,clean-warmup \
   --max-steps 300 --eval-every 150 --output-dir runs/bench/recipe
 # the demasker's sensitivity to register error against the prior's samples (README "Where the drift comes from")

@@ -10,13 +10,13 @@
 #   STAGE_ARGS="--prompt_prob 0.5 --prompt_suffix_prob 0.5" bash scripts/continue_tiny_python.sh RUN_DIR
 #       (STAGE_ARGS go to the autoencoder and conditional-prior stages: here, prompt-aware training, App. H)
 #   NUM_REGISTERS=2: the k registers sampled z₀ shows the demasker; the priors model those k only (prefix priors,
-#       README "Prefix priors"), started from INIT's priors, K-register or prefix; PRIOR_NUM_REGISTERS= (empty) keeps
+#       docs/results.md "Prefix priors"), started from INIT's priors, K-register or prefix; PRIOR_NUM_REGISTERS= (empty) keeps
 #       priors over all K registers
 set -euo pipefail
 RUN="${1:?usage: continue_tiny_python.sh RUN_DIR}"
 INIT="${INIT:-crocodil-python-tiny}"
 AE_STEPS="${AE_STEPS:-500}" PRIOR_STEPS="${PRIOR_STEPS:-150}" COND_STEPS="${COND_STEPS:-300}"
-# the autoencoder continuation starts with clean all-mask steps (README "Recipe study": the best of four recipes)
+# the autoencoder continuation starts with clean all-mask steps (docs/results.md "Recipe study": the best of four recipes)
 AE_CLEAN_STEPS="${AE_CLEAN_STEPS:-100}"
 read -r -a EXTRA <<< "${STAGE_ARGS:-}"
 mkdir -p "$RUN"
@@ -52,8 +52,8 @@ if [ -d "$INIT_DIR/mdm_demasker" ]; then  # the fair plain-MDM baseline: as many
   train_as mdm-baseline mdm --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}"
   BASELINE=(--mdm-demasker "$RUN/mdm-baseline")
 fi
-# the priors' sampler and default step count of the shipped pipeline (README "Few-step priors"), and the k registers
-# that sampled z₀ shows the demasker (README "Registers for generation")
+# the priors' sampler and default step count of the shipped pipeline (docs/results.md "Few-step priors"), and the k registers
+# that sampled z₀ shows the demasker (docs/results.md "Registers for generation")
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
   --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite \
   --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}" \

@@ -30,7 +30,7 @@ from crocodil_hf.training.stages.common import last_complete_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "src" / "crocodil_hf" / "pretrained" / "crocodil-python-tiny"
 HISTORY = "training_history.json"
-# `prefix-*`: prefix priors trained from a run's K-register priors (`--prior_num_registers`, README "Prefix priors")
+# `prefix-*`: prefix priors trained from a run's K-register priors (`--prior_num_registers`, docs/results.md "Prefix priors")
 STAGES = (
     "mdm", "autoencoder", "registers", "prior", "conditional-prior", "prefix-prior", "prefix-conditional-prior",
     "mdm-baseline",

@@ -5,7 +5,7 @@
 #
 #   bash scripts/train_gpu.sh [RUN_DIR]                 # default RUN_DIR: runs/gpu-python-small
 #   SMOKE=1 bash scripts/train_gpu.sh RUN_DIR           # tiny models on CPU, a few steps (the test suite runs this)
-# Then evaluate as the shipped model was (README, Measured results), e.g.
+# Then evaluate as the shipped model was (docs/results.md), e.g.
 #   crocodil eval --pipeline RUN_DIR/pipeline --modes mdm,con_then_disc,con_within_disc,autoencode --steps 8,16,32,128
 set -euo pipefail
 if [ "${SMOKE:-0}" != 1 ] && ! python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then

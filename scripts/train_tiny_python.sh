@@ -7,7 +7,7 @@
 #   SMOKE=1 NPROC=2 bash scripts/train_tiny_python.sh RUN_DIR   # tiny models, a few steps (~2 min; CI runs this)
 #   RECIPE=gpu-python-small bash scripts/train_tiny_python.sh RUN_DIR   # another shipped recipe (scripts/train_gpu.sh)
 #   NUM_REGISTERS=2 bash scripts/train_tiny_python.sh RUN_DIR   # as the shipped model: sampled registers guide the
-#       demasker through their first k = 2, and the priors model those k only (prefix priors, README "Prefix priors");
+#       demasker through their first k = 2, and the priors model those k only (prefix priors, docs/results.md "Prefix priors");
 #       PRIOR_NUM_REGISTERS= (empty) keeps K-register priors. Default: K registers everywhere, as measured from scratch.
 set -euo pipefail
 RECIPE="${RECIPE:-tiny-python}"
@@ -47,7 +47,7 @@ for stage in mdm autoencoder registers prior conditional-prior; do
     $( [ "$stage" = prior ] || [ "$stage" = conditional-prior ] && echo --registers_dir "$RUN/registers" ${PREFIX[@]+"${PREFIX[@]}"} ) \
     ${SMOKE_ARGS[@]+"${SMOKE_ARGS[@]}"}
 done
-# the priors' sampler and default step count of the shipped pipeline (README "Few-step priors")
+# the priors' sampler and default step count of the shipped pipeline (docs/results.md "Few-step priors")
 crocodil assemble --autoencoder "$RUN/autoencoder" --prior "$RUN/prior" \
   --conditional-prior "$RUN/conditional-prior" --output "$RUN/pipeline" --overwrite \
   --prior-scheduler "${PRIOR_SCHEDULER:-dpmsolver++}" --prior-steps "${PRIOR_DEFAULT_STEPS:-16}" \

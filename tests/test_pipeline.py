@@ -175,7 +175,7 @@ def test_the_prior_solver_is_a_call_option_a_saved_choice_and_a_saved_default_st
 
 
 def test_sampled_registers_use_the_saved_default_k_and_encoded_or_given_ones_all_k(tmp_path, pipe):
-    """`default_num_registers` (README "Registers for generation"): the prior-based modes show the demasker the first
+    """`default_num_registers` (docs/results.md "Registers for generation"): the prior-based modes show the demasker the first
     k registers when a call gives none, exactly as `num_registers=k`; `autoencode` and given registers keep all K;
     an explicit `num_registers` wins; saved and loaded; a pipeline saved without it uses K; out of range refused."""
     import json

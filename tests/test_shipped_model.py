@@ -59,7 +59,7 @@ def test_shipped_model_generates_python_offline(pipe):
 
 
 def test_shipped_defaults_keep_the_priors_under_a_tenth_of_a_sample_s_flops(pipe):
-    """Issue 17's check, with the shipped defaults (README "Few-step priors", "Prefix priors"): DPM-Solver++ at 16
+    """Issue 17's check, with the shipped defaults (docs/results.md "Few-step priors", "Prefix priors"): DPM-Solver++ at 16
     steps over prefix priors that sample the k = 2 registers the demasker reads, i.e. 16 + 1 offset steps per prior;
     a ConWithinDisc sample's prior FLOP share, the pipeline's own accounting, is <= 10 % (7.4 %). The DDIM-era
     sampler stays reachable with `prior_scheduler="ddim", prior_steps=50` (53 calls per prior)."""

@@ -485,7 +485,7 @@ def test_distilled_priors_train_assemble_and_generate_by_default(trained, worksp
 
 
 def test_prefix_priors_model_the_first_k_registers_and_cut_the_prior_flops(trained, workspace, tmp_path, capsys):
-    """`--prior_num_registers k` (README "Prefix priors"): with `--init_from` a K-register pipeline the priors start
+    """`--prior_num_registers k` (docs/results.md "Prefix priors"): with `--init_from` a K-register pipeline the priors start
     from its weights (at learning rate 0 they end exactly there) with the offsets of the blocks the first k registers
     lie in; assembled with `--num-registers k` they sample (B, k, d) banks that the demasker reads, at a fraction of
     the prior FLOPs, while autoencoding keeps all K; a pipeline that would read more sampled registers than its

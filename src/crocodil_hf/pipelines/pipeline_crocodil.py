@@ -234,7 +234,7 @@ class CrocodilPipeline(DiffusionPipeline):
     @property
     def sampled_num_registers_default(self) -> int:
         """k shown to the demasker when a call gives none and z₀ is sampled from a prior: `default_num_registers`
-        (chosen by measurement, README "Registers for generation"), else K. Encoded or given registers use K."""
+        (chosen by measurement, docs/results.md "Registers for generation"), else K. Encoded or given registers use K."""
         k = getattr(self.config, "default_num_registers", None)
         return self.num_registers_max if k is None else k
 
