@@ -617,7 +617,7 @@ def test_an_unexpected_failure_is_one_line_with_status_1(monkeypatch, capsys):
     def broken(args, rest):
         raise KeyError("internal")
 
-    monkeypatch.setitem(cli.COMMANDS, "config", broken)
+    monkeypatch.setattr(cli.COMMANDS["config"], "run", broken)
     status, _, err = run_cli(["config", "x"], capsys)
     assert status == 1 and "Traceback" not in err
     assert "unexpected KeyError" in err and "--debug" in err

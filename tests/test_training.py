@@ -413,7 +413,7 @@ def test_init_from_continues_a_trained_pipeline_and_prompt_aware_stages_train(tr
     for stage, values, message in (
         ("prior", dict(registers_dir=trained["registers"], prompt_prob=0.5), "not to prior"),
         ("mdm", dict(model_config=TINY_LLADA), "has no 'mdm_demasker' component"),
-        ("autoencoder", dict(init_from=str(workspace / "corpus")), "not a CrocodilPipeline"),
+        ("autoencoder", dict(init_from=str(workspace / "corpus")), "not a pipeline directory"),
         ("autoencoder", dict(init_from=str(tmp_path / "missing")), "does not exist"),
     ):
         values.setdefault("init_from", str(pipe))
