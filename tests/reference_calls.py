@@ -30,9 +30,10 @@ SHIPPED_CALLS = {
         mode="con_then_disc", num_samples=1, steps=8, prior_scheduler="ddim", prior_steps=5, num_registers=2, eta=0.5
     ),
     "prompted": dict(
-        mode="con_within_disc", prompt=["import os\n", "def main():\n    x = 1\n"], gen_length=16, steps=8
+        heal=False, mode="con_within_disc", prompt=["import os\n", "def main():\n    x = 1\n"], gen_length=16, steps=8
     ),
     "infill": dict(
+        heal=False,
         mode="con_then_disc",
         prompt=["def f(x):\n", "class A:\n    def g(self):\n"],
         suffix=["    return y\n", "        return 0\n"],
@@ -40,6 +41,7 @@ SHIPPED_CALLS = {
         steps=8,
     ),
     "infill_mdm_random": dict(
+        heal=False,
         mode="mdm",
         prompt="import sys\n",
         suffix="print(sys.argv)\n",
@@ -49,6 +51,17 @@ SHIPPED_CALLS = {
         temperature=1.0,
     ),
     "decode_registers": "decode",
+    # healed boundaries (recorded when healing came; the three calls above pin the unhealed tokenization)
+    "prompted_healed": dict(
+        mode="con_within_disc", prompt=["import os\n", "def main():\n    x = 1\n"], gen_length=16, steps=8
+    ),
+    "infill_healed": dict(
+        mode="con_then_disc",
+        prompt=["def f(x):\n", "class A:\n    def g(self):\n"],
+        suffix=["    return y\n", "        return 0\n"],
+        gen_length=8,
+        steps=8,
+    ),
 }
 
 TINY_CALLS = {
@@ -113,6 +126,10 @@ def run_all() -> dict:
 
 
 if __name__ == "__main__":
-    if "--record" in sys.argv:
-        RECORD.write_text(json.dumps(run_all(), indent=1) + "\n")
+    if "--record" in sys.argv:  # `--record NAME ...` records those calls only; the others stay as they were
+        names = sys.argv[sys.argv.index("--record") + 1 :]
+        results = run_all()
+        recorded = json.loads(RECORD.read_text()) if names and RECORD.exists() else {}
+        recorded.update({name: results[name] for name in (names or results)})
+        RECORD.write_text(json.dumps(recorded, indent=1) + "\n")
         print(f"wrote {RECORD}")

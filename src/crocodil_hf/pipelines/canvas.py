@@ -3,13 +3,29 @@
 
 `TextCanvas` holds the tokenizers and special tokens; `CanvasLayout` is where the generated span lies in a canvas and
 how the padding of a prompted batch is hidden (so that a sample's result does not depend on its batch).
+
+**Healed boundaries.** A prompt cut where the tokenizer never cuts (at a line start, mid-identifier, after a space)
+ends with a token the whole program would not have: this tokenizer merges a newline with the next line's indentation
+(`"\n   "` is one token) and a space with the next word (`" if"`). `TextCanvas.heal` finds, by tokenizing the prompt
+followed by probe continuations, the last token boundary of the prompt that no continuation moves; the characters
+after it (`start`) leave the prompt, and the span's first token must start with them. Likewise the suffix's first
+characters whose token depends on what precedes them (`end`, e.g. the indentation of a line) leave the suffix, and a
+masked slot before the suffix must end with them. Tokens of the healed prompt + the true span + the healed suffix are
+then the tokens of the whole program (`tests/test_healing.py` checks it at random cut points of real programs).
 """
 
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
+
+# continuations that probe which of a prompt's last tokens a following text may merge into, and prefixes that probe
+# which of a suffix's first tokens the text before it may merge into
+PROBE_AFTER = ("a", " a", "1", " 1", "_", "(", " (", ".", ":", "=", " =", "'", '"', " ", "  ", "\n", "\n    a", "\t")
+PROBE_BEFORE = ("a", " ", "  ", "1", "_", "(", ")", ":", "=", "'", '"', ".", "\n", "\n    ", "\t", "# x")
+_TOKEN_STRINGS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -23,10 +39,20 @@ class CanvasLayout:
     attention_mask: torch.Tensor | None = None  # (B, n) 0 on padding
     position_ids: torch.Tensor | None = None  # (B, n) the positions a row would have alone
     left_pad: torch.Tensor | None = None  # (B,)
+    # healed boundaries (`TextCanvas.heal`): per row, the text the span must start with and the text the slot before
+    # the suffix must end with ("" where nothing was healed); the slot is the column right after the span
+    starts: tuple[str, ...] | None = None
+    ends: tuple[str, ...] | None = None
+    allowed: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)  # (row, column) -> (V,) bool
 
     @property
     def span(self) -> slice:
         return slice(self.offset, self.offset + self.gen_length)
+
+    @property
+    def healed_end(self) -> bool:
+        """Whether some row has a masked slot before its suffix (the last block then includes that column)."""
+        return bool(self.ends) and any(self.ends)
 
     def demasker_inputs(self) -> dict[str, torch.Tensor]:
         """The padding-aware keyword arguments of a demasker call (none for an unpadded canvas)."""
@@ -69,12 +95,19 @@ class TextCanvas:
         return canvas.to(self.device), CanvasLayout(offset=len(prefix), gen_length=gen_length)
 
     def prompted(
-        self, prompts: Sequence[str], suffixes: Sequence[str] | None, gen_length: int
+        self, prompts: Sequence[str], suffixes: Sequence[str] | None, gen_length: int, heal: bool = True
     ) -> tuple[torch.Tensor, CanvasLayout]:
         """`[PAD…] [BOS] prompt [MASK × gen_length] suffix [PAD…]` per row: the left padding aligns the spans, the
-        attention mask hides the padding and the position ids are those of each row alone."""
-        heads = [([self.bos] if self.bos is not None else []) + self.ids(p) for p in prompts]
-        tails = [self.ids(x) for x in suffixes] if suffixes is not None else [[] for _ in heads]
+        attention mask hides the padding and the position ids are those of each row alone. With `heal`, prompt and
+        suffix are cut at healed boundaries (`heal`) and a row whose suffix lost its first characters gets a masked
+        slot before it."""
+        suffixes = list(suffixes) if suffixes is not None else [None] * len(prompts)
+        parts = [
+            self.healed_ids(p, s) if heal else (self.ids(p), "", "", self.ids(s or ""))
+            for p, s in zip(prompts, suffixes)
+        ]
+        heads = [([self.bos] if self.bos is not None else []) + ids for ids, _, _, _ in parts]
+        tails = [([self.mask_token_id] if end else []) + ids for _, _, end, ids in parts]
         width_head, width_tail = max(map(len, heads)), max(map(len, tails))
         rows, mask, left = [], [], []
         for head, tail in zip(heads, tails):
@@ -87,14 +120,120 @@ class TextCanvas:
         canvas = torch.tensor(rows, dtype=torch.long, device=self.device)
         left_pad = torch.tensor(left, dtype=torch.long, device=self.device)
         positions = torch.arange(canvas.shape[1], device=self.device)[None, :] - left_pad[:, None]
+        starts, ends = tuple(part[1] for part in parts), tuple(part[2] for part in parts)
+        allowed = {}
+        for row, (start, end) in enumerate(zip(starts, ends)):
+            if start:
+                allowed[(row, width_head)] = self._tokens_where(lambda s, start=start: s.startswith(start))
+            if end:
+                allowed[(row, width_head + gen_length)] = self._tokens_where(lambda s, end=end: s.endswith(end))
         layout = CanvasLayout(
             offset=width_head,
             gen_length=gen_length,
             attention_mask=torch.tensor(mask, dtype=torch.long, device=self.device),
             position_ids=positions.clamp(min=0),
             left_pad=left_pad,
+            starts=starts if heal else None,
+            ends=ends if heal else None,
+            allowed=allowed,
         )
         return canvas, layout
+
+    # ---------------------------------------------------------------- healed boundaries
+
+    def token_strings(self) -> list[str]:
+        """The text of every token id (special tokens included), computed once per tokenizer."""
+        if self.tokenizer not in _TOKEN_STRINGS:
+            ids = [[i] for i in range(len(self.tokenizer))]
+            _TOKEN_STRINGS[self.tokenizer] = self.tokenizer.batch_decode(ids, skip_special_tokens=False)
+        return _TOKEN_STRINGS[self.tokenizer]
+
+    def _tokens_where(self, rule) -> torch.Tensor:
+        """`(V,)` bool: the non-special tokens whose text satisfies `rule`."""
+        special = set(self.tokenizer.all_special_ids)
+        keep = [i not in special and rule(s) for i, s in enumerate(self.token_strings())]
+        return torch.tensor(keep, dtype=torch.bool, device=self.device)
+
+    def _spellable(self, text: str, at_start: bool) -> bool:
+        """Whether one token can carry `text` at the start (or the end) of its own text."""
+        strings = self.token_strings()
+        return any(s.startswith(text) if at_start else s.endswith(text) for s in strings)
+
+    def _pretoken_bounds(self, text: str) -> list[tuple[int, int]] | None:
+        """Character spans of the pre-tokens of `text` (tokens never cross them), or None without a fast
+        pre-tokenizer. Only the last pre-token of a prompt can change when text follows it, and only the first
+        pre-token of a suffix when text precedes it."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        pre = getattr(backend, "pre_tokenizer", None) if backend is not None else None
+        if pre is None or not text:
+            return None
+        return [span for _, span in pre.pre_tokenize_str(text)]
+
+    def _probe_start(self, prompt: str) -> str | None:
+        """The prompt's text after its last token boundary that no `PROBE_AFTER` continuation moves."""
+        ids = self.ids(prompt)
+        probes = [self.ids(prompt + probe) for probe in PROBE_AFTER]
+        cut = next(c for c in range(len(ids), -1, -1) if all(p[:c] == ids[:c] for p in probes))
+        head = self.tokenizer.decode(ids[:cut]) if cut else ""
+        return prompt[len(head) :] if prompt.startswith(head) else None
+
+    def _probe_end(self, suffix: str) -> str | None:
+        """The suffix's text before its first token boundary that no `PROBE_BEFORE` prefix moves."""
+        ids = self.ids(suffix)
+        probes = [self.ids(probe + suffix) for probe in PROBE_BEFORE]
+        cut = next(
+            c
+            for c in range(len(ids) + 1)
+            if all(len(p) >= len(ids) - c and p[len(p) - len(ids) + c :] == ids[c:] for p in probes)
+        )
+        rest = self.tokenizer.decode(ids[cut:]) if cut < len(ids) else ""
+        return suffix[: len(suffix) - len(rest)] if suffix.endswith(rest) else None
+
+    def _pick(self, pretoken: str | None, probed: str | None, at_start: bool) -> str:
+        """The boundary text to heal: the pre-token (exact), or within a run of whitespace the shorter probed text
+        (`"\n"` of `"\n\n\n"`: BPE splits whitespace runs alike whatever follows); "" when no token carries it."""
+        if pretoken is None:
+            pretoken = probed
+        elif pretoken.isspace() and probed and probed.isspace() and len(probed) < len(pretoken):
+            if self._spellable(probed, at_start):
+                return probed
+        return pretoken if pretoken and self._spellable(pretoken, at_start) else ""
+
+    def heal(self, prompt: str, suffix: str | None) -> tuple[str, str, str, str]:
+        """`(prompt kept, start, end, suffix kept)`: `prompt == kept + start`, `suffix == end + kept`.
+
+        `start` is the prompt's last pre-token (tokens never cross pre-tokens, and only the last one can change when
+        text follows), or within a whitespace run the shorter text after the last token boundary that no probe
+        continuation moves (the last newline of a run of blank lines); `end` likewise at the suffix's start. Each is healed only
+        when one token can carry it (the span's first token starts with `start`, the slot before the suffix ends with
+        `end`); otherwise that side is tokenized as given (`start` or `end` is then "").
+
+        Example:
+            ```python
+            >>> pipe.text_canvas.heal("def f(x):\n", "    return x\n")
+            ('def f(x):', '\n', '   ', ' return x\n')
+            ```
+        """
+        bounds = self._pretoken_bounds(prompt)
+        start = self._pick(prompt[bounds[-1][0] :] if bounds else None, self._probe_start(prompt), at_start=True)
+        end = ""
+        if suffix:
+            bounds = self._pretoken_bounds(suffix)
+            end = self._pick(suffix[: bounds[0][1]] if bounds else None, self._probe_end(suffix), at_start=False)
+        return prompt[: len(prompt) - len(start)], start, end, (suffix or "")[len(end) :]
+
+    def healed_ids(self, prompt: str, suffix: str | None) -> tuple[list[int], str, str, list[int]]:
+        """`(prompt ids, start, end, suffix ids)` of `heal`: the kept prompt's ids are the leading ids of the whole
+        prompt's tokenization (as the whole program has them: a kept text re-tokenized alone could end otherwise,
+        e.g. a blank line's newlines merged), and the kept suffix's ids the trailing ids of the suffix's."""
+        kept, start, end, rest = self.heal(prompt, suffix)
+        head = self.ids(prompt)
+        while head and len(self.tokenizer.decode(head)) > len(kept):
+            head = head[:-1]
+        tail = self.ids(suffix) if suffix else []
+        while tail and len(self.tokenizer.decode(tail)) > len(rest):
+            tail = tail[1:]
+        return head, start, end, tail
 
     def fill_after_eos(self, canvas: torch.Tensor, layout: CanvasLayout) -> torch.Tensor:
         """Every position of a row's span after its first committed EOS becomes EOS (committed: not computed again)."""
@@ -116,6 +255,23 @@ class TextCanvas:
             row = [t for t in row if t != self.mask_token_id]
             texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
         return texts
+
+    def healed_texts(self, canvas: torch.Tensor, layout: CanvasLayout, texts: list[str]) -> list[str]:
+        """The generated span of each row as text between the prompt and the suffix the caller gave: the span's text
+        (cut at its first EOS) and the slot before a healed suffix, less the healed `start` and `end` characters
+        that belong to the prompt and the suffix. `texts` (the span decoded alone) is returned where nothing was
+        healed."""
+        if layout.starts is None:
+            return texts
+        healed = []
+        for row, (text, start, end) in enumerate(zip(texts, layout.starts, layout.ends)):
+            if end:
+                slot = int(canvas[row, layout.offset + layout.gen_length])
+                text += self.tokenizer.decode([slot], skip_special_tokens=True)
+            if text.startswith(start) and text.endswith(end) and len(text) >= len(start) + len(end):
+                text = text[len(start) : len(text) - len(end)]
+            healed.append(text)
+        return healed
 
     def encoder_inputs(self, texts: Sequence[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
         """Tokenise texts for the encoder: the encoder's own tokenizer, or the demasker's as `[BOS] text [EOS]`."""

@@ -33,6 +33,8 @@ def check_call(pipe, settings: GenerationSettings) -> None:
     check_number("`num_registers`", s.num_registers, minimum=1, maximum=pipe.num_registers_max, integer=True)
     check_number("`eta`", s.eta, minimum=0)
     pipe.priors.check(s)
+    if s.heal not in (True, False):
+        raise ValueError(f"`heal` must be True or False, got {s.heal!r}.")
     if s.use_mdm_demasker not in (None, True, False):
         raise ValueError(f"`use_mdm_demasker` must be True, False or None, got {s.use_mdm_demasker!r}.")
     if s.use_mdm_demasker and pipe.mdm_demasker is None:
@@ -87,6 +89,7 @@ def _check_lengths(pipe, s: GenerationSettings) -> None:
     if s.prompts is not None:
         ids = pipe.text_canvas.ids
         used = max(len(ids(p)) for p in s.prompts) + max(len(ids(x)) for x in s.suffixes or [""])
+        used += s.suffixes is not None  # the slot before a healed suffix
         if used + s.gen_length > limit:
             raise ValueError(
                 f"prompt and suffix ({used} tokens) + `gen_length` ({s.gen_length}) exceed the {limit} positions "

@@ -286,7 +286,7 @@ class CrocodilPipeline(DiffusionPipeline):
         """`[BOS] [MASK × gen_length]`, or `[PAD…] [BOS] prompt [MASK × gen_length] suffix [PAD…]` with `prompt=`."""
         if settings.prompts is None:
             return self.text_canvas.blank(settings.num_samples, settings.gen_length)
-        return self.text_canvas.prompted(settings.prompts, settings.suffixes, settings.gen_length)
+        return self.text_canvas.prompted(settings.prompts, settings.suffixes, settings.gen_length, heal=settings.heal)
 
     def unguided_demasker(self, settings: GenerationSettings) -> GuidedLLaDAForMaskedLM:
         """The model of the unguided (`mdm`) steps: the `mdm_demasker` baseline when the pipeline has one, unless
@@ -309,6 +309,8 @@ class CrocodilPipeline(DiffusionPipeline):
             for block in range(settings.num_blocks):
                 lo = layout.offset + block * settings.block_length
                 hi = lo + settings.block_length
+                if block == settings.num_blocks - 1 and layout.healed_end:
+                    hi += 1  # the slot before a healed suffix is committed with the last block
                 self.mask_scheduler.set_timesteps(
                     settings.steps_per_block,
                     block_mask=state.canvas[:, lo:hi] == self.mask_token_id,
@@ -337,9 +339,24 @@ class CrocodilPipeline(DiffusionPipeline):
         padded = layout.demasker_inputs()
         state.nfe.demasker_calls += 1
         if state.registers is None:
-            return unguided(canvas, logits_to_keep=keep, **padded).logits
-        registers = state.registers[:, : settings.num_registers].to(self.demasker.dtype)
-        return self.demasker(canvas, registers=registers, logits_to_keep=keep, **padded).logits
+            logits = unguided(canvas, logits_to_keep=keep, **padded).logits
+        else:
+            registers = state.registers[:, : settings.num_registers].to(self.demasker.dtype)
+            logits = self.demasker(canvas, registers=registers, logits_to_keep=keep, **padded).logits
+        return self._constrained(logits, keep, layout)
+
+    @staticmethod
+    def _constrained(logits: torch.Tensor, keep: torch.Tensor, layout: CanvasLayout) -> torch.Tensor:
+        """Healed boundaries: at the span's first position and the slot before the suffix only the tokens that carry
+        the healed text may be sampled (`TextCanvas.heal`); `logits` are those of `keep`'s positions, row-major."""
+        if not layout.allowed:
+            return logits
+        positions = keep.nonzero().tolist()
+        for index, (row, column) in enumerate(positions):
+            allowed = layout.allowed.get((row, column))
+            if allowed is not None:
+                logits[index] = logits[index].masked_fill(~allowed, float("-inf"))
+        return logits
 
     def _step(self, logits, step, state, settings, layout, *, block, active) -> None:
         """Commit this step's tokens of the block (the mask scheduler), then EOS after a row's first EOS."""
@@ -417,6 +434,7 @@ class CrocodilPipeline(DiffusionPipeline):
         prior_scheduler: str | SchedulerMixin | None = None,
         use_distilled_prior: bool | None = None,
         use_mdm_demasker: bool | None = None,
+        heal: bool = True,
     ) -> "CrocodilPipelineOutput | tuple":
         r"""Generate (or reconstruct) programs.
 
@@ -465,6 +483,10 @@ class CrocodilPipeline(DiffusionPipeline):
                 `distilled_conditional_prior`) instead of their teachers; default: whenever the pipeline has them.
             use_mdm_demasker: In `"mdm"` mode, run the `mdm_demasker` baseline (trained without registers) instead
                 of the guided demasker without registers; default: whenever the pipeline has one.
+            heal: With `prompt=`: heal the token boundaries of prompt and suffix cut anywhere (at a line start,
+                mid-word), so the model sees the tokens the whole program would have (`TextCanvas.heal`); `texts`
+                and `full_texts` are unchanged in meaning (span; prompt + span + suffix). `False`: tokenize prompt
+                and suffix as given.
 
         Examples:
             ```python
@@ -484,7 +506,7 @@ class CrocodilPipeline(DiffusionPipeline):
             registers=registers, generator=generator, callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, prompt=prompt, suffix=suffix,
             eos_fill=eos_fill, eos_penalty=eos_penalty, prior_scheduler=prior_scheduler,
-            use_distilled_prior=use_distilled_prior, use_mdm_demasker=use_mdm_demasker,
+            use_distilled_prior=use_distilled_prior, use_mdm_demasker=use_mdm_demasker, heal=heal,
         )  # fmt: skip
         self.check_inputs(settings)
 
@@ -509,6 +531,7 @@ class CrocodilPipeline(DiffusionPipeline):
         texts = self.decode_sequences(sequences)
         full_texts = None
         if settings.prompts is not None:
+            texts = self.text_canvas.healed_texts(state.canvas, layout, texts)
             suffixes = settings.suffixes or ("",) * len(texts)
             full_texts = [p + t + s for p, t, s in zip(settings.prompts, texts, suffixes)]
         nfe = self.account(settings, state)

@@ -48,6 +48,7 @@ class GenerationSettings:
     prior_scheduler: str | SchedulerMixin | None = None
     use_distilled_prior: bool | None = None
     use_mdm_demasker: bool | None = None
+    heal: bool = True
     registers: torch.Tensor | None = None
     generator: Generators = None
     callback_on_step_end: Callable | None = None
