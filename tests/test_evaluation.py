@@ -132,7 +132,12 @@ def test_sweep_writes_valid_json_and_plots(sweep):
         assert "gen_ppl" in point["metrics"] and "entropy" in point["metrics"]
         assert ("cer" in point["metrics"]) == (point["mode"] == "autoencode")
         assert ("mauve" in point["metrics"]) == (point["mode"] != "autoencode")
-    assert sorted(p.name for p in plots) == ["cer_vs_nfe.png", "gen_ppl_vs_nfe.png", "mauve_vs_nfe.png"]
+    assert sorted(p.name for p in plots) == [
+        "cer_vs_nfe.png",
+        "gen_ppl_vs_nfe.png",
+        "mauve_vs_nfe.png",
+        "syntax_vs_nfe.png",
+    ]
     for png in plots:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -145,10 +150,9 @@ def test_model_card_from_sweep_validates(sweep, tmp_path):
     card.save(tmp_path / "README.md")
     reloaded = ModelCard.load(tmp_path / "README.md")
     results = reloaded.data.eval_results
-    assert (
-        len(results) == 3 * 6 + 3 * 2
-    )  # (Gen-PPL, entropy, MAUVE) x 6 generation points, (Gen-PPL, entropy, CER) x 2
-    assert {r.metric_type for r in results} == {"gen_ppl", "entropy", "mauve", "cer"}
+    # (Gen-PPL, entropy, MAUVE, syntax) x 6 generation points, (Gen-PPL, entropy, CER, syntax) x 2
+    assert len(results) == 4 * 6 + 4 * 2
+    assert {r.metric_type for r in results} == {"gen_ppl", "entropy", "mauve", "cer", "syntax"}
     assert reloaded.data.library_name == "crocodil_hf"
     assert "| autoencode | 16 | 8 |" in reloaded.text
     # Gen-PPL is undefined (NaN) when every sample is empty: no result published for it, "undefined" in the table
@@ -213,6 +217,8 @@ def test_metrics_load_as_evaluate_modules_offline_and_agree(scorer):
     assert evaluate.load(evaluate_module_path("cer")).compute(predictions=hyps, references=refs) == cer(refs, hyps)
     ppl = evaluate.load(evaluate_module_path("gen_ppl")).compute(predictions=TINY_CORPUS[:4], scorer=scorer)
     assert ppl["gen_ppl"] == pytest.approx(gen_ppl(scorer, TINY_CORPUS[:4])["gen_ppl"])
+    syntax = evaluate.load(evaluate_module_path("syntax")).compute(predictions=TINY_CORPUS[:4] + ["def f(:\n"])
+    assert syntax == {"syntax": 0.8}
     assert all(m.evaluate_module for m in METRICS.values())  # every registered metric has its module
     with pytest.raises(ValueError, match="no evaluate module"):
         evaluate_module_path("bleu")
@@ -238,3 +244,17 @@ def test_reference_programs_of_a_corpus_the_pipeline_never_saw(tmp_path):
     assert refs["description"] == f"12 programs of {corpus} (<= 32 tokens)"
     with pytest.raises(ValueError, match="only 12 programs .*13 requested; ask for fewer"):
         reference_programs(pipe, 13, 32, str(corpus), split="all")
+
+
+def test_syntax_counts_programs_python_parses_after_their_last_complete_line():
+    from crocodil_hf.evaluation.metrics import METRICS, syntax_validity
+
+    texts = [
+        "import os\nprint(os.getcwd())\nfor i in (",  # the unfinished last line is cut: parses
+        "        return x\n",  # inside a block: dedented, parses
+        "def f(:\n    pass\n",  # does not parse
+        "",  # empty: does not parse
+    ]
+    assert syntax_validity(texts)["syntax"] == 0.5
+    assert syntax_validity(["x = (\n"])["syntax"] == 0.0
+    assert METRICS["syntax"].applies_to("con_within_disc") and METRICS["syntax"].plot_by == "mode"

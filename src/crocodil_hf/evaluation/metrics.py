@@ -180,6 +180,34 @@ def cer(references: Sequence[str], hypotheses: Sequence[str]) -> dict:
     }
 
 
+def syntax_validity(texts: Sequence[str]) -> dict:
+    """The fraction of programs Python parses: each cut after its last complete line (a sample's unfinished last
+    line is not held against it; a text without a line break is taken whole) and dedented (a sample may start inside
+    a block); an empty program does not parse.
+
+    Example:
+        ```python
+        >>> syntax_validity(["x = 1\nif x:\n    y = 2\nz = (", "def f(:\n"])["syntax"]
+        0.5
+        ```
+    """
+    import ast
+    import textwrap
+
+    valid = 0
+    for text in texts:
+        if "\n" in text:
+            text = text[: text.rfind("\n") + 1]
+        if not text.strip():
+            continue
+        try:
+            ast.parse(textwrap.dedent(text))
+        except (SyntaxError, ValueError):  # ValueError: source with NUL bytes
+            continue
+        valid += 1
+    return {"syntax": valid / len(texts) if texts else 0.0}
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -247,6 +275,8 @@ METRICS = {
                evaluate_module="crocodil_mauve"),
         Metric("cer", "CER", False, 3, modes="autoencode", plot_by="block_length",
                compute=lambda c: cer(c.references, c.texts), evaluate_module="crocodil_cer"),
+        Metric("syntax", "parses", True, 3, plot_by="mode", compute=lambda c: syntax_validity(c.texts),
+               evaluate_module="crocodil_syntax"),
     )
 }  # fmt: skip
 
@@ -290,5 +320,6 @@ __all__ = [
     "gen_ppl",
     "mauve_score",
     "scorer_features",
+    "syntax_validity",
     "unigram_entropy",
 ]
