@@ -126,6 +126,26 @@ def test_complete_and_infill_keep_the_prompt_and_suffix_and_show_each_part(pipel
     assert capsys.readouterr().out.count("# ---- generated ") == 2
 
 
+def test_infill_writes_the_filled_file_with_the_lines_around_the_span_unchanged(pipeline_dir, tmp_path, capsys):
+    program = tmp_path / "prog.py"
+    program.write_text("import os\n\ndef main():\n    path = os.getcwd()\n    print(path)\n\nmain()\n")
+    filled = tmp_path / "filled.py"
+    common = ["--pipeline", pipeline_dir, "--gen-length", "8", "--steps", "4", "--prior-steps", "3"]
+    assert main(["infill", str(program), "--span", "4:5", "--output", str(filled), *common]) == 0
+    generated = capsys.readouterr().out.split("# ---- generated 0 (con_within_disc, seed 0) ----\n")[1]
+    generated = generated.split("# ---- suffix (kept) ----")[0]
+    text = filled.read_text()
+    assert text.startswith("import os\n\ndef main():\n") and text.endswith("\nmain()\n")
+    assert (
+        text
+        == "import os\n\ndef main():\n" + text[len("import os\n\ndef main():\n") : -len("\nmain()\n")] + "\nmain()\n"
+    )
+    assert generated.strip() in text  # the printed span is the written one
+    before = filled.read_text()
+    assert main(["infill", str(program), "--span", "4:5", "--output", str(filled), *common]) == 2  # no overwrite
+    assert "already exists" in capsys.readouterr().err and filled.read_text() == before
+
+
 def test_every_option_of_every_command_says_what_it_does():
     """`crocodil COMMAND --help` explains each argument: none is listed with a bare name."""
     import argparse

@@ -2,7 +2,7 @@
 
 `crocodil infill` (`infill.py`) shares `sampling_args` and `run_prompted` with it."""
 
-from ..common import HELP, check_sampling, load, nfe_line, pipeline_arg, prior_args, prior_kwargs
+from ..common import HELP, check_sampling, load, nfe_line, pipeline_arg, prior_args, prior_kwargs, write_atomic
 
 HELP_TEXT = (
     "continue a program: its first lines (or --prompt) stay fixed, the next --gen-length tokens are generated (App. H)"
@@ -21,6 +21,19 @@ def sampling_args(cmd) -> None:
     cmd.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
     cmd.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
     cmd.add_argument("--seed", type=int, default=0, help=HELP["seed"])
+    cmd.add_argument("--output", help="also write the filled file (prompt + generated + suffix) here (a new file)")
+    cmd.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+
+
+def check_prompted(args) -> None:
+    """The options `complete` and `infill` share, checked before anything is read or loaded."""
+    from ...utils.files import check_output_file
+
+    check_sampling(args)
+    if args.output:
+        if args.num_samples != 1:
+            raise ValueError(f"--output writes one filled file; use --num-samples 1 (got {args.num_samples}).")
+        check_output_file(args.output, args.overwrite)
 
 
 def register(subparsers) -> None:
@@ -80,9 +93,12 @@ def run_prompted(args, prompt: str, suffix: str | None, original: str | None) ->
         print("# ---- original lines ----")
         print(original.rstrip("\n"))
     print(f"# {nfe_line(out.nfe)}; {out.wall_time:.2f} s")
+    if args.output:
+        write_atomic(args.output, out.full_texts[0])
+        print(f"# wrote {args.output}")
     return 0
 
 
 def run(args, rest=None) -> int:
-    check_sampling(args)
+    check_prompted(args)
     return run_prompted(args, *prompt_of(args))

@@ -1,7 +1,7 @@
 """`crocodil infill`: regenerate lines START:END of a file between the fixed lines before and after them (App. H)."""
 
-from ..common import check_sampling, pipeline_arg
-from .complete import run_prompted, sampling_args
+from ..common import pipeline_arg
+from .complete import check_prompted, run_prompted, sampling_args
 
 HELP_TEXT = "regenerate lines START:END of a file between the fixed lines before and after them"
 
@@ -32,5 +32,5 @@ def span_of(args) -> tuple[str, str | None, str]:
 
 
 def run(args, rest=None) -> int:
-    check_sampling(args)
+    check_prompted(args)
     return run_prompted(args, *span_of(args))
