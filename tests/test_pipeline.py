@@ -637,3 +637,26 @@ def test_bad_prompts_are_refused_before_any_compute():
     no_conditional = build_tiny_pipeline(conditional=False)
     with pytest.raises(ValueError, match="needs a `conditional_prior`"):
         no_conditional(mode="con_then_disc", prompt="x\n", gen_length=8, steps=4)
+
+
+@pytest.mark.parametrize("threshold", [None, 0.9])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_the_mask_token_is_never_committed_even_when_the_demasker_prefers_it(threshold, temperature):
+    """Adversarial logits (the mask token the most likely everywhere): every step commits real tokens, and a block
+    run for its steps holds no mask (before the fix a threshold step "committed" the mask and the block stayed
+    masked, silently dropped from the text)."""
+    mask_id, vocab, length, steps = 3, 12, 8, 4
+    scheduler = MaskedDiffusionScheduler(mask_token_id=mask_id)
+    block = torch.full((2, length), mask_id)
+    scheduler.set_timesteps(steps if threshold is None else length, block_mask=block == mask_id)
+    logits = torch.zeros(2, length, vocab)
+    logits[..., mask_id] = 50.0  # a stub demasker that always prefers [MASK]
+    logits[..., 7] = 1.0
+    for step, _ in enumerate(scheduler.timesteps):
+        if not (block == mask_id).any():
+            break
+        out = scheduler.step(logits, step, block, temperature=temperature, threshold=threshold,
+                             generator=[torch.Generator().manual_seed(i) for i in range(2)])  # fmt: skip
+        assert ((out.prev_sample == mask_id).sum()) < ((block == mask_id).sum())  # progress at every step
+        block = out.prev_sample
+    assert not (block == mask_id).any()

@@ -201,11 +201,16 @@ class MaskedDiffusionScheduler(SchedulerMixin, ConfigMixin):
                 f"`model_output` must be (B, L, V) or ({num_candidates}, V) for the masked positions of active rows, "
                 f"got {tuple(model_output.shape)}."
             )
-        if eos_penalty:
-            if eos_token_id is None:
-                raise ValueError("`eos_penalty` needs `eos_token_id`.")
+        if eos_penalty and eos_token_id is None:
+            raise ValueError("`eos_penalty` needs `eos_token_id`.")
+        mask_id = self.config.mask_token_id
+        if eos_penalty or (logits.shape[-1] > mask_id and num_candidates):
             logits = logits.clone()
-            logits[:, eos_token_id] -= eos_penalty
+            if eos_penalty:
+                logits[:, eos_token_id] -= eos_penalty
+            # the mask token is never a candidate: committing it would leave a masked position in a finished block
+            if logits.shape[-1] > mask_id:
+                logits[:, mask_id] = float("-inf")
 
         x0 = sample.clone()
         confidence = torch.full(sample.shape, float("-inf"), device=sample.device)
