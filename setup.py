@@ -43,6 +43,7 @@ setup(
         "safetensors>=0.4",
         "tokenizers>=0.21",
         "pyyaml>=6.0",
+        "jiwer>=3.0",  # the CER `crocodil autoencode` prints, after the base install too
     ],
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.6", "prdc==0.2", "olah==0.5.4"],
@@ -51,7 +52,6 @@ setup(
         "eval": [
             "evaluate>=0.4",
             "mauve-text>=0.4",
-            "jiwer>=3.0",
             "gguf>=0.10",
             "matplotlib>=3.8",
             "scikit-learn>=1.3",
