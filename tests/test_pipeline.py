@@ -614,10 +614,13 @@ def test_nothing_is_written_after_the_first_eos_and_the_call_stops_when_all_ende
             sequences[:, 3] = eos
         return {"sequences": sequences}
 
-    out = pipe(mode="mdm", prompt="x = 1\n", num_samples=2, gen_length=16, steps=16, callback_on_step_end=force_eos)
+    # prompts as given (heal=False): the callback then overwrites the position the first step committed, so a call
+    # that does not stop at EOS makes all 16 calls
+    kwargs = dict(prompt="x = 1\n", gen_length=16, steps=16, callback_on_step_end=force_eos, heal=False)
+    out = pipe(mode="mdm", num_samples=2, **kwargs)
     assert (out.sequences[:, 3:] == eos).all()  # everything after the first EOS is EOS
     assert out.nfe["demasker_calls"] < 16  # stopped once every sample had ended
-    plain = pipe(mode="mdm", prompt="x = 1\n", gen_length=16, steps=16, eos_fill=False, callback_on_step_end=force_eos)
+    plain = pipe(mode="mdm", eos_fill=False, **kwargs)
     assert plain.nfe["demasker_calls"] == 16
 
 
