@@ -400,6 +400,7 @@ def test_eos_penalty_lowers_the_eos_logit_and_is_a_no_op_at_zero():
     penalised distribution; 0 gives exactly the unpenalised step."""
     eos, mask_id = 3, 29
     logits = torch.randn(2, 5, 30, generator=torch.Generator().manual_seed(0))
+    logits[..., mask_id] = -10.0  # the runner-up is a real token (the mask token is never a candidate anyway)
     logits[..., eos] = logits.max(dim=-1).values + 1.0
     sample = torch.full((2, 5), mask_id)
     scheduler = MaskedDiffusionScheduler(mask_token_id=mask_id)
@@ -411,6 +412,7 @@ def test_eos_penalty_lowers_the_eos_logit_and_is_a_no_op_at_zero():
     penalised = scheduler.step(logits, 0, sample, eos_penalty=2.0, eos_token_id=eos)
     shifted = logits.clone()
     shifted[..., eos] -= 2.0
+    shifted[..., mask_id] = float("-inf")  # the mask token is never a candidate
     assert (
         torch.equal(penalised.pred_original_sample, shifted.argmax(-1))
         and not (penalised.pred_original_sample == eos).any()
@@ -427,9 +429,11 @@ def test_greedy_confidence_is_the_softmax_probability_of_the_candidate():
     scheduler = MaskedDiffusionScheduler(mask_token_id=29)
     scheduler.set_timesteps(5, block_mask=sample == 29)
     out = scheduler.step(logits, 0, sample)
-    expected = torch.softmax(logits.double(), -1).max(-1).values
+    candidates = logits.clone()
+    candidates[..., 29] = float("-inf")  # the mask token (29) is never a candidate
+    expected = torch.softmax(candidates.double(), -1).max(-1).values
     assert torch.allclose(out.confidence.double(), expected, atol=1e-6)
-    assert torch.equal(out.pred_original_sample, logits.argmax(-1))
+    assert torch.equal(out.pred_original_sample, candidates.argmax(-1))
 
 
 @pytest.mark.parametrize(

@@ -147,6 +147,9 @@ class CrocodilTrainer(Trainer):
         if self.args.process_index == 0:
             shutil.rmtree(staged, ignore_errors=True)  # left by a killed save of the same step
         self.accelerator.wait_for_everyone()
+        # every rank makes the folder before writing into it: a rank's RNG state could otherwise reach it before the
+        # main process made it ("Parent directory .staging/checkpoint-N does not exist", seen once with 2 processes)
+        os.makedirs(staged, exist_ok=True)
         self._staging = True
         failed = True
         try:
