@@ -189,13 +189,15 @@ class TextCanvas:
         rest = self.tokenizer.decode(ids[cut:]) if cut < len(ids) else ""
         return suffix[: len(suffix) - len(rest)] if suffix.endswith(rest) else None
 
-    def _pick(self, pretoken: str | None, probed: str | None, at_start: bool) -> str:
-        """The boundary text to heal: the pre-token (exact), or within a run of whitespace the shorter probed text
-        (`"\n"` of `"\n\n\n"`: BPE splits whitespace runs alike whatever follows); "" when no token carries it."""
+    def _pick(self, pretoken: str | None, probe, at_start: bool) -> str:
+        """The boundary text to heal: the pre-token (exact), or within a run of whitespace the shorter text `probe()`
+        finds (`"\n"` of `"\n\n\n"`: BPE splits whitespace runs alike whatever follows; the probes are tokenized
+        only then); "" when no token carries it."""
         if pretoken is None:
-            pretoken = probed
-        elif pretoken.isspace() and probed and probed.isspace() and len(probed) < len(pretoken):
-            if self._spellable(probed, at_start):
+            pretoken = probe()
+        elif pretoken.isspace():
+            probed = probe()
+            if probed and probed.isspace() and len(probed) < len(pretoken) and self._spellable(probed, at_start):
                 return probed
         return pretoken if pretoken and self._spellable(pretoken, at_start) else ""
 
@@ -215,25 +217,30 @@ class TextCanvas:
             ```
         """
         bounds = self._pretoken_bounds(prompt)
-        start = self._pick(prompt[bounds[-1][0] :] if bounds else None, self._probe_start(prompt), at_start=True)
+        start = self._pick(
+            prompt[bounds[-1][0] :] if bounds else None, lambda: self._probe_start(prompt), at_start=True
+        )
         end = ""
         if suffix:
             bounds = self._pretoken_bounds(suffix)
-            end = self._pick(suffix[: bounds[0][1]] if bounds else None, self._probe_end(suffix), at_start=False)
+            end = self._pick(
+                suffix[: bounds[0][1]] if bounds else None, lambda: self._probe_end(suffix), at_start=False
+            )
         return prompt[: len(prompt) - len(start)], start, end, (suffix or "")[len(end) :]
 
     def healed_ids(self, prompt: str, suffix: str | None) -> tuple[list[int], str, str, list[int]]:
         """`(prompt ids, start, end, suffix ids)` of `heal`: the kept prompt's ids are the leading ids of the whole
         prompt's tokenization (as the whole program has them: a kept text re-tokenized alone could end otherwise,
         e.g. a blank line's newlines merged), and the kept suffix's ids the trailing ids of the suffix's."""
-        kept, start, end, rest = self.heal(prompt, suffix)
-        head = self.ids(prompt)
-        while head and len(self.tokenizer.decode(head)) > len(kept):
-            head = head[:-1]
-        tail = self.ids(suffix) if suffix else []
-        while tail and len(self.tokenizer.decode(tail)) > len(rest):
-            tail = tail[1:]
-        return head, start, end, tail
+        _, start, end, _ = self.heal(prompt, suffix)
+        head, tail = self.ids(prompt), self.ids(suffix) if suffix else []
+        cut = 0  # the prompt's last tokens that spell `start` (it begins at a token boundary of the prompt)
+        while cut < len(head) and len(self.tokenizer.decode(head[len(head) - cut :])) < len(start):
+            cut += 1
+        skip = 0  # the suffix's first tokens that spell `end`
+        while skip < len(tail) and len(self.tokenizer.decode(tail[:skip])) < len(end):
+            skip += 1
+        return head[: len(head) - cut], start, end, tail[skip:]
 
     def fill_after_eos(self, canvas: torch.Tensor, layout: CanvasLayout) -> torch.Tensor:
         """Every position of a row's span after its first committed EOS becomes EOS (committed: not computed again)."""

@@ -351,11 +351,11 @@ class CrocodilPipeline(DiffusionPipeline):
         the healed text may be sampled (`TextCanvas.heal`); `logits` are those of `keep`'s positions, row-major."""
         if not layout.allowed:
             return logits
-        positions = keep.nonzero().tolist()
-        for index, (row, column) in enumerate(positions):
-            allowed = layout.allowed.get((row, column))
-            if allowed is not None:
-                logits[index] = logits[index].masked_fill(~allowed, float("-inf"))
+        index = keep.flatten().cumsum(0) - 1  # canvas position -> its row of `logits`
+        for (row, column), allowed in layout.allowed.items():
+            if keep[row, column]:
+                i = int(index[row * keep.shape[1] + column])
+                logits[i] = logits[i].masked_fill(~allowed, float("-inf"))
         return logits
 
     def _step(self, logits, step, state, settings, layout, *, block, active) -> None:
