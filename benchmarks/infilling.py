@@ -1,17 +1,25 @@
-"""Held-out single-line infilling cut at line starts, as users cut code (issue 41): healed against unhealed
+"""Held-out infilling and completion cut at line starts, as users cut code (issue 41): healed against unhealed
 boundaries, oracle against upper-bound span lengths, every mode at the span budget and a quarter of it.
 
 Tasks: small functions (4–10 lines, ≤ 400 characters) from an installed package's sources (default `diffusers`: code
-from outside the standard library the shipped model trained on). The span is the middle line of the body; the prompt
-is every line before it, the suffix every line after it. Metrics per point: exact match of the stripped line, CER
-of the span, `ast.parse` validity of prompt + span + suffix (dedented), NFE and wall time.
+from outside the standard library the shipped model trained on), one task per function:
+
+- `line`: the middle line of the body is the span; the prompt is every line before it, the suffix every line after;
+- `lines`: 2–4 lines from the middle of the body (the count drawn per function), likewise;
+- `complete`: the prompt is the lines before the middle line, no suffix; the first generated line is compared
+  with the middle line (`crocodil complete --lines`).
+
+Metrics per point: exact match of the stripped lines, CER of the span, `ast.parse` validity of prompt + span + suffix
+(dedented; for `complete`, prompt + the generated line), NFE and wall time.
 
 - `length=oracle`: the span's own token count (with healing: the tokens between the healed prompt and suffix, the
-  slot before the suffix included; without: the line's tokens alone) — one call per task;
-- `length=bound`: a fixed `--bound` tokens for every task, the span cut at its first EOS (what a user can ask).
+  slot before the suffix included; without: the lines' tokens alone) — one call per task;
+- `length=bound`: a fixed number of tokens for every task (`--bound`, twice it for `lines`), the span cut at its
+  first EOS (what a user can ask).
 
 Usage:
     python benchmarks/infilling.py [--pipeline crocodil-python-tiny] [--package diffusers] [--num-tasks 48]
+                                   [--tasks line,lines,complete] [--lengths oracle,bound] [--heal both|on|off]
                                    [--bound 16] [--output-dir runs/bench/infilling]
 Prints one JSON object; writes `infilling.json` under `--output-dir`.
 """
@@ -33,8 +41,8 @@ from crocodil_hf.evaluation.metrics import cer
 MODES = ("mdm", "con_then_disc", "con_within_disc")
 
 
-def tasks(package: str, count: int, seed: int = 0) -> list[tuple[str, str, str]]:
-    """(prompt, line, suffix) of small functions of a package, the middle line of each body as the span."""
+def functions(package: str) -> list[list[str]]:
+    """The lines of each small function (4–10 lines, ≤ 400 characters, no docstring) of a package's sources."""
     root = Path(os.path.dirname(importlib.import_module(package).__file__))
     found = []
     for path in sorted(root.rglob("*.py")):
@@ -48,15 +56,31 @@ def tasks(package: str, count: int, seed: int = 0) -> list[tuple[str, str, str]]
             if not isinstance(node, ast.FunctionDef) or node.end_lineno - node.lineno + 1 not in range(4, 11):
                 continue
             body = lines[node.lineno - 1 : node.end_lineno]
-            text = "".join(body)
-            middle = (node.body[0].lineno + node.end_lineno) // 2 - node.lineno  # a line of the body
-            if len(text) > 400 or not body[middle].strip() or '"""' in text:
-                continue
-            found.append(("".join(body[:middle]), body[middle], "".join(body[middle + 1 :])))
-    random.Random(seed).shuffle(found)
+            if len("".join(body)) <= 400 and '"""' not in "".join(body):
+                found.append((body, node.body[0].lineno - node.lineno))
+    return found
+
+
+def tasks(package: str, kind: str, count: int, seed: int = 0) -> list[tuple[str, str, str | None]]:
+    """(prompt, span, suffix) of `kind` (`line`, `lines`, `complete`) cut at line starts, one per function."""
+    rng, found = random.Random(seed), []
+    for body, first in functions(package):
+        middle = (first + len(body) - 1) // 2  # a line of the body
+        size = rng.randint(2, 4) if kind == "lines" else 1
+        end = min(middle + size, len(body) - (0 if kind == "complete" else 1))
+        if end - middle != size or not all(line.strip() for line in body[middle:end]):
+            continue
+        suffix = None if kind == "complete" else "".join(body[end:])
+        found.append(("".join(body[:middle]), "".join(body[middle:end]), suffix))
+    rng.shuffle(found)
     if len(found) < count:
-        raise ValueError(f"{package} has only {len(found)} functions that fit, {count} asked.")
+        raise ValueError(f"{package} has only {len(found)} functions that fit the {kind} task, {count} asked.")
     return found[:count]
+
+
+def stripped_lines(text: str, count: int | None = None) -> list[str]:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[:count] if count else lines
 
 
 def parses(text: str) -> bool:
@@ -76,33 +100,38 @@ def oracle_length(pipe, prompt: str, line: str, suffix: str, heal: bool) -> int:
     return max(1, len(full) - len(head) - len(tail) - (1 if end else 0))
 
 
-def run_point(pipe, items, mode: str, heal: bool, length: str, args) -> dict:
+def run_point(pipe, items, kind: str, mode: str, heal: bool, length: str, args) -> dict:
     start, texts, nfe = time.perf_counter(), [], 0.0
     if length == "oracle":
-        for i, (prompt, line, suffix) in enumerate(items):
-            n = oracle_length(pipe, prompt, line, suffix, heal)
+        for i, (prompt, span, suffix) in enumerate(items):
+            n = oracle_length(pipe, prompt, span, suffix or "", heal)
             steps = max(1, n // args.divisor)
             out = pipe(mode, prompt=prompt, suffix=suffix, gen_length=n, steps=steps, heal=heal,
                        eos_fill=False, generator=torch.Generator().manual_seed(i))  # fmt: skip
             texts.append(out.texts[0])
             nfe += out.nfe["total"]
     else:
-        steps = max(1, args.bound // args.divisor)
-        out = pipe(mode, prompt=[p for p, _, _ in items], suffix=[s for _, _, s in items], gen_length=args.bound,
-                   steps=steps, heal=heal, generator=[torch.Generator().manual_seed(i) for i in range(len(items))])  # fmt: skip
+        bound = args.bound * (2 if kind == "lines" else 1)
+        steps = max(1, bound // args.divisor)
+        suffixes = None if kind == "complete" else [s for _, _, s in items]
+        out = pipe(mode, prompt=[p for p, _, _ in items], suffix=suffixes, gen_length=bound, steps=steps,
+                   heal=heal, generator=[torch.Generator().manual_seed(i) for i in range(len(items))])  # fmt: skip
         texts, nfe = out.texts, out.nfe["total"] * len(items)
-    lines = [line for _, line, _ in items]
+    if kind == "complete":  # the first generated line against the next line
+        texts = [text.split("\n")[0] + "\n" for text in texts]
+    spans = [span for _, span, _ in items]
     return {
+        "task": kind,
         "mode": mode,
         "heal": heal,
         "length": length,
         "steps": "span" if args.divisor == 1 else f"span/{args.divisor}",
-        "exact": sum(t.strip() == ref.strip() for t, ref in zip(texts, lines)) / len(items),
-        "cer": cer([ref.strip() or ref for ref in lines], [t.strip() for t in texts])["cer"],
-        "parses": sum(parses(p + t + s) for (p, _, s), t in zip(items, texts)) / len(items),
+        "exact": sum(stripped_lines(t) == stripped_lines(ref) for t, ref in zip(texts, spans)) / len(items),
+        "cer": cer([ref.strip() or ref for ref in spans], [t.strip() for t in texts])["cer"],
+        "parses": sum(parses(p + t + (s or "")) for (p, _, s), t in zip(items, texts)) / len(items),
         "nfe_per_task": nfe / len(items),
         "seconds": time.perf_counter() - start,
-        "examples": [{"line": ref, "generated": t} for ref, t in list(zip(lines, texts))[:3]],
+        "examples": [{"span": ref, "generated": t} for ref, t in list(zip(spans, texts))[:3]],
     }
 
 
@@ -111,29 +140,35 @@ def main() -> None:
     parser.add_argument("--pipeline", default="crocodil-python-tiny")
     parser.add_argument("--package", default="diffusers")
     parser.add_argument("--num-tasks", type=int, default=48)
+    parser.add_argument("--tasks", default="line,lines,complete", help="comma-separated: line, lines, complete")
+    parser.add_argument("--lengths", default="oracle,bound", help="comma-separated: oracle, bound")
+    parser.add_argument("--heal", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--bound", type=int, default=16)
     parser.add_argument("--output-dir", default="runs/bench/infilling")
     args = parser.parse_args()
     pipe = load_pipeline(args.pipeline)
-    items = tasks(args.package, args.num_tasks)
-    parses_given = sum(parses(p + line + s) for p, line, s in items) / len(items)
-    points = []
-    for length in ("oracle", "bound"):
-        for heal in (False, True):
-            for divisor in (1, 4):
-                args.divisor = divisor
-                for mode in MODES:
-                    points.append(run_point(pipe, items, mode, heal, length, args))
-                    p = points[-1]
-                    print(f"{length:6} heal={heal!s:5} {p['steps']:7} {mode:16} exact {p['exact']:.3f} "
-                          f"CER {p['cer']:.3f} parses {p['parses']:.2f}", flush=True)  # fmt: skip
+    heals = {"both": (False, True), "on": (True,), "off": (False,)}[args.heal]
+    points, given = [], {}
+    for kind in args.tasks.split(","):
+        items = tasks(args.package, kind, args.num_tasks)
+        given[kind] = sum(parses(p + span + (s or "")) for p, span, s in items) / len(items)
+        for length in args.lengths.split(","):
+            for heal in heals:
+                for divisor in (1, 4):
+                    args.divisor = divisor
+                    for mode in args.modes.split(","):
+                        points.append(run_point(pipe, items, kind, mode, heal, length, args))
+                        p = points[-1]
+                        print(f"{kind:8} {length:6} heal={heal!s:5} {p['steps']:7} {mode:16} exact {p['exact']:.3f} "
+                              f"CER {p['cer']:.3f} parses {p['parses']:.2f}", flush=True)  # fmt: skip
     result = {
         "benchmark": "infilling",
         "pipeline": args.pipeline,
         "package": args.package,
-        "num_tasks": len(items),
+        "num_tasks": args.num_tasks,
         "bound": args.bound,
-        "original_files_parse": parses_given,
+        "original_files_parse": given,
         "points": points,
     }
     write_result(result, args.output_dir, "infilling.json")

@@ -7,8 +7,10 @@
 #
 #   bash scripts/continue_tiny_python.sh RUN_DIR                  # ~20 min on 2 cores at the default step counts
 #   AE_STEPS=3000 bash scripts/continue_tiny_python.sh RUN_DIR    # a longer continuation
-#   STAGE_ARGS="--prompt_prob 0.5 --prompt_suffix_prob 0.5" bash scripts/continue_tiny_python.sh RUN_DIR
-#       (STAGE_ARGS go to the autoencoder and conditional-prior stages: here, prompt-aware training, App. H)
+#   STAGE_ARGS="--prompt_prob 0.5 --prompt_suffix_prob 0.6 --prompt_span_pad 16" bash scripts/continue_tiny_python.sh RUN_DIR
+#       (STAGE_ARGS go to the autoencoder, conditional-prior and mdm-baseline stages: here, prompt-aware training with
+#       EOS-padded infill spans, App. H and issue 41; the plain-MDM baseline gets the same recipe, so the comparison
+#       stays fair)
 #   NUM_REGISTERS=2: the k registers sampled z₀ shows the demasker; the priors model those k only (prefix priors,
 #       docs/results.md "Prefix priors"), started from INIT's priors, K-register or prefix; PRIOR_NUM_REGISTERS= (empty) keeps
 #       priors over all K registers
@@ -49,7 +51,8 @@ step conditional-prior --init_from "$INIT" --registers_dir "$RUN/registers" \
   ${PREFIX[@]+"${PREFIX[@]}"} ${EXTRA[@]+"${EXTRA[@]}"}
 BASELINE=()
 if [ -d "$INIT_DIR/mdm_demasker" ]; then  # the fair plain-MDM baseline: as many more steps as the autoencoder
-  train_as mdm-baseline mdm --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}"
+  train_as mdm-baseline mdm --init_from "$INIT" --max_steps "$AE_STEPS" --learning_rate 3e-4 "${COMMON[@]}" \
+    ${EXTRA[@]+"${EXTRA[@]}"}
   BASELINE=(--mdm-demasker "$RUN/mdm-baseline")
 fi
 # the priors' sampler and default step count of the shipped pipeline (docs/results.md "Few-step priors"), and the k registers

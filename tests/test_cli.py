@@ -146,6 +146,27 @@ def test_infill_writes_the_filled_file_with_the_lines_around_the_span_unchanged(
     assert "already exists" in capsys.readouterr().err and filled.read_text() == before
 
 
+def test_complete_stop_blank_line_ends_the_printed_and_written_completion_at_its_first_blank_line(
+    tmp_path, capsys, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from crocodil_hf.cli.commands import complete as complete_command
+
+    generated = "    return x\n   \ndef g():\n    pass\n"
+    out = SimpleNamespace(texts=[generated], full_texts=["def f(x):\n" + generated], nfe={"total": 1}, wall_time=0.1)
+    monkeypatch.setattr(complete_command, "load", lambda name: lambda **kwargs: out)
+    monkeypatch.setattr(complete_command, "nfe_line", lambda nfe: "NFE 1")
+    written = tmp_path / "done.py"
+    args = ["complete", "--prompt", "def f(x):\n", "--stop", "blank-line", "--output", str(written)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "seed 0) ----\n    return x\n# NFE 1" in printed and "def g" not in printed
+    assert written.read_text() == "def f(x):\n    return x\n"
+    assert main(["complete", "--prompt", "def f(x):\n"]) == 0  # the default stops at EOS only
+    assert "def g():\n    pass\n" in capsys.readouterr().out
+
+
 def test_every_option_of_every_command_says_what_it_does():
     """`crocodil COMMAND --help` explains each argument: none is listed with a bare name."""
     import argparse

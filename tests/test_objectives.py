@@ -207,22 +207,30 @@ def test_forward_mask_masks_only_where_allowed_and_all_of_it_in_all_mask_rows():
     assert torch.equal(plain[1] & maskable, masked)
 
 
+@pytest.mark.parametrize("span_pad", [0, 3])
 @pytest.mark.parametrize("kind", ["mdm", "autoencoder", "conditional-prior"])
-def test_prompt_aware_objectives_keep_the_prompt_visible(kind, monkeypatch):
-    """Every prompted row: x_t (or the condition's visible tokens) equals x₀ outside its span."""
+def test_prompt_aware_objectives_keep_the_prompt_visible(kind, span_pad, monkeypatch):
+    """Every prompted row: x_t (or the condition's visible tokens) equals x₀ outside its span; with `span_pad` the
+    loss's x₀ is the program with EOS between span and suffix, and the rest of the program in order."""
     from crocodil_hf.training import losses as losses_module
     from crocodil_hf.training import objectives
 
-    drawn, original = [], losses_module.prompt_spans
+    drawn, targets = [], []
+    original_mask, original_loss = losses_module.SpanDraw.mask, losses_module.mdm_loss
 
-    def recording(*args, **kwargs):
-        drawn.append(original(*args, **kwargs))
+    def recording(self, width):
+        drawn.append(original_mask(self, width))
         return drawn[-1]
 
-    monkeypatch.setattr(objectives, "prompt_spans", recording)
-    monkeypatch.setattr(losses_module, "prompt_spans", recording)
+    def recording_loss(logits, input_ids, masked, p_mask):
+        targets.append(input_ids)
+        return original_loss(logits, input_ids, masked, p_mask)
+
+    monkeypatch.setattr(losses_module.SpanDraw, "mask", recording)
+    monkeypatch.setattr(objectives, "mdm_loss", recording_loss)
+    monkeypatch.setattr(losses_module, "mdm_loss", recording_loss)
     objective = build(kind).train()
-    objective.prompt_prob, objective.suffix_prob = 1.0, 0.5
+    objective.prompt_prob, objective.suffix_prob, objective.span_pad = 1.0, 0.5, span_pad
     seen = {}
     if kind == "conditional-prior":
         module = objective.encoder
@@ -235,12 +243,26 @@ def test_prompt_aware_objectives_keep_the_prompt_visible(kind, monkeypatch):
     batch = inputs(kind)
     objective(**batch)
     (spans,) = drawn
-    x0 = batch["input_ids"]
     assert (~spans[:, 0]).all()  # prompt_prob = 1: every row prompted
     if kind == "conditional-prior":
         assert torch.equal(seen["visible_mask"].bool(), ~spans)  # the condition sees exactly prompt and suffix
-    else:
-        x_t = seen["input_ids"]
-        masked = x_t == objective.demasker.config.mask_token_id
-        assert masked.any() and not (masked & ~spans).any()
-        assert torch.equal(x_t[~spans], x0[~spans])
+        return
+    (x0,) = targets
+    x_t = seen["input_ids"]
+    masked = x_t == objective.demasker.config.mask_token_id
+    assert masked.any() and not (masked & ~spans).any()
+    assert torch.equal(x_t[~spans], x0[~spans])
+    eos, padded_rows = objective.demasker.config.eos_token_id, 0
+    for row, given, maskable in zip(x0.tolist(), batch["input_ids"].tolist(), spans.tolist()):
+        if row == given:
+            continue
+        padded_rows += 1
+        # the row is the program with a run of maskable EOS inserted: dropping it gives the program back (less its tail)
+        start = next(i for i, (a, b) in enumerate(zip(row, given)) if a != b)
+        assert any(
+            row[start : start + r] == [eos] * r
+            and all(maskable[start : start + r])
+            and row[start + r :] == given[start : len(given) - r]
+            for r in range(1, span_pad + 1)
+        )
+    assert (padded_rows > 0) == (span_pad > 0)

@@ -151,6 +151,13 @@ class CrocodilTrainingArguments(TrainingArguments):
     prompt_suffix_prob: float = field(
         default=0.0, metadata={"help": "Of the prompted examples, the share that also keep a suffix visible (infill)."}
     )
+    prompt_span_pad: int = field(
+        default=0,
+        metadata={
+            "help": "Infill examples get r ~ U{0..N} EOS tokens between the span and the suffix, counted in the loss, "
+            "so the model learns to end a span early (`gen_length` as an upper bound; LLaDA's SFT padding). 0 = off."
+        },
+    )
     teacher_solver: str = field(
         default="dpmsolver++",
         metadata={"help": "prior distillation: the teacher's sampler.", "choices": list(PRIOR_SOLVER_NAMES)},
@@ -173,6 +180,7 @@ class CrocodilTrainingArguments(TrainingArguments):
             ("all_mask_prob", 0, 1, False),
             ("prompt_prob", 0, 1, False),
             ("prompt_suffix_prob", 0, 1, False),
+            ("prompt_span_pad", 0, None, True),
             ("encoder_warmup_steps", 0, None, True),
             ("clean_warmup_steps", 0, None, True),
             ("lora_r", 1, None, True),
@@ -185,6 +193,10 @@ class CrocodilTrainingArguments(TrainingArguments):
             ("logging_steps", 0, None, False),
         ):
             check_number(f"`{name}`", getattr(self, name), minimum=low, maximum=high, integer=integer)
+        if self.prompt_span_pad and not (self.prompt_prob > 0 and self.prompt_suffix_prob > 0):
+            raise ValueError(
+                "`prompt_span_pad` pads infill spans: it needs `prompt_prob` > 0 and `prompt_suffix_prob` > 0."
+            )
         super().__post_init__()
 
 

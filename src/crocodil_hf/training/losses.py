@@ -14,6 +14,7 @@ processes: a 2-process run and a 1-process run over the same global batches comp
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -150,6 +151,40 @@ def program_lengths(input_ids: torch.LongTensor, eos_token_id: int) -> torch.Lon
     return first + 1
 
 
+class SpanDraw(NamedTuple):
+    """One draw of prompt-aware spans per row (`draw_spans`): `prompted` rows keep `[0, start)` visible; rows
+    `with_suffix` also keep `[end, …)` visible."""
+
+    prompted: torch.BoolTensor
+    start: torch.LongTensor
+    with_suffix: torch.BoolTensor
+    end: torch.LongTensor
+
+    def mask(self, width: int) -> torch.BoolTensor:
+        """`(B, width)` bool: True where the forward process may mask."""
+        columns = torch.arange(width, device=self.start.device)[None, :]
+        maskable = columns >= torch.where(self.prompted, self.start, 0)[:, None]
+        return maskable & ((columns < self.end[:, None]) | ~self.with_suffix[:, None])
+
+    def padded(self, span_pad: int, generator: "Generator") -> tuple["SpanDraw", torch.LongTensor]:
+        """This draw with r ~ U{0, …, span_pad} positions added after each fill-in-the-middle span, and the r."""
+        pads = integers(0, span_pad + 1, tuple(self.end.shape), generator, self.end.device) * self.with_suffix
+        return self._replace(end=self.end + pads), pads
+
+
+def draw_spans(lengths: torch.LongTensor, prompt_prob: float, suffix_prob: float, generator: "Generator") -> SpanDraw:
+    """The prompts and suffixes of `prompt_spans`, drawn for rows of program lengths `lengths`."""
+    batch_size, device = lengths.shape[0], lengths.device
+    n = lengths.float()
+    draws = uniform((batch_size, 4), generator, device)
+    prompted = draws[:, 0] < prompt_prob
+    start = 1 + (draws[:, 1] * (n - 1)).long().clamp(max=(n - 2).long())  # a in [1, n − 1]
+    with_suffix = prompted & (draws[:, 2] < suffix_prob)
+    room = (n - 1 - start).clamp(min=1)  # b in [a + 1, n − 1]
+    end = start + 1 + (draws[:, 3] * room).long().clamp(max=(room - 1).long())
+    return SpanDraw(prompted, start, with_suffix, end)
+
+
 def prompt_spans(
     lengths: torch.LongTensor,
     width: int,
@@ -179,32 +214,61 @@ def prompt_spans(
         [[False, False, False, False, True, True, True]]
         ```
     """
-    batch_size, device = lengths.shape[0], lengths.device
-    n = lengths.float()
-    draws = uniform((batch_size, 4), generator, device)
-    prompted = draws[:, 0] < prompt_prob
-    start = 1 + (draws[:, 1] * (n - 1)).long().clamp(max=(n - 2).long())  # a in [1, n − 1]
-    with_suffix = prompted & (draws[:, 2] < suffix_prob)
-    room = (n - 1 - start).clamp(min=1)  # b in [a + 1, n − 1]
-    end = start + 1 + (draws[:, 3] * room).long().clamp(max=(room - 1).long())
-    columns = torch.arange(width, device=device)[None, :]
-    maskable = columns >= torch.where(prompted, start, 0)[:, None]
-    return maskable & ((columns < end[:, None]) | ~with_suffix[:, None])
+    return draw_spans(lengths, prompt_prob, suffix_prob, generator).mask(width)
 
 
-def prompt_maskable(
+def pad_spans(
+    input_ids: torch.LongTensor, end: torch.LongTensor, pads: torch.LongTensor, pad_token_id: int
+) -> torch.LongTensor:
+    """Insert `pads[i]` copies of `pad_token_id` at position `end[i]` of row i, shifting the rest right (what falls
+    off the row's end is dropped): the span `[a, b)` of a fill-in-the-middle example followed by EOS padding before
+    its suffix, as LLaDA's SFT pads an answer with EOS (issue 41: `gen_length` is an upper bound of the span).
+
+    Example:
+        ```python
+        >>> pad_spans(torch.tensor([[1, 5, 6, 7, 2, 2]]), torch.tensor([2]), torch.tensor([2]), 2).tolist()
+        [[1, 5, 2, 2, 6, 7]]
+        ```
+    """
+    columns = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+    after = columns >= end[:, None]
+    source = torch.where(after, columns - pads[:, None], columns).clamp(min=0)
+    shifted = input_ids.gather(1, source)
+    return torch.where(after & (columns < (end + pads)[:, None]), pad_token_id, shifted)
+
+
+def prompt_layout(
     input_ids: torch.LongTensor,
     eos_token_id: int,
     prompt_prob: float,
     suffix_prob: float = 0.0,
     generator: Generator = None,
-) -> torch.BoolTensor | None:
-    """`prompt_spans` of `[BOS] program [EOS] ...` rows, for `forward_mask(maskable=)`; None (and nothing drawn) when
-    `prompt_prob` is 0, so that runs without the option keep their random draws."""
+    span_pad: int = 0,
+) -> tuple[torch.LongTensor, torch.BoolTensor | None]:
+    """x₀ and its maskable positions for prompt-aware training of `[BOS] program [EOS] ...` rows.
+
+    `prompt_spans` draws the prompt and suffix; with `span_pad` > 0 each fill-in-the-middle row also gets
+    r ~ U{0, …, span_pad} EOS tokens between its span and its suffix (`pad_spans`), maskable and counted in the
+    loss, so the demasker learns to end a span before the suffix. Returns `(input_ids, None)` (and draws nothing)
+    when `prompt_prob` is 0, so that runs without the option keep their random draws.
+
+    Example:
+        ```python
+        >>> ids = torch.tensor([[1, 5, 6, 7, 8, 9, 2, 2, 2, 2]])
+        >>> gen = torch.Generator().manual_seed(1)
+        >>> x0, maskable = prompt_layout(ids, 2, prompt_prob=1.0, suffix_prob=1.0, generator=gen, span_pad=3)
+        >>> x0.tolist(), maskable.int().tolist()  # the span 6 7 8 and 3 EOS may be masked; prompt and suffix 9 not
+        ([[1, 5, 6, 7, 8, 2, 2, 2, 9, 2]], [[0, 0, 1, 1, 1, 1, 1, 1, 0, 0]])
+        ```
+    """
     if prompt_prob <= 0:
-        return None
-    lengths = program_lengths(input_ids, eos_token_id)
-    return prompt_spans(lengths, input_ids.shape[1], prompt_prob, suffix_prob, generator)
+        return input_ids, None
+    spans = draw_spans(program_lengths(input_ids, eos_token_id), prompt_prob, suffix_prob, generator)
+    if span_pad > 0:
+        end = spans.end
+        spans, pads = spans.padded(span_pad, generator)
+        input_ids = pad_spans(input_ids, end, pads, eos_token_id)
+    return input_ids, spans.mask(input_ids.shape[1])
 
 
 def mdm_loss(logits: torch.Tensor, input_ids: torch.LongTensor, masked: torch.BoolTensor, p_mask: torch.Tensor):
@@ -248,6 +312,7 @@ def autoencoder_loss(
     generator: Generator = None,
     prompt_prob: float = 0.0,
     suffix_prob: float = 0.0,
+    span_pad: int = 0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One robust encoder–demasker step (Alg. 1, App. C): z₀ = h_φ(x₀), z₀ + e, first k registers, x_t ~ q(·|x₀).
 
@@ -262,6 +327,8 @@ def autoencoder_loss(
         nested: Nested dropout over k (paper: on).
         prompt_prob, suffix_prob: Prompt-aware training (`prompt_spans`): x_t keeps a prompt (and a suffix) of
             x₀ visible; z₀ still encodes the whole program (App. H: "the prompt and the answer together").
+        span_pad: EOS padding after a fill-in-the-middle span (`prompt_layout`); the encoder reads the program
+            without it.
     """
     if encoder_inputs is None:
         encoder_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -275,7 +342,9 @@ def autoencoder_loss(
     else:
         k = nested_dropout(batch_size, num_registers, generator=generator, device=input_ids.device)
     mask_token_id = demasker.config.mask_token_id
-    maskable = prompt_maskable(input_ids, demasker.config.eos_token_id, prompt_prob, suffix_prob, generator)
+    input_ids, maskable = prompt_layout(
+        input_ids, demasker.config.eos_token_id, prompt_prob, suffix_prob, generator, span_pad
+    )
     x_t, masked, p_mask = forward_mask(
         input_ids, mask_token_id, all_mask_prob=all_mask_prob, generator=generator, maskable=maskable
     )
@@ -292,7 +361,10 @@ __all__ = [
     "mdm_loss",
     "normal",
     "program_lengths",
-    "prompt_maskable",
+    "SpanDraw",
+    "draw_spans",
+    "pad_spans",
+    "prompt_layout",
     "prompt_spans",
     "register_noise",
     "uniform",

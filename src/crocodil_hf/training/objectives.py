@@ -30,12 +30,13 @@ from ..schedulers.scheduling_register_prior import (
 from .losses import (
     RowGenerators,
     autoencoder_loss,
+    draw_spans,
     forward_mask,
     integers,
     mdm_loss,
     normal,
-    prompt_maskable,
-    prompt_spans,
+    pad_spans,
+    prompt_layout,
     uniform,
 )
 from .prior_loss import register_prior_loss, sample_base_timesteps
@@ -107,11 +108,11 @@ class MaskedDiffusionObjective(TrainingObjective):
     """Stage 0, base masked diffusion: LLaDA's loss (Eq. 5 without z; t ~ U[0, 1], 1/t weighting); with
     `prompt_prob` > 0, prompt-aware (`prompt_spans`), as LLaDA's SFT keeps the prompt unmasked."""
 
-    def __init__(self, demasker: nn.Module, prompt_prob: float = 0.0, suffix_prob: float = 0.0):
+    def __init__(self, demasker: nn.Module, prompt_prob: float = 0.0, suffix_prob: float = 0.0, span_pad: int = 0):
         super().__init__()
         self.demasker = demasker
         self.mask_token_id = demasker.config.mask_token_id
-        self.prompt_prob, self.suffix_prob = prompt_prob, suffix_prob
+        self.prompt_prob, self.suffix_prob, self.span_pad = prompt_prob, suffix_prob, span_pad
 
     def components(self):
         return {"demasker": self.demasker}
@@ -119,7 +120,9 @@ class MaskedDiffusionObjective(TrainingObjective):
     def forward(self, input_ids, encoder_attention_mask=None, row_seeds=None) -> dict[str, torch.Tensor]:
         generator = _generators(row_seeds)
         eos = self.demasker.config.eos_token_id
-        maskable = prompt_maskable(input_ids, eos, self.prompt_prob, self.suffix_prob, generator)
+        input_ids, maskable = prompt_layout(
+            input_ids, eos, self.prompt_prob, self.suffix_prob, generator, self.span_pad
+        )
         x_t, masked, p_mask = forward_mask(input_ids, self.mask_token_id, generator=generator, maskable=maskable)
         logits = self.demasker(input_ids=x_t).logits
         return {"loss": mdm_loss(logits, input_ids, masked, p_mask)}
@@ -147,10 +150,12 @@ class AutoencoderObjective(TrainingObjective):
         nested_dropout: bool = True,
         prompt_prob: float = 0.0,
         suffix_prob: float = 0.0,
+        span_pad: int = 0,
     ):
         super().__init__()
         self.encoder = encoder
         self.demasker = demasker
+        self.span_pad = span_pad
         self.register_noise_cs = register_noise_cs
         self.all_mask_prob = all_mask_prob
         self.nested_dropout = nested_dropout
@@ -183,6 +188,7 @@ class AutoencoderObjective(TrainingObjective):
             generator=_generators(row_seeds),
             prompt_prob=0.0 if clean else self.prompt_prob,
             suffix_prob=self.suffix_prob,
+            span_pad=self.span_pad,
         )
         return {"loss": loss}
 
@@ -203,11 +209,12 @@ class RegisterPriorObjective(TrainingObjective):
         encoder: RegisterEncoderModel | None = None,
         prompt_prob: float = 0.0,
         suffix_prob: float = 0.0,
+        span_pad: int = 0,
     ):
         super().__init__()
         self.prior = prior
         self.encoder = encoder.eval().requires_grad_(False) if encoder is not None else None
-        self.prompt_prob, self.suffix_prob = prompt_prob, suffix_prob
+        self.prompt_prob, self.suffix_prob, self.span_pad = prompt_prob, suffix_prob, span_pad
         self.noise_scheduler = make_noise_scheduler(prior.config.num_train_timesteps)
 
     def components(self):
@@ -226,9 +233,15 @@ class RegisterPriorObjective(TrainingObjective):
         if self.prompt_prob > 0:
             # prompted rows: the span after the prompt (before the suffix) is hidden, the rest of the program visible
             lengths = valid.sum(dim=1)  # the collator's mask: 1 up to and including the first EOS
-            spans = prompt_spans(lengths, valid.shape[1], self.prompt_prob, self.suffix_prob, generator)
-            prompted = ~spans[:, 0]  # position 0 (BOS) is maskable only in a row without a prompt
-            hidden = torch.where(prompted[:, None], spans & valid, hidden)
+            draw = draw_spans(lengths, self.prompt_prob, self.suffix_prob, generator)
+            if self.span_pad > 0:  # hidden span + padding, as the pipeline hides its whole `gen_length` slot
+                end = draw.end
+                draw, pads = draw.padded(self.span_pad, generator)
+                input_ids = pad_spans(input_ids, end, pads, 0)
+                valid = pad_spans(valid.long(), end, pads, 1).bool()
+                hidden = pad_spans(hidden.long(), end, pads, 1).bool()
+            spans = draw.mask(valid.shape[1])
+            hidden = torch.where(draw.prompted[:, None], spans & valid, hidden)
         with torch.no_grad():
             return self.encoder(
                 input_ids=input_ids, attention_mask=valid.long(), visible_mask=(~hidden).long()

@@ -2,6 +2,8 @@
 
 `crocodil infill` (`infill.py`) shares `sampling_args` and `run_prompted` with it."""
 
+import re
+
 from ..common import HELP, check_sampling, load, nfe_line, pipeline_arg, prior_args, prior_kwargs, write_atomic
 
 HELP_TEXT = (
@@ -16,7 +18,13 @@ def sampling_args(cmd) -> None:
     cmd.add_argument("--mode", default="con_within_disc", choices=generation_modes(), help=HELP["mode"])
     cmd.add_argument("--num-samples", type=int, default=1, help="samples to draw (default 1)")
     cmd.add_argument("--steps", type=int, default=8, help="demasker calls over the span")
-    cmd.add_argument("--gen-length", type=int, default=32, help="tokens to generate (the span's length)")
+    cmd.add_argument(
+        "--gen-length",
+        type=int,
+        default=32,
+        help="most tokens to generate (default 32): the span ends at its first EOS, so it need not match the "
+        "replaced lines",
+    )
     prior_args(cmd)
     cmd.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
     cmd.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
@@ -44,6 +52,12 @@ def register(subparsers) -> None:
     group.add_argument("--lines", type=int, default=None, help="keep the first N lines as the prompt")
     group.add_argument("--prompt", default=None, help="prompt text instead of a file")
     sampling_args(cmd)
+    cmd.add_argument(
+        "--stop",
+        choices=("eos", "blank-line"),
+        default="eos",
+        help="where a completion ends: at EOS (default) or also at its first blank line (the end of a block)",
+    )
 
 
 def prompt_of(args) -> tuple[str, None, str | None]:
@@ -65,6 +79,19 @@ def prompt_of(args) -> tuple[str, None, str | None]:
     return "".join(lines[:keep]), None, "".join(lines[keep:]) or None
 
 
+def cut_at_blank_line(text: str) -> str:
+    """`text` up to (and with the newline of) its first blank line: `--stop blank-line`.
+
+    Example:
+        ```python
+        >>> cut_at_blank_line("    return x\n\ndef g():\n")
+        '    return x\n'
+        ```
+    """
+    match = re.search(r"\n[ \t]*\n", text)
+    return text if match is None else text[: match.start() + 1]
+
+
 def run_prompted(args, prompt: str, suffix: str | None, original: str | None) -> int:
     """Prompted generation with the prompt and suffix kept fixed; prints prompt, samples, suffix and the NFE line."""
     import torch
@@ -81,9 +108,13 @@ def run_prompted(args, prompt: str, suffix: str | None, original: str | None) ->
         eos_penalty=args.eos_penalty,
         **prior_kwargs(args),
     )
+    texts, full_texts = out.texts, out.full_texts
+    if getattr(args, "stop", "eos") == "blank-line":
+        texts = [cut_at_blank_line(text) for text in texts]
+        full_texts = [prompt + text for text in texts]
     print("# ---- prompt (kept) ----")
     print(prompt.rstrip("\n"))
-    for i, text in enumerate(out.texts):
+    for i, text in enumerate(texts):
         print(f"# ---- generated {i} ({args.mode}, seed {args.seed + i}) ----")
         print(text.rstrip("\n"))
     if suffix is not None:
@@ -94,7 +125,7 @@ def run_prompted(args, prompt: str, suffix: str | None, original: str | None) ->
         print(original.rstrip("\n"))
     print(f"# {nfe_line(out.nfe)}; {out.wall_time:.2f} s")
     if args.output:
-        write_atomic(args.output, out.full_texts[0])
+        write_atomic(args.output, full_texts[0])
         print(f"# wrote {args.output}")
     return 0
 

@@ -59,6 +59,7 @@ def run(model_args, data_args, args, resume: str | None) -> str:
         nested_dropout=args.nested_dropout,
         prompt_prob=args.prompt_prob,
         suffix_prob=args.prompt_suffix_prob,
+        span_pad=args.prompt_span_pad,
     )
     trainer, result = train(
         objective,

@@ -31,7 +31,9 @@ def run(model_args, data_args, args, resume: str | None) -> str:
         model = LLaDAModelLM(LLaDAConfig(**llada_fields(tokenizer, model_args.model_config)))
     if args.use_lora:
         model = apply_lora(model, args)
-    objective = MaskedDiffusionObjective(model, prompt_prob=args.prompt_prob, suffix_prob=args.prompt_suffix_prob)
+    objective = MaskedDiffusionObjective(
+        model, prompt_prob=args.prompt_prob, suffix_prob=args.prompt_suffix_prob, span_pad=args.prompt_span_pad
+    )
     trainer, result = train(
         objective, args, corpus["train"], ProgramCollator(tokenizer.eos_token_id, data_args.max_length), resume
     )

@@ -90,7 +90,13 @@ def _run(stage: str, model_args, data_args, args, resume: str | None) -> str:
     if conditional:
         encoder = RegisterEncoderModel.from_pretrained(model_args.encoder_name_or_path or info["encoder"])
         collator = RegisterCollator(info["eos_token_id"], info["max_length"])
-    prompt = {"prompt_prob": args.prompt_prob, "suffix_prob": args.prompt_suffix_prob} if conditional else {}
+    prompt = {}
+    if conditional:
+        prompt = {
+            "prompt_prob": args.prompt_prob,
+            "suffix_prob": args.prompt_suffix_prob,
+            "span_pad": args.prompt_span_pad,
+        }
     objective = RegisterPriorObjective(prior, encoder, **prompt)
     trainer, result = train(objective, args, registers["train"], collator, resume)
     record = {"stage": stage, "metrics": result.metrics, "init_from": model_args.init_from}
