@@ -63,6 +63,28 @@ class Files:
         """`crocodil eval` on the shipped pipeline into a new directory, with `options`."""
         return ["eval", "--pipeline", SHIPPED, "--output-dir", self.path("e"), *options]
 
+    def pipeline(self, name: str, corrupt: bool = False, drop: str | None = None, pickled: bool = False) -> str:
+        """A saved tiny pipeline: its demasker weights random bytes (`corrupt`), one file removed (`drop`), or its
+        demasker weights a pickle holding a Python object (`pickled`)."""
+        import types
+
+        from safetensors.torch import load_file
+
+        from crocodil_hf.testing import build_tiny_pipeline
+
+        path = self.root / name
+        build_tiny_pipeline().save_pretrained(path)
+        weights = path / "demasker" / "model.safetensors"
+        if corrupt:
+            weights.write_bytes(os.urandom(4096))
+        if drop:
+            (path / drop).unlink()
+        if pickled:
+            state = {**load_file(weights), "extra": types.SimpleNamespace(a=1)}
+            weights.unlink()
+            torch.save(state, path / "demasker" / "pytorch_model.bin")
+        return str(path)
+
     def foreign(self, name: str) -> str:
         """A non-empty directory of the user's, with one file that must survive."""
         self.text(f"{name}/notes.txt", "keep me\n")
@@ -160,7 +182,12 @@ CLI_CASES = [
     (
         "interpolate-alphas-text",
         lambda f: ["interpolate", f.text("a.py"), f.text("b.py"), "--alphas", "a,b"],
-        ["--alphas", "finite"],
+        ["--alphas", "[0, 1]"],
+    ),
+    (
+        "interpolate-alphas-outside-0-1",
+        lambda f: ["interpolate", f.text("a.py"), f.text("b.py"), "--alphas", "2,-1"],
+        ["--alphas", "[0, 1]", "2,-1"],
     ),  # fmt: skip
     (
         "interpolate-alphas-nan",
@@ -260,7 +287,18 @@ CLI_CASES = [
         ["--mdm-demasker", "config.json"],
     ),  # fmt: skip
     ("push-missing-dir", lambda f: ["push", f.path("nothing"), "org/name"], ["not a non-empty directory"]),
+    ("generate-mdm-num-registers", lambda f: ["generate", "--mode", "mdm", "--num-registers", "5"],
+     ["num_registers", "does not apply", "'mdm'"]),
+    ("config-outside-the-shipped-configs", lambda f: ["config", "../../cli/__init__.py"], ["not a shipped config"]),
+    ("config-a-user-file", lambda f: ["config", f.text("mine.yaml", "max_steps: 1\n")], ["not a shipped config"]),
     ("push-bad-repo-id", lambda f: ["push", f.foreign("mine"), "a/b/c"], ["org/name"]),
+    # checked before any network call (offline here: a check that came after would fail on the Hub instead)
+    ("push-weights-not-safetensors", lambda f: ["push", f.pipeline("p", corrupt=True), "org/name"],
+     ["demasker/model.safetensors", "does not load", "nothing was uploaded"]),
+    ("push-pipeline-not-loadable", lambda f: ["push", f.pipeline("p", drop="prior/config.json"), "org/name"],
+     ["does not load as a pipeline", "nothing was uploaded"]),
+    ("autoencode-pickled-weights", lambda f: ["autoencode", f.text("a.py"), "--pipeline", f.pipeline("p", pickled=True)],
+     ["refused to load", "pickled", "safetensors"]),
     ("config-unknown", lambda f: ["config", "no/such"], ["shipped"]),
     ("command-unknown", lambda f: ["frobnicate"], ["invalid choice"]),
     # train: arguments, types and the output directory, before any data or model is built
@@ -448,6 +486,20 @@ def test_a_long_generation_past_the_trained_length_warns(pipe, caplog):
     assert "longer than the 8 tokens this pipeline was trained on" in caplog.text
 
 
+def test_a_prompt_that_makes_the_row_longer_than_the_trained_length_warns(pipe, caplog):
+    """`complete` / `infill` on a long file: the span fits the trained length, prompt + span + suffix does not."""
+    prompt = "def f(x):\n    return x + 1\n"
+    fits = len(pipe.text_canvas.ids(prompt)) + 4
+    trained, pipe.demasker.config.default_gen_length = pipe.demasker.config.default_gen_length, fits
+    try:
+        pipe(mode="mdm", prompt=prompt, gen_length=4, steps=2)
+        assert "trained on" not in caplog.text  # a short prompt: no warning
+        pipe(mode="mdm", prompt=prompt * 3, suffix=prompt, gen_length=4, steps=2)
+    finally:
+        pipe.demasker.config.default_gen_length = trained
+    assert "prompt + span + suffix" in caplog.text and f"longer than the {fits} tokens" in caplog.text
+
+
 @pytest.mark.parametrize(
     "ids, word",
     [
@@ -603,12 +655,26 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_a_full_disk_reported_by_torch_save_is_named_as_such():
+    from safetensors import SafetensorError
+
     from crocodil_hf.cli import explain_error
 
     torch_zip = RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 8855936 vs 8855824")
-    for err in (torch_zip, OSError(28, "No space left on device", "x/optimizer.pt")):
+    safetensors_write = SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    for err in (torch_zip, OSError(28, "No space left on device", "x/optimizer.pt"), safetensors_write):
         message, status = explain_error(err)
         assert status == 2 and message.startswith("no space left on device"), message
+
+
+def test_hub_unreachable_names_the_endpoint(monkeypatch):
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from crocodil_hf.cli import explain_error
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    message, status = explain_error(OfflineModeIsEnabled("offline"))
+    assert status == 2 and "http://127.0.0.1:9" in message, message
 
 
 def test_an_unexpected_failure_is_one_line_with_status_1(monkeypatch, capsys):

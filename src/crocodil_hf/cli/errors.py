@@ -5,16 +5,25 @@ def explain_error(err: BaseException) -> tuple[str, int]:
     """One line for an exception and the exit status: 2 for what the user can fix (bad values, paths, files, the
     network, a full disk), 1 for an unexpected failure (a bug: the line names the exception type)."""
     import errno
+    import pickle
 
     if isinstance(err, UnicodeDecodeError):
         return f"a file is not UTF-8 text ({err.reason} at byte {err.start}); convert it to UTF-8.", 2
     if isinstance(err, ValueError):
         return str(err).strip() or type(err).__name__, 2
+    if isinstance(err, pickle.UnpicklingError):  # torch.load(weights_only=True) refused a pickled payload
+        return (
+            "refused to load a file that holds pickled Python objects (they could run code when loaded); only "
+            "weights are loaded: re-save it as safetensors (save_pretrained) from a source you trust.",
+            2,
+        )
     disk_full = isinstance(err, OSError) and err.errno == errno.ENOSPC
     # torch.save reports a full disk as a RuntimeError of its zip writer ("unexpected pos", "failed writing file")
     disk_full |= isinstance(err, RuntimeError) and any(
-        marker in str(err) for marker in ("unexpected pos", "PytorchStreamWriter failed writing", "No space left")
+        marker in str(err) for marker in ("unexpected pos", "PytorchStreamWriter failed writing")
     )
+    # any writer's own words for ENOSPC (safetensors' SafetensorError is neither an OSError nor a RuntimeError)
+    disk_full |= any(marker in str(err) for marker in ("No space left on device", "os error 28"))
     if disk_full:
         where = f" while writing {err.filename}" if getattr(err, "filename", None) else ""
         return f"no space left on device{where}; free some space and rerun the same command.", 2
@@ -44,9 +53,11 @@ def _hub_error(err: BaseException) -> str | None:
         "ConnectTimeout",
         "TimeoutException",
     }:
+        from huggingface_hub import constants
+
         return (
-            "cannot reach the Hugging Face Hub (offline or no network); use a local directory, or set HF_HUB_OFFLINE=0 "
-            "and check the connection."
+            f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} (offline or no network); use a local directory, "
+            "or set HF_HUB_OFFLINE=0 and check the connection (and HF_ENDPOINT)."
         )
     if names & {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError", "GatedRepoError"}:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""

@@ -28,9 +28,14 @@ def check_call(pipe, settings: GenerationSettings) -> None:
         raise ValueError(f"`text` is only used by modes that read it, not by mode {s.mode!r}.")
     check_number("`num_samples`", s.num_samples, minimum=1, integer=True)
     check_number("`gen_length`", s.gen_length, minimum=1, integer=True)
-    _check_lengths(pipe, s)
+    length = _check_lengths(pipe, s)
     _check_schedule(s)
     check_number("`num_registers`", s.num_registers, minimum=1, maximum=pipe.num_registers_max, integer=True)
+    if s.num_registers_given and not source.makes_registers and s.registers is None:
+        raise ValueError(
+            f"`num_registers` does not apply to mode {s.mode!r}: it shows the demasker no registers (give "
+            "`registers=` to guide it, or pick a mode with registers)."
+        )
     check_number("`eta`", s.eta, minimum=0)
     pipe.priors.check(s)
     if s.heal not in (True, False):
@@ -54,10 +59,11 @@ def check_call(pipe, settings: GenerationSettings) -> None:
             f"`num_registers` {s.num_registers} is more than the {pipe.prior_num_registers} registers this "
             "pipeline's priors sample."
         )
-    if pipe.trained_gen_length and s.gen_length > pipe.trained_gen_length:
+    if pipe.trained_gen_length and length > pipe.trained_gen_length:
+        what = "gen_length %d" if s.prompts is None else "prompt + span + suffix (%d tokens)"
         logger.warning(
-            "gen_length %d is longer than the %d tokens this pipeline was trained on; expect degraded text.",
-            s.gen_length,
+            what + " is longer than the %d tokens this pipeline was trained on; expect degraded text.",
+            length,
             pipe.trained_gen_length,
         )
 
@@ -83,9 +89,9 @@ def _check_prompts(pipe, s: GenerationSettings, source) -> None:
         raise ValueError(f"`mode={s.mode!r}` with a `prompt` needs a `conditional_prior` component.")
 
 
-def _check_lengths(pipe, s: GenerationSettings) -> None:
-    """Prompt, suffix and span fit the demasker's positions."""
-    limit = pipe.max_gen_length
+def _check_lengths(pipe, s: GenerationSettings) -> int:
+    """Prompt, suffix and span fit the demasker's positions; returns the longest row's tokens after BOS."""
+    limit, used = pipe.max_gen_length, 0
     if s.prompts is not None:
         ids = pipe.text_canvas.ids
         used = max(len(ids(p)) for p in s.prompts) + max(len(ids(x)) for x in s.suffixes or [""])
@@ -100,6 +106,7 @@ def _check_lengths(pipe, s: GenerationSettings) -> None:
             f"`gen_length` ({s.gen_length}) must be <= {limit}: the demasker's max_sequence_length "
             f"({pipe.demasker.config.max_sequence_length}) minus the BOS prefix."
         )
+    return used + s.gen_length
 
 
 def _check_schedule(s: GenerationSettings) -> None:

@@ -43,6 +43,7 @@ class RegisterSource:
     conditions_on_prompt: bool = False  # with `prompt=`, z₀ comes from the conditional prior on h_φ(prompt, suffix)
     samples_from_prior: bool = False  # z₀ is sampled by a prior: the demasker reads its first
     # `default_num_registers` only, unless the call gives `registers=` or `num_registers=`
+    makes_registers: bool = True  # False: no z₀ unless the call gives `registers=` (`num_registers=` alone is refused)
 
     def initial_registers(self, sampler, settings, state):
         """z₀ `(B, K, d)` before the first demasker call, or `None` for an unguided demasker."""
@@ -59,6 +60,7 @@ class RegisterSource:
 class NoRegisters(RegisterSource):
     name = "mdm"
     description = "the same demasker with no guidance (the plain masked-diffusion baseline)"
+    makes_registers = False
 
 
 class EncodedRegisters(RegisterSource):

@@ -35,6 +35,7 @@ class GenerationSettings:
     remasking: str = "low_confidence"
     threshold: float | None = None
     num_registers: int = 1
+    num_registers_given: bool = False  # the call named `num_registers` (else the default above was filled in)
     refresh_at: tuple[float, ...] = (0.5,)
     eta: float = 0.0
     text: tuple[str, ...] | None = None
@@ -88,6 +89,7 @@ class GenerationSettings:
         block_length, steps = kwargs.pop("block_length"), kwargs.pop("steps")
         registers, refresh_at, eos_fill = kwargs.pop("registers"), kwargs.pop("refresh_at"), kwargs.pop("eos_fill")
         num_registers = kwargs.pop("num_registers")
+        num_registers_given = num_registers is not None
         if num_registers is None:
             sampled = getattr(source, "samples_from_prior", False) and registers is None
             num_registers = pipe.sampled_num_registers_default if sampled else pipe.num_registers_max
@@ -99,6 +101,7 @@ class GenerationSettings:
             block_length=gen_length if block_length is None else block_length,
             steps=gen_length if steps is None else steps,
             num_registers=num_registers,
+            num_registers_given=num_registers_given,
             refresh_at=tuple(refresh_at) if isinstance(refresh_at, (list, tuple)) else refresh_at,
             text=texts,
             prompts=prompts,

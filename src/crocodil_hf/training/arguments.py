@@ -205,12 +205,19 @@ def resolve_config(config: str) -> Path:
     path = Path(config)
     if path.is_file():
         return path
+    return shipped_config(config, what="neither a file nor a shipped config")
+
+
+def shipped_config(name: str, what: str = "not a shipped config") -> Path:
+    """The file of a shipped config name like `tiny-python/mdm` (with or without its extension); a name that
+    leads outside the shipped configs (`../x`) is refused like an unknown one."""
+    root = CONFIG_DIR.resolve()
     for suffix in ("", ".yaml", ".yml", ".json"):
-        candidate = CONFIG_DIR / f"{config}{suffix}"
-        if candidate.is_file():
+        candidate = (CONFIG_DIR / f"{name}{suffix}").resolve()
+        if candidate.is_file() and candidate.is_relative_to(root):
             return candidate
     shipped = sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
-    raise ValueError(f"config {config!r} is neither a file nor a shipped config; shipped: {shipped}.")
+    raise ValueError(f"config {name!r} is {what}; shipped: {shipped}.")
 
 
 def stage_argument_parser(prog: str = "crocodil train STAGE") -> HfArgumentParser:

@@ -12,7 +12,7 @@ def register(subparsers) -> None:
 
 
 def run(args, rest=None) -> int:
-    from ...training.arguments import resolve_config
+    from ...training.arguments import shipped_config
 
-    print(resolve_config(args.name).resolve())
+    print(shipped_config(args.name))
     return 0

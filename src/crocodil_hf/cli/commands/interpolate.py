@@ -22,8 +22,8 @@ def alphas_of(value: str) -> list[float]:
         alphas = [float(a) for a in value.split(",") if a.strip()]
     except ValueError:
         alphas = []
-    if not alphas or not all(math.isfinite(a) for a in alphas):
-        raise ValueError(f"--alphas must be a comma list of finite numbers such as 0,0.5,1; got {value!r}.")
+    if not alphas or not all(math.isfinite(a) and 0 <= a <= 1 for a in alphas):
+        raise ValueError(f"--alphas must be a comma list of numbers in [0, 1] such as 0,0.5,1; got {value!r}.")
     return alphas
 
 

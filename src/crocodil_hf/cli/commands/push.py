@@ -23,6 +23,7 @@ def run(args, rest=None) -> int:
         raise ValueError(f"{folder} is not a non-empty directory; expected a pipeline or a stage output directory.")
     if args.repo_id.count("/") != 1 or not all(args.repo_id.split("/")):
         raise ValueError(f"repo_id must look like org/name, got {args.repo_id!r}.")
+    check_loadable(folder)
     from huggingface_hub import HfApi
 
     from ...evaluation.model_card import minimal_card
@@ -48,6 +49,35 @@ def run(args, rest=None) -> int:
     )
     print(f"pushed {folder} to {url} (revision {args.revision or 'main'}, commit {info.oid})")
     return 0
+
+
+def check_loadable(folder) -> None:
+    """Before any network call: every safetensors file's header opens, every JSON file parses, and a pipeline folder
+    loads with the strict loaders; otherwise a ValueError naming the file, and nothing is uploaded."""
+    import json
+
+    from safetensors import safe_open
+
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() or any(p.startswith((".", "checkpoint-")) for p in path.relative_to(folder).parts):
+            continue
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as weights:
+                    weights.keys()
+            elif path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+        except Exception as err:  # SafetensorError, JSONDecodeError, UnicodeDecodeError: the file is broken
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{path} does not load ({first}); nothing was uploaded.") from None
+    if (folder / "model_index.json").is_file():
+        from ... import CrocodilPipeline
+
+        try:
+            CrocodilPipeline.from_pretrained(folder)
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"{folder} does not load as a pipeline ({first}); nothing was uploaded.") from None
 
 
 def push_operations(folder) -> list:
