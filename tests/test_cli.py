@@ -155,7 +155,7 @@ def test_complete_stop_blank_line_ends_the_printed_and_written_completion_at_its
 
     generated = "    return x\n   \ndef g():\n    pass\n"
     out = SimpleNamespace(texts=[generated], full_texts=["def f(x):\n" + generated], nfe={"total": 1}, wall_time=0.1)
-    monkeypatch.setattr(complete_command, "load", lambda name: lambda **kwargs: out)
+    monkeypatch.setattr(complete_command, "load", lambda name, mode=None, **call: lambda mode, **kwargs: out)
     monkeypatch.setattr(complete_command, "nfe_line", lambda nfe: "NFE 1")
     written = tmp_path / "done.py"
     args = ["complete", "--prompt", "def f(x):\n", "--stop", "blank-line", "--output", str(written)]

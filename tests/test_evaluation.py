@@ -181,10 +181,16 @@ def test_sweep_rejects_bad_grids_before_compute():
     pipe = build_tiny_pipeline(conditional=False)
     with pytest.raises(ValueError, match="unknown mode"):
         check_sweep(pipe, ["bogus"], [4], [16], gen_length=16, num_samples=4, references=None)
-    with pytest.raises(ValueError, match="conditional prior"):
+    with pytest.raises(ValueError, match="conditional_prior"):
         check_sweep(pipe, ["con_within_disc"], [4], [16], gen_length=16, num_samples=4, references=None)
-    with pytest.raises(ValueError, match="steps=6"):
+    with pytest.raises(ValueError, match="`steps` \\(6\\) must be a positive multiple"):
         check_sweep(pipe, ["mdm"], [6], [4], gen_length=16, num_samples=4, references=None)
+    with pytest.raises(ValueError, match="num_registers"):  # every rule of a call: here k > K
+        check_sweep(pipe, ["con_then_disc"], [4], [16], gen_length=16, num_samples=4, references=None,
+                    call_kwargs={"num_registers": 99})  # fmt: skip
+    # k is for the guided modes: the mdm points of the same sweep run without it
+    check_sweep(pipe, ["mdm", "con_then_disc"], [4], [16], gen_length=16, num_samples=4, references=None,
+                call_kwargs={"num_registers": 2})  # fmt: skip
     with pytest.raises(ValueError, match="references"):
         check_sweep(pipe, ["mdm"], [4], [16], gen_length=16, num_samples=8, references=["a"] * 3)
     torch.manual_seed(0)

@@ -13,6 +13,7 @@ Example:
 import argparse
 import logging
 import os
+import re
 import sys
 import traceback
 
@@ -49,12 +50,36 @@ def _debug_flags(argv: list[str]) -> tuple[list[str], bool]:
     return argv, bool(flags) or os.environ.get("CROCODIL_DEBUG", "").lower() not in ("", "0", "false", "no")
 
 
+def _negative_values_joined(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--span -1:3` → `--span=-1:3`: argparse reads a value that starts with `-` (and is not a plain number) as an
+    option and answers "expected one argument"; joined, the option's own check names what is wrong."""
+    takes_value = set()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif isinstance(action, argparse._StoreAction) and action.nargs is None:
+                takes_value.update(o for o in action.option_strings if o.startswith("--"))
+    joined, i = [], 0
+    while i < len(argv):
+        if argv[i] in takes_value and i + 1 < len(argv) and re.match(r"-\d", argv[i + 1]):
+            joined.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            joined.append(argv[i])
+            i += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `crocodil` command; returns the exit status (0 ok, 2 a user error, 1 an unexpected failure, 130 an
     interrupt). Errors print one line, `crocodil <command>: error: <what>; <what is allowed>`; `--debug` (anywhere
     on the command line) or `CROCODIL_DEBUG=1` adds the traceback."""
     argv, debug = _debug_flags(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
+    argv = _negative_values_joined(parser, argv)
     early = COMMANDS["train"].early_help(parser, argv)
     if early is not None:
         return early

@@ -71,13 +71,24 @@ def pipeline_arg(parser) -> None:
     )
 
 
-def load(name: str):
-    """Load a pipeline after checking the source: an empty or foreign directory is refused before anything loads."""
+def configs(name: str):
+    """The pipeline `name` built from its configs, without weights (`CrocodilPipeline.from_configs`): checking a
+    call on it (`validate`, `check_sweep`) refuses a bad option before the weights load or any corpus is read."""
+    from ..pipelines.pipeline_crocodil import CrocodilPipeline
+
+    return CrocodilPipeline.from_configs(name)
+
+
+def load(name: str, mode: str | None = None, **call):
+    """Load a pipeline after checking the source (an empty or foreign directory is refused before anything loads)
+    and, with `mode`, the call `pipe(mode, **call)` on its configs: the one rule for every command, every check
+    that the configs allow made before the weights load."""
+    from ..pipelines.pipeline_crocodil import CrocodilPipeline
     from ..utils.locate import locate_pipeline
 
     source = locate_pipeline(name)
-    from ..pipelines.pipeline_crocodil import CrocodilPipeline
-
+    if mode is not None:
+        CrocodilPipeline.from_configs(source).validate(mode, **call)
     return CrocodilPipeline.from_pretrained(source)
 
 

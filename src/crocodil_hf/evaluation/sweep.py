@@ -58,8 +58,10 @@ def check_sweep(
     gen_length: int,
     num_samples: int,
     references: Sequence[str] | None,
+    call_kwargs: dict | None = None,
 ) -> None:
-    """Validate the whole grid before any compute."""
+    """Validate the whole grid before any compute: every point as its pipeline call would check it
+    (`CrocodilPipeline.validate`; a `from_configs` pipeline suffices, no weights needed)."""
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         raise ValueError(f"unknown mode(s) {unknown}; expected some of {tuple(MODES)}.")
@@ -67,19 +69,22 @@ def check_sweep(
         raise ValueError("`modes`, `steps` and `block_lengths` must not be empty.")
     if num_samples < 1:
         raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
-    if not 1 <= gen_length <= pipe.max_gen_length:
-        raise ValueError(f"`gen_length` must lie in [1, {pipe.max_gen_length}] for this pipeline, got {gen_length}.")
     for mode in modes:
-        if MODES[mode].needs_conditional_prior and pipe.conditional_prior is None:
-            raise ValueError(f"mode {mode} needs a conditional prior; this pipeline has none.")
-    for block in block_lengths:
-        if gen_length % block:
-            raise ValueError(f"`gen_length` ({gen_length}) must be a multiple of block length {block}.")
-        for s in steps:
-            if s % (gen_length // block) or s > gen_length or s < 1:
-                raise ValueError(f"steps={s} does not fit gen_length={gen_length} with block length {block}.")
+        text = {"text": list(references or ["pass\n"])[:1]} if MODES[mode].needs_text else {}
+        for block in block_lengths:
+            for n_steps in steps:
+                kwargs = point_kwargs(mode, call_kwargs or {})
+                pipe.validate(mode, gen_length=gen_length, block_length=block, steps=n_steps, **text, **kwargs)
     if references is not None and len(references) < num_samples:
         raise ValueError(f"{len(references)} references for {num_samples} samples; need at least as many.")
+
+
+def point_kwargs(mode: str, call_kwargs: dict) -> dict:
+    """A sweep's `call_kwargs` for one mode's calls: `num_registers` is dropped where the mode shows no registers
+    (`mdm`), so one sweep can set k for its guided modes."""
+    if MODES[mode].makes_registers:
+        return dict(call_kwargs)
+    return {k: v for k, v in call_kwargs.items() if k != "num_registers"}
 
 
 def prior_description(pipe, prior_steps: int | None, call_kwargs: dict) -> str:
@@ -145,7 +150,7 @@ def run_sweep(
 ) -> dict:
     """Measure every (mode, block length, steps) point; returns the sweep as a JSON-ready dict.
 
-    `call_kwargs` go to every pipeline call unchanged (e.g. `{"remasking": "random"}`, `{"num_registers": 4}`,
+    `call_kwargs` go to every pipeline call unchanged (`num_registers` only to the modes with registers) (e.g. `{"remasking": "random"}`, `{"num_registers": 4}`,
     `{"refresh_at": [0.25]}`, `{"prior_scheduler": "dpmsolver++"}`) and are recorded in the sweep's configuration.
     `prior_steps=None` samples z₀ with the pipeline's own default (recorded as `prior` in the configuration).
     """
@@ -158,8 +163,9 @@ def run_sweep(
     block_lengths = list(block_lengths or [gen_length])
     ref_texts = references["texts"] if references else None
     check_sweep(
-        pipe, modes, steps, block_lengths, gen_length=gen_length, num_samples=num_samples, references=ref_texts
-    )
+        pipe, modes, steps, block_lengths, gen_length=gen_length, num_samples=num_samples, references=ref_texts,
+        call_kwargs={"temperature": temperature, **call_kwargs},
+    )  # fmt: skip
     if ref_texts is None:
         raise ValueError("`references` are required (see `reference_programs`).")
     ref_texts = ref_texts[:num_samples]
@@ -167,7 +173,7 @@ def run_sweep(
     grid = [(m, b, s) for m in modes for b in block_lengths for s in steps]
     for mode, block, n_steps in tqdm(grid, desc="sweep"):
         kwargs = dict(gen_length=gen_length, block_length=block, steps=n_steps, temperature=temperature)
-        kwargs.update(call_kwargs)
+        kwargs.update(point_kwargs(mode, call_kwargs))
         if not MODES[mode].needs_text:
             kwargs.setdefault("prior_steps", prior_steps)
         texts, nfe, wall = _sample_point(pipe, mode, ref_texts, num_samples, batch_size, seed=seed, kwargs=kwargs)

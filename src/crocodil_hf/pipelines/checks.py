@@ -158,6 +158,8 @@ def check_registers(registers, num_samples: int, num_registers: int, register_di
         )
     if registers.shape[2] != d:
         raise ValueError(f"`registers` must have width d = {d}, got {tuple(registers.shape)}.")
+    if registers.is_meta:
+        raise ValueError("`registers` are on the meta device (a shape without values); pass registers with values.")
     if not bool(torch.isfinite(registers).all()):
         raise ValueError("`registers` contain NaN or infinite values; expected finite registers (norm √d).")
 

@@ -11,6 +11,9 @@ loop (`denoise`), decode. Every mode runs the same loop; the modes differ only i
 prior on h_φ of the visible tokens (`"con_within_disc"`).
 """
 
+import importlib
+import inspect
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -18,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput, logging
+from transformers import PreTrainedModel
 
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
@@ -38,6 +42,21 @@ from .priors import RegisterPriors, RegisterSampler
 from .settings import GenerationSettings, LoopState
 
 logger = logging.get_logger(__name__)
+
+
+def _component_from_config(folder: Path, library: str, class_name: str):
+    """One saved component without its weights: a model built from its config on the meta device, a scheduler or
+    tokenizer loaded as usual (they are configs)."""
+    module = importlib.import_module(library)
+    component_class = getattr(module, class_name)
+    if issubclass(component_class, PreTrainedModel):
+        config = component_class.config_class.from_pretrained(folder)
+        with torch.device("meta"):
+            return component_class(config)
+    if issubclass(component_class, ModelMixin):
+        with torch.device("meta"):
+            return component_class.from_config(component_class.load_config(folder))
+    return component_class.from_pretrained(folder)
 
 
 @dataclass
@@ -174,6 +193,43 @@ class CrocodilPipeline(DiffusionPipeline):
                 except Exception:  # noqa: BLE001  (any failure to open is the answer)
                     raise ValueError(f"{path} is corrupt or truncated ({err}); re-download or re-save it.") from err
             raise
+
+    @classmethod
+    def from_configs(cls, pretrained_model_name_or_path, **hub_kwargs) -> "CrocodilPipeline":
+        """The pipeline a saved one describes, built from its configs and tokenizers with every model on the meta
+        device (no weights read): what `validate` needs, in a fraction of a second, so a bad call is refused before
+        the weights load. It cannot generate.
+
+        Example:
+            ```python
+            >>> skeleton = CrocodilPipeline.from_configs("crocodil-python-tiny")
+            >>> skeleton.validate("con_within_disc", num_registers=99)
+            Traceback (most recent call last):
+            ValueError: `num_registers` must be an integer >= 1 and <= 16, got 99.
+            ```
+        """
+        source = locate_pipeline(pretrained_model_name_or_path, **hub_kwargs)
+        check_model_index(source)
+        index = json.loads((source / "model_index.json").read_text())
+        components, settings = {}, {}
+        for name, value in index.items():
+            if name.startswith("_"):
+                continue
+            if not isinstance(value, list):
+                settings[name] = value
+            elif value[1] is not None:
+                components[name] = _component_from_config(source / name, *value)
+        return cls(**components, **settings)
+
+    def validate(self, mode: str = "con_within_disc", **kwargs) -> GenerationSettings:
+        """Check the arguments of a call `pipe(mode, **kwargs)` as the call would (`check_inputs`), without running
+        it; returns its settings. Works on `from_configs` pipelines (no weights loaded)."""
+        bound = inspect.signature(type(self).__call__).bind(self, mode, **kwargs)
+        bound.apply_defaults()
+        arguments = {k: v for k, v in bound.arguments.items() if k not in ("self", "mode", "return_dict")}
+        settings = self.build_settings(mode, **arguments)
+        self.check_inputs(settings)
+        return settings
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`DiffusionPipeline.save_pretrained`, plus a copy of the models' remote-code files at the top level.

@@ -276,6 +276,9 @@ def parse_stage_arguments(
         if isinstance(value, dict):
             parser.set_defaults(**{key: value})
         elif isinstance(value, (list, tuple)):
+            action = parser._option_string_actions.get(f"--{key}")
+            if action is not None and action.nargs not in ("+", "*"):
+                raise ValueError(f"`{key}` in {config} is a list ({value}); it takes one value.")
             from_file += [f"--{key}", *map(str, value)]
         elif value is not None:
             from_file += [f"--{key}", str(value)]

@@ -12,6 +12,14 @@ from pathlib import Path
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
 
+def default_cache_dir() -> Path:
+    """The package's cache: `$CROCODIL_CACHE`, else `$XDG_CACHE_HOME/crocodil_hf` (`~/.cache/crocodil_hf`)."""
+    root = os.environ.get("CROCODIL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "crocodil_hf"
+    )
+    return Path(root)
+
+
 def shipped_pipelines() -> list[str]:
     """Names of the pipelines shipped inside the package (`crocodil generate --pipeline NAME`)."""
     return sorted(p.parent.name for p in SHIPPED_DIR.glob("*/model_index.json"))

@@ -1,6 +1,6 @@
 """`crocodil autoencode`: encode a file to registers and decode it back (Alg. 6); prints the CER."""
 
-from ..common import HELP, check_common, fit_program, load, model_length, pipeline_arg
+from ..common import HELP, check_common, configs, fit_program, load, model_length, pipeline_arg
 
 
 def register(subparsers) -> None:
@@ -21,18 +21,14 @@ def run(args, rest=None) -> int:
     text = read_text_file(args.file)
     from ...evaluation.metrics import cer
 
-    pipe = load(args.pipeline)
-    if args.num_registers is not None and args.num_registers > pipe.num_registers_max:
-        raise ValueError(
-            f"--num-registers {args.num_registers} is more than the pipeline's K = {pipe.num_registers_max}."
-        )
-    gen_length = args.gen_length or model_length(pipe)
-    text, truncated = fit_program(args.file, text, pipe, gen_length)
+    skeleton = configs(args.pipeline)
+    gen_length = args.gen_length or model_length(skeleton)
+    text, truncated = fit_program(args.file, text, skeleton, gen_length)
+    call = dict(text=[text], gen_length=gen_length, steps=args.steps, num_registers=args.num_registers)
+    pipe = load(args.pipeline, "autoencode", **call)
     if truncated:
         print(f"# note: {args.file} is longer than {gen_length - 1} tokens; autoencoding its first complete lines")
-    out = pipe(
-        mode="autoencode", text=[text], gen_length=gen_length, steps=args.steps, num_registers=args.num_registers
-    )
+    out = pipe("autoencode", **call)
     print("# ---- reconstruction ----")
     print(out.texts[0].rstrip("\n"))
     print(

@@ -96,9 +96,7 @@ def run_prompted(args, prompt: str, suffix: str | None, original: str | None) ->
     """Prompted generation with the prompt and suffix kept fixed; prints prompt, samples, suffix and the NFE line."""
     import torch
 
-    pipe = load(args.pipeline)
-    out = pipe(
-        mode=args.mode,
+    call = dict(
         prompt=[prompt] * args.num_samples,
         suffix=None if suffix is None else [suffix] * args.num_samples,
         gen_length=args.gen_length,
@@ -108,6 +106,8 @@ def run_prompted(args, prompt: str, suffix: str | None, original: str | None) ->
         eos_penalty=args.eos_penalty,
         **prior_kwargs(args),
     )
+    pipe = load(args.pipeline, args.mode, **call)
+    out = pipe(args.mode, **call)
     texts, full_texts = out.texts, out.full_texts
     if getattr(args, "stop", "eos") == "blank-line":
         texts = [cut_at_blank_line(text) for text in texts]

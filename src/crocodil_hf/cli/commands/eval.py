@@ -75,14 +75,20 @@ def run(args, rest=None) -> int:
     if args.scorer is not None and looks_local(args.scorer) and not Path(args.scorer).is_dir():
         raise ValueError(f"--scorer {args.scorer} is not a directory; expected a causal LM directory or Hub id.")
     source = locate_pipeline(args.pipeline)
-    claim_output_dir(args.output_dir, "eval", args.overwrite)
     from ...evaluation.metrics import METRICS
     from ...evaluation.scorer import load_scorer
     from ...evaluation.sweep import check_sweep, plot_sweep, reference_programs, run_sweep, write_sweep
     from ...pipelines.pipeline_crocodil import CrocodilPipeline
 
+    call_kwargs = {
+        **({"remasking": args.remasking} if args.remasking != "low_confidence" else {}),
+        **{k: v for k, v in sampling.items() if k != "prior_steps" and v is not None},
+    }
+    grid = dict(gen_length=args.gen_length, num_samples=args.num_samples, references=None)
+    check_sweep(CrocodilPipeline.from_configs(source), modes, steps, blocks, **grid,
+                call_kwargs={"temperature": args.temperature, **call_kwargs})  # fmt: skip
+    claim_output_dir(args.output_dir, "eval", args.overwrite)
     pipe = CrocodilPipeline.from_pretrained(source)
-    check_sweep(pipe, modes, steps, blocks, gen_length=args.gen_length, num_samples=args.num_samples, references=None)
     references = reference_programs(
         pipe, args.num_samples, args.gen_length, args.corpus, args.seed, split=args.corpus_split
     )
@@ -101,10 +107,7 @@ def run(args, rest=None) -> int:
         seed=args.seed,
         temperature=args.temperature,
         compute_mauve=not args.no_mauve,
-        call_kwargs={
-            **({"remasking": args.remasking} if args.remasking != "low_confidence" else {}),
-            **{k: v for k, v in sampling.items() if k != "prior_steps" and v is not None},
-        },
+        call_kwargs=call_kwargs,
     )
     sweep["command"] = "crocodil eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "crocodil eval"
     sweep["pipeline"] = str(args.pipeline)

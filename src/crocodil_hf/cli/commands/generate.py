@@ -3,6 +3,7 @@
 from ..common import (
     HELP,
     check_sampling,
+    configs,
     load,
     model_length,
     nfe_line,
@@ -49,21 +50,20 @@ def run(args, rest=None) -> int:
         check_output_file(args.output, args.overwrite)
     import torch
 
-    pipe = load(args.pipeline)
-    gen_length = args.gen_length or model_length(pipe)
-    generators = [torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)]
-    out = pipe(
-        mode=args.mode,
+    gen_length = args.gen_length or model_length(configs(args.pipeline))
+    call = dict(
         num_samples=args.num_samples,
         gen_length=gen_length,
         block_length=args.block_length,
         steps=args.steps,
         temperature=args.temperature,
         threshold=args.threshold,
-        generator=generators,
+        generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
         eos_penalty=args.eos_penalty,
         **prior_kwargs(args),
     )
+    pipe = load(args.pipeline, args.mode, **call)
+    out = pipe(args.mode, **call)
     for i, text in enumerate(out.texts):
         print(f"# ---- sample {i} ({args.mode}, seed {args.seed + i}) ----")
         print(text.rstrip("\n"))

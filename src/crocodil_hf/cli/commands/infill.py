@@ -19,6 +19,10 @@ def span_of(args) -> tuple[str, str | None, str]:
     from ...utils.files import read_text_file
 
     lines = read_text_file(args.file).splitlines(keepends=True)
+    if len(lines) < 2:
+        raise ValueError(
+            f"{args.file} has {len(lines)} line; infill needs at least 2 (the lines before START are the prompt)."
+        )
     try:
         start, end = (int(x) for x in args.span.split(":"))
     except ValueError:

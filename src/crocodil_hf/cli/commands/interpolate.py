@@ -1,6 +1,6 @@
 """`crocodil interpolate`: decode linear interpolations between two files' registers (App. D)."""
 
-from ..common import HELP, check_common, fit_program, load, model_length, pipeline_arg
+from ..common import HELP, check_common, configs, fit_program, load, model_length, pipeline_arg
 
 
 def register(subparsers) -> None:
@@ -33,10 +33,11 @@ def run(args, rest=None) -> int:
     check_common(args)
     alphas = alphas_of(args.alphas)
     texts_in = [read_text_file(args.file_a), read_text_file(args.file_b)]
-    pipe = load(args.pipeline)
-    gen_length = args.gen_length or model_length(pipe)
-    text_a, _ = fit_program(args.file_a, texts_in[0], pipe, gen_length)
-    text_b, _ = fit_program(args.file_b, texts_in[1], pipe, gen_length)
+    skeleton = configs(args.pipeline)
+    gen_length = args.gen_length or model_length(skeleton)
+    text_a, _ = fit_program(args.file_a, texts_in[0], skeleton, gen_length)
+    text_b, _ = fit_program(args.file_b, texts_in[1], skeleton, gen_length)
+    pipe = load(args.pipeline, "autoencode", text=[text_a, text_b], gen_length=gen_length, steps=args.steps)
     texts = pipe.interpolate(text_a, text_b, alphas=alphas, gen_length=gen_length, steps=args.steps)
     for alpha, text in zip(alphas, texts):
         print(f"# ---- alpha = {alpha:g} ----")

@@ -2,6 +2,8 @@
 `training.stages.STAGES`). Works under `accelerate launch` and `torchrun`."""
 
 import argparse
+import os
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -30,11 +32,46 @@ def early_help(parser, argv: list[str]) -> int | None:
         print("\n`crocodil train STAGE --help` lists every field of a stage.")
         return 0
     args, _ = parser.parse_known_args(argv)
+    print(f"usage: crocodil train {args.stage} --config CONFIG [--key value ...]\n")
+    print(stage_help().replace(HELP_PROG, f"crocodil train {args.stage}"), end="")
+    return 0
+
+
+HELP_PROG = "crocodil train STAGE"
+
+
+def stage_help() -> str:
+    """The help of every stage field. Building it imports torch and transformers (~15 s); the text is cached per
+    version of crocodil_hf, transformers and torch (read from their metadata, not imported) and per state of the
+    fields' module, so a second `crocodil train STAGE --help` answers at once."""
+    import hashlib
+    import io
+    from contextlib import redirect_stdout
+    from importlib.metadata import version
+
+    from ... import __version__
+    from ...utils.locate import default_cache_dir
+
+    fields = Path(__file__).resolve().parents[2] / "training" / "arguments.py"  # the stage fields, unimported
+    key = hashlib.sha256(
+        f"{__version__}:{version('transformers')}:{version('torch')}:{fields.stat().st_mtime_ns}".encode()
+    ).hexdigest()[:16]
+    cached = default_cache_dir() / "help" / f"train-{key}.txt"
+    if cached.is_file():
+        return cached.read_text(encoding="utf-8")
     from ...training.arguments import stage_argument_parser
 
-    print(f"usage: crocodil train {args.stage} --config CONFIG [--key value ...]\n")
-    stage_argument_parser(f"crocodil train {args.stage}").print_help()
-    return 0
+    text = io.StringIO()
+    with redirect_stdout(text):
+        stage_argument_parser(HELP_PROG).print_help()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text.getvalue(), encoding="utf-8")
+        partial.replace(cached)  # atomic: a concurrent reader sees the whole text or none
+    except OSError:
+        pass  # a read-only cache: answer anyway
+    return text.getvalue()
 
 
 def run(args, rest) -> int:
