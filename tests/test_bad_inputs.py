@@ -641,6 +641,38 @@ def test_help_and_argument_errors_answer_without_importing_torch():
     assert result.stderr.strip() == "crocodil generate: error: --gen-length must be an integer >= 1, got 0."
 
 
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["generate", "--steps", "100", "--gen-length", "64"], ["`steps` (100)"]),
+        (["generate", "--num-registers", "99"], ["num_registers", "99"]),
+        (["generate", "--block-length", "7", "--gen-length", "64", "--steps", "8"], ["block_length"]),
+        (["complete", "--prompt", "def f(x):\n", "--gen-length", "600"], ["exceed", "511"]),
+        (["autoencode", "FILE", "--num-registers", "99"], ["num_registers", "99"]),
+        (["eval", "--pipeline", SHIPPED, "--num-registers", "99", "--output-dir", "OUT"], ["num_registers", "99"]),
+        (["eval", "--pipeline", SHIPPED, "--steps", "100", "--output-dir", "OUT"], ["`steps` (100)"]),
+    ],
+)
+def test_checks_the_configs_allow_come_before_the_weights_and_the_corpus(argv, words, tmp_path, capsys, monkeypatch):
+    """Issue 40: a bad value is refused from the pipeline's configs: no weights loaded, no corpus read, no output."""
+    from crocodil_hf import CrocodilPipeline
+    from crocodil_hf.evaluation import sweep
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("loaded weights or read the corpus before checking the options")
+
+    monkeypatch.setattr(CrocodilPipeline, "from_pretrained", classmethod(forbidden))
+    monkeypatch.setattr(sweep, "reference_programs", forbidden)
+    program = tmp_path / "a.py"
+    program.write_text("def f(x):\n    return x\n")
+    argv = [str(program) if a == "FILE" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    status, _, err = run_cli(argv, capsys)
+    assert status == 2 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_train_stage_help_is_cached_and_then_answers_without_importing_torch(tmp_path):
     env = {**os.environ, "CROCODIL_CACHE": str(tmp_path)}
     code = (
