@@ -327,7 +327,10 @@ CLI_CASES = [
     ),  # fmt: skip
     ("train-yaml-list-for-a-scalar", lambda f: ["train", "mdm", "--config", f.text("l.yaml", "output_dir: o\n"
                                                 "learning_rate: [1.0e-3, 2.0e-3]\n")], ["learning_rate", "list", "one value"]),
-    ("eval-corpus-one-file", lambda f: f.eval("--corpus", f.text("one.py"), "--no-mauve"), ["one file", "directory"]),
+    ("eval-corpus-one-file", lambda f: f.eval("--corpus", f.text("one.py"), "--no-mauve"),
+     ["neither a directory of programs nor a data file", "give the folder"]),
+    ("eval-corpus-binary-file", lambda f: f.eval("--corpus", f.raw("c.dat", bytes(range(256)))),
+     ["neither a directory of programs nor a data file"]),
     ("eval-scorer-not-a-model", lambda f: f.eval("--scorer", f.foreign("notamodel"), "--no-mauve", "--num-samples",
                                                  "2", "--steps", "2", "--modes", "mdm"), ["does not load", "causal"]),
     ("infill-span-negative", lambda f: ["infill", f.text("a.py"), "--span", "-1:3"], ["--span", "'-1:3'"]),
@@ -742,3 +745,66 @@ def test_an_unexpected_failure_is_one_line_with_status_1(monkeypatch, capsys):
     status, _, err = run_cli(["config", "x"], capsys)
     assert status == 1 and "Traceback" not in err
     assert "unexpected KeyError" in err and "--debug" in err
+
+
+# ---------------------------------------------------------------- the census: every numeric option of every command
+
+CENSUS_BASE = {  # a valid command line of each command, FILE a small program
+    "generate": [],
+    "complete": ["FILE", "--lines", "1"],
+    "infill": ["FILE", "--span", "2:2"],
+    "autoencode": ["FILE"],
+    "interpolate": ["FILE", "FILE"],
+    "eval": ["--pipeline", SHIPPED, "--output-dir", "OUT"],
+    "tokenizer": ["--corpus", "DIR", "--output", "OUT"],
+}
+# huge values a user may mean: a long job, not an error (every other option must refuse 10^9)
+CENSUS_HUGE_IS_VALID = {"--temperature", "--eos-penalty", "--seed", "--num-samples", "--batch-size", "--vocab-size"}
+
+
+def _census_cases() -> list[tuple[str, str, str]]:
+    import argparse
+
+    from crocodil_hf.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    cases = []
+    for name in CENSUS_BASE:
+        for action in commands[name]._actions:
+            if isinstance(action, argparse._StoreAction) and action.option_strings and action.type in (int, float):
+                option = action.option_strings[0]
+                for value in ("nan", "-7", "1000000000"):
+                    if not (value == "1000000000" and option in CENSUS_HUGE_IS_VALID):
+                        cases.append((name, option, value))
+    return cases
+
+
+@pytest.mark.parametrize("name, option, value", _census_cases())
+def test_census_every_numeric_option_refuses_nan_negative_and_huge_before_any_work(
+    name, option, value, tmp_path, capsys, monkeypatch
+):
+    """Walks the parser: a new numeric option that is not checked fails here. The weights, the corpus and the
+    tokenizer trainer are forbidden, so a value that slips through is caught before any work."""
+    from crocodil_hf import CrocodilPipeline
+    from crocodil_hf.evaluation import sweep
+    from crocodil_hf.training import run as training_run
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"{option}={value} was not refused before the work started")
+
+    monkeypatch.setattr(CrocodilPipeline, "from_pretrained", classmethod(forbidden))
+    monkeypatch.setattr(sweep, "reference_programs", forbidden)
+    monkeypatch.setattr(training_run, "train_tokenizer_command", forbidden)
+    program = tmp_path / "a.py"
+    program.write_text("def f(x):\n    y = x\n    return y\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "m.py").write_text("def g():\n    return 1\n")
+    where = {"FILE": str(program), "OUT": str(tmp_path / "out"), "DIR": str(tmp_path / "src")}
+    base = [where.get(a, a) for a in CENSUS_BASE[name]]
+    if option in base:  # the option replaces the base's value
+        i = base.index(option)
+        base = base[:i] + base[i + 2 :]
+    status, _, err = run_cli([name, *base, f"{option}={value}"], capsys)
+    assert status == 2 and "Traceback" not in err, (status, err[-600:])
+    assert option in err or option.lstrip("-").replace("-", "_") in err, err
+    assert not (tmp_path / "out").exists()

@@ -119,13 +119,28 @@ def check_common(args) -> None:
     check_number("--gen-length", args.gen_length, minimum=1, integer=True, allow_none=True)
 
 
+MAX_SAMPLES_PER_CALL = 4096
+
+
+def check_seed(seed: int, num_samples: int) -> None:
+    """Sample i draws with seed + i: every one a valid torch seed (0 … 2^63 − 1)."""
+    from ..utils.numbers import check_number
+
+    check_number("--seed", seed, minimum=0, maximum=2**63 - 1 - num_samples, integer=True)
+
+
 def check_sampling(args) -> None:
     """Option values of the commands that sample programs (generate, complete, infill)."""
     from ..utils.numbers import check_number
 
     check_common(args)
+    if args.num_samples > MAX_SAMPLES_PER_CALL:
+        raise ValueError(
+            f"--num-samples {args.num_samples}: at most {MAX_SAMPLES_PER_CALL} in one call (they are one batch); "
+            "for more, use `crocodil eval` (batched) or several calls with other --seed values."
+        )
     check_number("--num-samples", args.num_samples, minimum=1, integer=True)
-    check_number("--seed", args.seed, minimum=0, maximum=2**63 - 1 - args.num_samples, integer=True)
+    check_seed(args.seed, args.num_samples)
     prior_kwargs(args)
     check_number("--temperature", args.temperature, minimum=0)
     check_number("--eos-penalty", args.eos_penalty, minimum=0)

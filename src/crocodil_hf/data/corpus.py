@@ -18,7 +18,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from ..utils.files import NotText, decode_text
+from ..utils.files import DATA_FILE_BUILDERS, NotText, decode_text
 
 logger = logging.getLogger(__name__)
 
@@ -212,9 +212,6 @@ class CorpusConfig:
             json.dumps(tokenizer.get_vocab(), sort_keys=True).encode("utf-8")
         ).hexdigest()[:16]
         return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
-
-
-DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
 
 
 def _data_files(source: Path) -> tuple[str, list[str]] | None:

@@ -164,7 +164,7 @@ def run_sweep(
     ref_texts = references["texts"] if references else None
     check_sweep(
         pipe, modes, steps, block_lengths, gen_length=gen_length, num_samples=num_samples, references=ref_texts,
-        call_kwargs={"temperature": temperature, **call_kwargs},
+        call_kwargs={"temperature": temperature, "prior_steps": prior_steps, **call_kwargs},
     )  # fmt: skip
     if ref_texts is None:
         raise ValueError("`references` are required (see `reference_programs`).")

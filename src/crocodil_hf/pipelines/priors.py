@@ -64,10 +64,12 @@ class RegisterPriors:
     def check(self, settings: GenerationSettings) -> None:
         """A call's prior options: steps positive integers, `use_distilled_prior` a bool or None (and True only with
         a student), `prior_scheduler` a known solver that can drive these priors, `eta` DDIM's only."""
-        check_number("`prior_steps`", settings.prior_steps, minimum=1, integer=True, allow_none=True)
+        most = self.scheduler.config.num_train_timesteps  # a sampler takes at most one step per training timestep
+        check_number("`prior_steps`", settings.prior_steps, minimum=1, maximum=most, integer=True, allow_none=True)
         check_number(
-            "`conditional_prior_steps`", settings.conditional_prior_steps, minimum=1, integer=True, allow_none=True
-        )
+            "`conditional_prior_steps`", settings.conditional_prior_steps, minimum=1, maximum=most, integer=True,
+            allow_none=True,
+        )  # fmt: skip
         if settings.use_distilled_prior not in (None, True, False):
             raise ValueError(
                 f"`use_distilled_prior` must be True, False or None, got {settings.use_distilled_prior!r}."

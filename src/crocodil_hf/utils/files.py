@@ -7,6 +7,9 @@ from pathlib import Path
 
 OUTPUT_MARKER = ".crocodil-output.json"  # written into every directory a crocodil command creates or claims
 
+# data files a corpus may be given as, and the `datasets` builder that reads each
+DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
+
 
 def read_text_file(path: str | os.PathLike, what: str = "a program") -> str:
     """Read a UTF-8 text file for `autoencode` / `interpolate`: missing, directory, binary (NUL bytes), non-UTF-8 and

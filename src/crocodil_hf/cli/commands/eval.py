@@ -3,7 +3,7 @@
 
 import sys
 
-from ..common import HELP, int_list, prior_args, prior_kwargs
+from ..common import HELP, check_seed, int_list, prior_args, prior_kwargs
 
 
 def register(subparsers) -> None:
@@ -54,7 +54,7 @@ def run(args, rest=None) -> int:
     from pathlib import Path
 
     from ...pipelines import MODES
-    from ...utils.files import claim_output_dir
+    from ...utils.files import DATA_FILE_BUILDERS, claim_output_dir
     from ...utils.locate import locate_pipeline, looks_local
     from ...utils.numbers import check_number
 
@@ -68,10 +68,16 @@ def run(args, rest=None) -> int:
     blocks = int_list("--block-length", args.block_length) or [args.gen_length]
     for option in ("gen_length", "num_samples", "batch_size"):
         check_number(f"--{option.replace('_', '-')}", getattr(args, option), minimum=1, integer=True)
+    check_seed(args.seed, args.num_samples)
     sampling = prior_kwargs(args)
     check_number("--temperature", args.temperature, minimum=0)
     if args.corpus is not None and not Path(args.corpus).exists():
         raise ValueError(f"--corpus {args.corpus} does not exist; expected a directory of programs or a data file.")
+    if args.corpus is not None and Path(args.corpus).is_file() and Path(args.corpus).suffix not in DATA_FILE_BUILDERS:
+        raise ValueError(
+            f"--corpus {args.corpus} is neither a directory of programs nor a data file "
+            f"({', '.join(DATA_FILE_BUILDERS)}); give the folder that holds the code."
+        )
     if args.scorer is not None and looks_local(args.scorer) and not Path(args.scorer).is_dir():
         raise ValueError(f"--scorer {args.scorer} is not a directory; expected a causal LM directory or Hub id.")
     source = locate_pipeline(args.pipeline)
@@ -86,7 +92,7 @@ def run(args, rest=None) -> int:
     }
     grid = dict(gen_length=args.gen_length, num_samples=args.num_samples, references=None)
     check_sweep(CrocodilPipeline.from_configs(source), modes, steps, blocks, **grid,
-                call_kwargs={"temperature": args.temperature, **call_kwargs})  # fmt: skip
+                call_kwargs={"temperature": args.temperature, "prior_steps": args.prior_steps, **call_kwargs})  # fmt: skip
     claim_output_dir(args.output_dir, "eval", args.overwrite)
     pipe = CrocodilPipeline.from_pretrained(source)
     references = reference_programs(
