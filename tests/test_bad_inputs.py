@@ -501,12 +501,14 @@ def test_a_long_generation_past_the_trained_length_warns(pipe, caplog):
 def test_a_prompt_that_makes_the_row_longer_than_the_trained_length_warns(pipe, caplog):
     """`complete` / `infill` on a long file: the span fits the trained length, prompt + span + suffix does not."""
     prompt = "def f(x):\n    return x + 1\n"
-    fits = len(pipe.text_canvas.ids(prompt)) + 4
+    fits = len(pipe.text_canvas.ids(prompt)) + 4 + 1 + 4  # a short prompt + the span + a slot, and room to spare
     trained, pipe.demasker.config.default_gen_length = pipe.demasker.config.default_gen_length, fits
     try:
         pipe(mode="mdm", prompt=prompt, gen_length=4, steps=2)
         assert "trained on" not in caplog.text  # a short prompt: no warning
-        pipe(mode="mdm", prompt=prompt * 3, suffix=prompt, gen_length=4, steps=2)
+        pipe(mode="mdm", prompt=prompt * 3, suffix=prompt, gen_length=4, steps=2)  # the lines that fit: no warning
+        assert "trained on" not in caplog.text
+        pipe(mode="mdm", prompt=prompt * 3, suffix=prompt, gen_length=4, steps=2, fit_context=False)
     finally:
         pipe.demasker.config.default_gen_length = trained
     assert "prompt + span + suffix" in caplog.text and f"longer than the {fits} tokens" in caplog.text

@@ -126,3 +126,65 @@ def test_a_healed_line_start_prompt_continues_with_an_indented_line(pipe):
     raw = pipe("mdm", prompt=prompt, suffix=suffix, gen_length=16, steps=16, heal=False)
     assert healed.texts[0].startswith("    ") and healed.full_texts[0] == prompt + healed.texts[0] + suffix
     assert raw.full_texts[0] == prompt + raw.texts[0] + suffix
+
+
+def test_fit_context_keeps_whole_lines_nearest_the_span_within_the_budget():
+    """Over random line cuts of real programs: the kept prompt is the prompt's last whole lines, the kept suffix the
+    suffix's first ones, the lines next to the span always kept, and the rest fits the budget."""
+    import inspect
+    import random
+
+    from crocodil_hf import CrocodilPipeline
+    from crocodil_hf.pipelines import canvas as canvas_module
+
+    canvas = CrocodilPipeline.from_configs("crocodil-python-tiny").text_canvas
+    lines = inspect.getsource(canvas_module).splitlines(keepends=True)
+    rng = random.Random(0)
+    for _ in range(60):
+        start = rng.randrange(0, len(lines) - 40)
+        window = lines[start : start + rng.randrange(3, 40)]
+        cut = rng.randrange(1, len(window))
+        prompt, suffix = "".join(window[:cut]), "".join(window[cut:]) if rng.random() < 0.7 else None
+        budget = rng.randrange(4, 80)
+        kept_prompt, kept_suffix = canvas.fit_context(prompt, suffix, budget)
+        dropped = prompt[: len(prompt) - len(kept_prompt)]
+        assert prompt.endswith(kept_prompt) and kept_prompt.endswith(window[cut - 1])
+        assert dropped == "" or dropped.endswith("\n")  # whole lines
+        if suffix is None:
+            assert kept_suffix is None
+        else:
+            assert suffix.startswith(kept_suffix) and kept_suffix.startswith(window[cut])
+            assert kept_suffix == suffix or kept_suffix.endswith("\n")
+
+        def size(text):
+            return sum(len(canvas.ids(line)) for line in (text or "").splitlines(True))
+
+        adjacent = kept_prompt == window[cut - 1] and (suffix is None or kept_suffix == window[cut])
+        assert (
+            size(kept_prompt) + size(kept_suffix) <= budget or adjacent
+        )  # only the lines next to the span may not fit
+        if size(prompt) + size(suffix) <= budget:  # nothing is dropped when everything fits
+            assert (kept_prompt, kept_suffix) == (prompt, suffix)
+
+
+def test_a_long_file_is_seen_as_the_window_around_the_span_and_returned_whole(monkeypatch):
+    """`fit_context`: the call on a file longer than the trained length equals the call on the window that fits
+    (same tokens and NFE), and `full_texts` still holds the whole file."""
+    from crocodil_hf import CrocodilPipeline
+
+    pipe = CrocodilPipeline.from_pretrained("crocodil-python-tiny")
+    pipe.set_progress_bar_config(disable=True)
+    head = "".join(f"value_{i} = compute({i}, scale=2)\n" for i in range(12))
+    prompt, suffix = head + "def total(values):\n", "    return result\n\n" + head
+    common = dict(gen_length=16, steps=8, suffix=suffix)
+    out = pipe("mdm", prompt=prompt, generator=torch.Generator().manual_seed(0), **common)
+    settings = pipe.validate("mdm", prompt=prompt, **common)
+    (seen_prompt,), (seen_suffix,) = pipe.model_context(settings)
+    assert len(seen_prompt) < len(prompt) and len(seen_suffix) < len(suffix)
+    window = pipe(
+        "mdm", prompt=seen_prompt, generator=torch.Generator().manual_seed(0), **{**common, "suffix": seen_suffix}
+    )
+    assert out.texts == window.texts and out.nfe == window.nfe
+    assert out.full_texts[0] == prompt + out.texts[0] + suffix
+    whole = pipe("mdm", prompt=prompt, fit_context=False, generator=torch.Generator().manual_seed(0), **common)
+    assert whole.sequences.shape == out.sequences.shape  # the span; the canvas itself was longer

@@ -139,6 +139,31 @@ class TextCanvas:
         )
         return canvas, layout
 
+    def fit_context(self, prompt: str, suffix: str | None, budget: int) -> tuple[str, str | None]:
+        """The lines of `prompt` and `suffix` nearest the span whose tokens fit `budget` (prompt + suffix): whole
+        lines are dropped from the far ends, each time from the side that holds more tokens, so a long file is
+        seen as the window around the span a short-context model was trained on. The line next to the span is
+        always kept.
+
+        Example:
+            ```python
+            >>> canvas = CrocodilPipeline.from_configs("crocodil-python-tiny").text_canvas
+            >>> prompt, suffix = "import os\\n\\ndef f(x):\\n    y = x + 1\\n", "    return y\\n\\nprint(f(2))\\n"
+            >>> canvas.fit_context(prompt, suffix, budget=12)
+            ('    y = x + 1\\n', '    return y\\n\\n')
+            ```
+        """
+        head = prompt.splitlines(keepends=True)
+        tail = suffix.splitlines(keepends=True) if suffix else []
+        sizes_head = [len(self.ids(line)) for line in head]
+        sizes_tail = [len(self.ids(line)) for line in tail]
+        while sum(sizes_head) + sum(sizes_tail) > budget and (len(head) > 1 or len(tail) > 1):
+            if len(tail) > 1 and (sum(sizes_tail) >= sum(sizes_head) or len(head) <= 1):
+                tail.pop(), sizes_tail.pop()
+            else:
+                head.pop(0), sizes_head.pop(0)
+        return "".join(head), ("".join(tail) if suffix is not None else None)
+
     # ---------------------------------------------------------------- healed boundaries
 
     def token_strings(self) -> list[str]:

@@ -28,6 +28,10 @@ def check_call(pipe, settings: GenerationSettings) -> None:
         raise ValueError(f"`text` is only used by modes that read it, not by mode {s.mode!r}.")
     check_number("`num_samples`", s.num_samples, minimum=1, integer=True)
     check_number("`gen_length`", s.gen_length, minimum=1, integer=True)
+    if s.heal not in (True, False):
+        raise ValueError(f"`heal` must be True or False, got {s.heal!r}.")
+    if s.fit_context not in (True, False):
+        raise ValueError(f"`fit_context` must be True or False, got {s.fit_context!r}.")
     length = _check_lengths(pipe, s)
     _check_schedule(s)
     check_number("`num_registers`", s.num_registers, minimum=1, maximum=pipe.num_registers_max, integer=True)
@@ -38,8 +42,6 @@ def check_call(pipe, settings: GenerationSettings) -> None:
         )
     check_number("`eta`", s.eta, minimum=0)
     pipe.priors.check(s)
-    if s.heal not in (True, False):
-        raise ValueError(f"`heal` must be True or False, got {s.heal!r}.")
     if s.use_mdm_demasker not in (None, True, False):
         raise ValueError(f"`use_mdm_demasker` must be True, False or None, got {s.use_mdm_demasker!r}.")
     if s.use_mdm_demasker and pipe.mdm_demasker is None:
@@ -94,7 +96,8 @@ def _check_lengths(pipe, s: GenerationSettings) -> int:
     limit, used = pipe.max_gen_length, 0
     if s.prompts is not None:
         ids = pipe.text_canvas.ids
-        used = max(len(ids(p)) for p in s.prompts) + max(len(ids(x)) for x in s.suffixes or [""])
+        prompts, suffixes = pipe.model_context(s)
+        used = max(len(ids(p)) for p in prompts) + max(len(ids(x)) for x in suffixes or [""])
         used += s.suffixes is not None  # the slot before a healed suffix
         if used + s.gen_length > limit:
             raise ValueError(

@@ -342,7 +342,21 @@ class CrocodilPipeline(DiffusionPipeline):
         """`[BOS] [MASK × gen_length]`, or `[PAD…] [BOS] prompt [MASK × gen_length] suffix [PAD…]` with `prompt=`."""
         if settings.prompts is None:
             return self.text_canvas.blank(settings.num_samples, settings.gen_length)
-        return self.text_canvas.prompted(settings.prompts, settings.suffixes, settings.gen_length, heal=settings.heal)
+        prompts, suffixes = self.model_context(settings)
+        return self.text_canvas.prompted(prompts, suffixes, settings.gen_length, heal=settings.heal)
+
+    def model_context(self, settings: GenerationSettings) -> tuple[list[str], list[str] | None]:
+        """The prompts and suffixes the model sees: with `fit_context`, the lines nearest the span that fit the
+        length the pipeline was trained on (`TextCanvas.fit_context`); else all of them."""
+        prompts, suffixes = list(settings.prompts), settings.suffixes
+        trained = self.trained_gen_length
+        if not settings.fit_context or not trained:
+            return prompts, list(suffixes) if suffixes is not None else None
+        budget = trained - settings.gen_length - (suffixes is not None)  # the slot before a healed suffix
+        fitted = [
+            self.text_canvas.fit_context(p, x, budget) for p, x in zip(prompts, suffixes or [None] * len(prompts))
+        ]
+        return [p for p, _ in fitted], [x for _, x in fitted] if suffixes is not None else None
 
     def unguided_demasker(self, settings: GenerationSettings) -> GuidedLLaDAForMaskedLM:
         """The model of the unguided (`mdm`) steps: the `mdm_demasker` baseline when the pipeline has one, unless
@@ -491,6 +505,7 @@ class CrocodilPipeline(DiffusionPipeline):
         use_distilled_prior: bool | None = None,
         use_mdm_demasker: bool | None = None,
         heal: bool = True,
+        fit_context: bool = True,
     ) -> "CrocodilPipelineOutput | tuple":
         r"""Generate (or reconstruct) programs.
 
@@ -543,6 +558,10 @@ class CrocodilPipeline(DiffusionPipeline):
                 mid-word), so the model sees the tokens the whole program would have (`TextCanvas.heal`); `texts`
                 and `full_texts` are unchanged in meaning (span; prompt + span + suffix). `False`: tokenize prompt
                 and suffix as given.
+            fit_context: With `prompt=`, when prompt + span + suffix is longer than the length the pipeline was
+                trained on: show the model only the lines nearest the span that fit (`TextCanvas.fit_context`), as
+                it saw programs in training; `full_texts` still holds the whole prompt and suffix. `False`: the
+                whole prompt and suffix (a warning says when they are longer than the trained length).
 
         Examples:
             ```python
@@ -563,6 +582,7 @@ class CrocodilPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, prompt=prompt, suffix=suffix,
             eos_fill=eos_fill, eos_penalty=eos_penalty, prior_scheduler=prior_scheduler,
             use_distilled_prior=use_distilled_prior, use_mdm_demasker=use_mdm_demasker, heal=heal,
+            fit_context=fit_context,
         )  # fmt: skip
         self.check_inputs(settings)
 

@@ -50,6 +50,7 @@ class GenerationSettings:
     use_distilled_prior: bool | None = None
     use_mdm_demasker: bool | None = None
     heal: bool = True
+    fit_context: bool = True
     registers: torch.Tensor | None = None
     generator: Generators = None
     callback_on_step_end: Callable | None = None

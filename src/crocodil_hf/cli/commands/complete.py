@@ -29,6 +29,12 @@ def sampling_args(cmd) -> None:
     cmd.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
     cmd.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
     cmd.add_argument("--seed", type=int, default=0, help=HELP["seed"])
+    cmd.add_argument(
+        "--full-context",
+        action="store_true",
+        help="show the model the whole file, even past the length it was trained on (default: the lines nearest the "
+        "span that fit it)",
+    )
     cmd.add_argument("--output", help="also write the filled file (prompt + generated + suffix) here (a new file)")
     cmd.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
 
@@ -104,9 +110,17 @@ def run_prompted(args, prompt: str, suffix: str | None, original: str | None) ->
         temperature=args.temperature,
         generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
         eos_penalty=args.eos_penalty,
+        fit_context=not args.full_context,
         **prior_kwargs(args),
     )
     pipe = load(args.pipeline, args.mode, **call)
+    seen, seen_suffixes = pipe.model_context(pipe.validate(args.mode, **call))
+    if seen[0] != prompt or (suffix is not None and seen_suffixes[0] != suffix):
+        kept = seen[0].count("\n") + (seen_suffixes[0].count("\n") if suffix is not None else 0)
+        print(
+            f"# note: the model sees the {kept} lines nearest the span (it was trained on "
+            f"{pipe.trained_gen_length} tokens); --full-context shows it the whole file"
+        )
     out = pipe(args.mode, **call)
     texts, full_texts = out.texts, out.full_texts
     if getattr(args, "stop", "eos") == "blank-line":
