@@ -20,7 +20,7 @@ Metrics per point: exact match of the stripped lines, CER of the span, `ast.pars
 Usage:
     python benchmarks/infilling.py [--pipeline crocodil-python-tiny] [--package diffusers] [--num-tasks 48]
                                    [--tasks line,lines,complete] [--lengths oracle,bound] [--heal both|on|off]
-                                   [--bound 16] [--output-dir runs/bench/infilling]
+                                   [--fit-context on|off] [--bound 16] [--output-dir runs/bench/infilling]
 Prints one JSON object; writes `infilling.json` under `--output-dir`.
 """
 
@@ -107,7 +107,8 @@ def run_point(pipe, items, kind: str, mode: str, heal: bool, length: str, args) 
             n = oracle_length(pipe, prompt, span, suffix or "", heal)
             steps = max(1, n // args.divisor)
             out = pipe(mode, prompt=prompt, suffix=suffix, gen_length=n, steps=steps, heal=heal,
-                       eos_fill=False, generator=torch.Generator().manual_seed(i))  # fmt: skip
+                       eos_fill=False, fit_context=args.fit_context == "on",
+                       generator=torch.Generator().manual_seed(i))  # fmt: skip
             texts.append(out.texts[0])
             nfe += out.nfe["total"]
     else:
@@ -115,7 +116,8 @@ def run_point(pipe, items, kind: str, mode: str, heal: bool, length: str, args) 
         steps = max(1, bound // args.divisor)
         suffixes = None if kind == "complete" else [s for _, _, s in items]
         out = pipe(mode, prompt=[p for p, _, _ in items], suffix=suffixes, gen_length=bound, steps=steps,
-                   heal=heal, generator=[torch.Generator().manual_seed(i) for i in range(len(items))])  # fmt: skip
+                   heal=heal, fit_context=args.fit_context == "on",
+                   generator=[torch.Generator().manual_seed(i) for i in range(len(items))])  # fmt: skip
         texts, nfe = out.texts, out.nfe["total"] * len(items)
     if kind == "complete":  # the first generated line against the next line
         texts = [text.split("\n")[0] + "\n" for text in texts]
@@ -144,6 +146,9 @@ def main() -> None:
     parser.add_argument("--lengths", default="oracle,bound", help="comma-separated: oracle, bound")
     parser.add_argument("--heal", choices=("both", "on", "off"), default="both")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--fit-context", choices=("on", "off"), default="on", help="show the model the lines that fit (the default)"
+    )
     parser.add_argument("--bound", type=int, default=16)
     parser.add_argument("--output-dir", default="runs/bench/infilling")
     args = parser.parse_args()
@@ -168,6 +173,7 @@ def main() -> None:
         "package": args.package,
         "num_tasks": args.num_tasks,
         "bound": args.bound,
+        "fit_context": args.fit_context,
         "original_files_parse": given,
         "points": points,
     }
