@@ -12,7 +12,7 @@ from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransforme
 from crocodil_hf.training.losses import RowGenerators, forward_mask
 from crocodil_hf.training.objectives import AutoencoderObjective, MaskedDiffusionObjective, RegisterPriorObjective
 
-LLADA = tiny_llada_kwargs(d_model=32, n_heads=2, n_kv_heads=2, mlp_hidden_size=64)
+LLADA = tiny_llada_kwargs(d_model=32, n_heads=2, n_kv_heads=2, mlp_hidden_size=64, pad_token_id=96)  # a pad of its own, as real tokenizers have
 BERT = {
     "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
     "intermediate_size": 64, "vocab_size": 64, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
@@ -252,7 +252,9 @@ def test_prompt_aware_objectives_keep_the_prompt_visible(kind, span_pad, monkeyp
     masked = x_t == objective.demasker.config.mask_token_id
     assert masked.any() and not (masked & ~spans).any()
     assert torch.equal(x_t[~spans], x0[~spans])
-    eos, padded_rows = objective.demasker.config.eos_token_id, 0
+    pad = losses_module.span_pad_token(objective.demasker)
+    assert pad is not None and pad != objective.demasker.config.eos_token_id  # the tokenizer's own pad, never EOS
+    padded_rows = 0
     for row, given, maskable in zip(x0.tolist(), batch["input_ids"].tolist(), spans.tolist()):
         if row == given:
             continue
@@ -260,7 +262,7 @@ def test_prompt_aware_objectives_keep_the_prompt_visible(kind, span_pad, monkeyp
         # the row is the program with a run of maskable EOS inserted: dropping it gives the program back (less its tail)
         start = next(i for i, (a, b) in enumerate(zip(row, given)) if a != b)
         assert any(
-            row[start : start + r] == [eos] * r
+            row[start : start + r] == [pad] * r
             and all(maskable[start : start + r])
             and row[start + r :] == given[start : len(given) - r]
             for r in range(1, span_pad + 1)

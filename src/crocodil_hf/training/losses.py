@@ -237,6 +237,12 @@ def pad_spans(
     return torch.where(after & (columns < (end + pads)[:, None]), pad_token_id, shifted)
 
 
+def span_pad_token(demasker) -> int | None:
+    """The demasker's pad token when it is its own token (not EOS), else None (EOS pads spans)."""
+    pad, eos = getattr(demasker.config, "pad_token_id", None), demasker.config.eos_token_id
+    return pad if pad is not None and pad != eos and pad != demasker.config.mask_token_id else None
+
+
 def prompt_layout(
     input_ids: torch.LongTensor,
     eos_token_id: int,
@@ -244,21 +250,25 @@ def prompt_layout(
     suffix_prob: float = 0.0,
     generator: Generator = None,
     span_pad: int = 0,
+    pad_token_id: int | None = None,
 ) -> tuple[torch.LongTensor, torch.BoolTensor | None]:
     """x₀ and its maskable positions for prompt-aware training of `[BOS] program [EOS] ...` rows.
 
     `prompt_spans` draws the prompt and suffix; with `span_pad` > 0 each fill-in-the-middle row also gets
-    r ~ U{0, …, span_pad} EOS tokens between its span and its suffix (`pad_spans`), maskable and counted in the
-    loss, so the demasker learns to end a span before the suffix. Returns `(input_ids, None)` (and draws nothing)
+    r ~ U{0, …, span_pad} pad tokens between its span and its suffix (`pad_spans`), maskable and counted in the
+    loss, so the demasker learns to end a span before the suffix. The pad is `pad_token_id` (the tokenizer's own
+    pad), else EOS: measured, EOS followed by more code taught the autoencoder to end whole programs early
+    (docs/results.md, "Infilling at line cuts"). Returns `(input_ids, None)` (and draws nothing)
     when `prompt_prob` is 0, so that runs without the option keep their random draws.
 
     Example:
         ```python
         >>> ids = torch.tensor([[1, 5, 6, 7, 8, 9, 2, 2, 2, 2]])
         >>> gen = torch.Generator().manual_seed(1)
-        >>> x0, maskable = prompt_layout(ids, 2, prompt_prob=1.0, suffix_prob=1.0, generator=gen, span_pad=3)
-        >>> x0.tolist(), maskable.int().tolist()  # the span 6 7 8 and 3 EOS may be masked; prompt and suffix 9 not
-        ([[1, 5, 6, 7, 8, 2, 2, 2, 9, 2]], [[0, 0, 1, 1, 1, 1, 1, 1, 0, 0]])
+        >>> x0, maskable = prompt_layout(ids, 2, prompt_prob=1.0, suffix_prob=1.0, generator=gen, span_pad=3,
+        ...                              pad_token_id=4)
+        >>> x0.tolist(), maskable.int().tolist()  # the span 6 7 8 and 3 pads may be masked; prompt and suffix 9 not
+        ([[1, 5, 6, 7, 8, 4, 4, 4, 9, 2]], [[0, 0, 1, 1, 1, 1, 1, 1, 0, 0]])
         ```
     """
     if prompt_prob <= 0:
@@ -267,7 +277,7 @@ def prompt_layout(
     if span_pad > 0:
         end = spans.end
         spans, pads = spans.padded(span_pad, generator)
-        input_ids = pad_spans(input_ids, end, pads, eos_token_id)
+        input_ids = pad_spans(input_ids, end, pads, eos_token_id if pad_token_id is None else pad_token_id)
     return input_ids, spans.mask(input_ids.shape[1])
 
 
@@ -343,7 +353,13 @@ def autoencoder_loss(
         k = nested_dropout(batch_size, num_registers, generator=generator, device=input_ids.device)
     mask_token_id = demasker.config.mask_token_id
     input_ids, maskable = prompt_layout(
-        input_ids, demasker.config.eos_token_id, prompt_prob, suffix_prob, generator, span_pad
+        input_ids,
+        demasker.config.eos_token_id,
+        prompt_prob,
+        suffix_prob,
+        generator,
+        span_pad,
+        span_pad_token(demasker),
     )
     x_t, masked, p_mask = forward_mask(
         input_ids, mask_token_id, all_mask_prob=all_mask_prob, generator=generator, maskable=maskable
@@ -365,6 +381,7 @@ __all__ = [
     "draw_spans",
     "pad_spans",
     "prompt_layout",
+    "span_pad_token",
     "prompt_spans",
     "register_noise",
     "uniform",

@@ -37,6 +37,7 @@ from .losses import (
     normal,
     pad_spans,
     prompt_layout,
+    span_pad_token,
     uniform,
 )
 from .prior_loss import register_prior_loss, sample_base_timesteps
@@ -121,7 +122,7 @@ class MaskedDiffusionObjective(TrainingObjective):
         generator = _generators(row_seeds)
         eos = self.demasker.config.eos_token_id
         input_ids, maskable = prompt_layout(
-            input_ids, eos, self.prompt_prob, self.suffix_prob, generator, self.span_pad
+            input_ids, eos, self.prompt_prob, self.suffix_prob, generator, self.span_pad, span_pad_token(self.demasker)
         )
         x_t, masked, p_mask = forward_mask(input_ids, self.mask_token_id, generator=generator, maskable=maskable)
         logits = self.demasker(input_ids=x_t).logits
