@@ -39,9 +39,10 @@ from common import load_pipeline, write_result
 from crocodil_hf.evaluation.metrics import cer
 
 MODES = ("mdm", "con_then_disc", "con_within_disc")
-# a diagnostic point (`--modes ...,oracle_registers`, upper-bound lengths only): the guided demasker given the
-# registers of the whole program (h_φ of prompt + true span + suffix) instead of a prior's sample
-ORACLE = "oracle_registers"
+# diagnostic points (`--modes ...,oracle_registers,oracle_registers_all`, upper-bound lengths only): the guided
+# demasker given the registers of the whole program (h_φ of prompt + true span + suffix) instead of a prior's
+# sample, through the first k registers as sampled ones (the pipeline's default k), or through all K
+ORACLE, ORACLE_ALL = "oracle_registers", "oracle_registers_all"
 
 
 def functions(package: str) -> list[list[str]]:
@@ -120,13 +121,16 @@ def run_point(pipe, items, kind: str, mode: str, heal: bool, length: str, args) 
         suffixes = None if kind == "complete" else [s for _, _, s in items]
         call = dict(prompt=[p for p, _, _ in items], suffix=suffixes, gen_length=bound, steps=steps, heal=heal,
                     fit_context=args.fit_context == "on")  # fmt: skip
-        if mode == ORACLE:  # z₀ = h_φ of the program the model sees, with the true span: what registers can give
+        if mode in (ORACLE, ORACLE_ALL):  # z₀ = h_φ of the program the model sees, with the true span
             seen, seen_suffixes = pipe.model_context(pipe.validate("con_then_disc", **call))
             spans = [span for _, span, _ in items]
             wholes = [p + span + (x or "") for p, span, x in zip(seen, spans, seen_suffixes or [None] * len(items))]
             call["registers"] = pipe.encode(wholes)
+            call["num_registers"] = (
+                pipe.num_registers_max if mode == ORACLE_ALL else pipe.sampled_num_registers_default
+            )
         generators = [torch.Generator().manual_seed(i) for i in range(len(items))]
-        out = pipe("con_then_disc" if mode == ORACLE else mode, generator=generators, **call)
+        out = pipe("con_then_disc" if mode in (ORACLE, ORACLE_ALL) else mode, generator=generators, **call)
         texts, nfe = out.texts, out.nfe["total"] * len(items)
     if kind == "complete":  # the first generated line against the next line
         texts = [text.split("\n")[0] + "\n" for text in texts]
@@ -172,7 +176,7 @@ def main() -> None:
                 for divisor in (1, 4):
                     args.divisor = divisor
                     for mode in args.modes.split(","):
-                        if mode == ORACLE and length == "oracle":
+                        if mode in (ORACLE, ORACLE_ALL) and length == "oracle":
                             continue
                         points.append(run_point(pipe, items, kind, mode, heal, length, args))
                         p = points[-1]
