@@ -12,7 +12,9 @@ from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransforme
 from crocodil_hf.training.losses import RowGenerators, forward_mask
 from crocodil_hf.training.objectives import AutoencoderObjective, MaskedDiffusionObjective, RegisterPriorObjective
 
-LLADA = tiny_llada_kwargs(d_model=32, n_heads=2, n_kv_heads=2, mlp_hidden_size=64, pad_token_id=96)  # a pad of its own, as real tokenizers have
+LLADA = tiny_llada_kwargs(
+    d_model=32, n_heads=2, n_kv_heads=2, mlp_hidden_size=64, pad_token_id=96
+)  # a pad of its own, as real tokenizers have
 BERT = {
     "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
     "intermediate_size": 64, "vocab_size": 64, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,

@@ -11,52 +11,33 @@ loop (`denoise`), decode. Every mode runs the same loop; the modes differ only i
 prior on h_φ of the visible tokens (`"con_within_disc"`).
 """
 
-import importlib
 import inspect
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, ModelMixin
+from diffusers import DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput, logging
-from transformers import PreTrainedModel
 
 from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
 from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
 from ..modeling.modeling_register_prior import RegisterPriorTransformer
 from ..schedulers.scheduling_masked_diffusion import MaskedDiffusionScheduler
 from ..schedulers.scheduling_register_prior import check_sampling_scheduler
-from ..utils.locate import locate_pipeline
 from ..utils.numbers import check_number
 from .accounting import NFEBreakdown, forward_flops
 from .canvas import CanvasLayout, TextCanvas
 from .checks import check_call
-from .components import check_components, check_model_index, check_texts
+from .components import check_components, check_texts
+from .loading import PipelineLoading
 from .modes import MODES
 from .priors import RegisterPriors, RegisterSampler
 from .settings import GenerationSettings, LoopState
 
 logger = logging.get_logger(__name__)
-
-
-def _component_from_config(folder: Path, library: str, class_name: str):
-    """One saved component without its weights: a model built from its config on the meta device, a scheduler or
-    tokenizer loaded as usual (they are configs)."""
-    module = importlib.import_module(library)
-    component_class = getattr(module, class_name)
-    if issubclass(component_class, PreTrainedModel):
-        config = component_class.config_class.from_pretrained(folder)
-        with torch.device("meta"):
-            return component_class(config)
-    if issubclass(component_class, ModelMixin):
-        with torch.device("meta"):
-            return component_class.from_config(component_class.load_config(folder))
-    return component_class.from_pretrained(folder)
 
 
 @dataclass
@@ -80,7 +61,7 @@ class CrocodilPipelineOutput(BaseOutput):
     full_texts: list[str] | None = None
 
 
-class CrocodilPipeline(DiffusionPipeline):
+class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
     r"""CRoCoDiL text generation with a register-guided LLaDA demasker.
 
     Components:
@@ -170,57 +151,6 @@ class CrocodilPipeline(DiffusionPipeline):
             default_num_registers=default_num_registers,
         )
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "CrocodilPipeline":
-        """Load a saved pipeline: a directory, a shipped name (`"crocodil-python-tiny"`) or a Hub id `org/name`
-        (`revision=`, `cache_dir=`, `token=`, `local_files_only=` pick and fetch the snapshot), found by
-        `locate_pipeline`. The saved `model_index.json` is checked before anything loads, and a corrupt weights file
-        is named."""
-        hub = {k: kwargs.pop(k) for k in ("cache_dir", "token", "local_files_only", "force_download") if k in kwargs}
-        source = locate_pipeline(pretrained_model_name_or_path, revision=kwargs.pop("revision", None), **hub)
-        check_model_index(source)
-        try:
-            return super().from_pretrained(source, **kwargs)
-        except Exception as err:
-            if type(err).__name__ != "SafetensorError":
-                raise
-            from safetensors import safe_open
-
-            for path in sorted(source.rglob("*.safetensors")):
-                try:
-                    with safe_open(str(path), "pt"):
-                        pass
-                except Exception:  # noqa: BLE001  (any failure to open is the answer)
-                    raise ValueError(f"{path} is corrupt or truncated ({err}); re-download or re-save it.") from err
-            raise
-
-    @classmethod
-    def from_configs(cls, pretrained_model_name_or_path, **hub_kwargs) -> "CrocodilPipeline":
-        """The pipeline a saved one describes, built from its configs and tokenizers with every model on the meta
-        device (no weights read): what `validate` needs, in a fraction of a second, so a bad call is refused before
-        the weights load. It cannot generate.
-
-        Example:
-            ```python
-            >>> skeleton = CrocodilPipeline.from_configs("crocodil-python-tiny")
-            >>> skeleton.validate("con_within_disc", num_registers=99)
-            Traceback (most recent call last):
-            ValueError: `num_registers` must be an integer >= 1 and <= 16, got 99.
-            ```
-        """
-        source = locate_pipeline(pretrained_model_name_or_path, **hub_kwargs)
-        check_model_index(source)
-        index = json.loads((source / "model_index.json").read_text())
-        components, settings = {}, {}
-        for name, value in index.items():
-            if name.startswith("_"):
-                continue
-            if not isinstance(value, list):
-                settings[name] = value
-            elif value[1] is not None:
-                components[name] = _component_from_config(source / name, *value)
-        return cls(**components, **settings)
-
     def validate(self, mode: str = "con_within_disc", **kwargs) -> GenerationSettings:
         """Check the arguments of a call `pipe(mode, **kwargs)` as the call would (`check_inputs`), without running
         it; returns its settings. Works on `from_configs` pipelines (no weights loaded)."""
@@ -230,19 +160,6 @@ class CrocodilPipeline(DiffusionPipeline):
         settings = self.build_settings(mode, **arguments)
         self.check_inputs(settings)
         return settings
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """`DiffusionPipeline.save_pretrained`, plus a copy of the models' remote-code files at the top level.
-
-        transformers looks for the remote code of `AutoModel.from_pretrained(repo, subfolder=..., trust_remote_code=
-        True)` at the repository root, not in the subfolder; the copies make each component loadable alone.
-        """
-        import shutil
-
-        super().save_pretrained(save_directory, *args, **kwargs)
-        for name in ("demasker", "encoder"):
-            for source in sorted(Path(save_directory, name).glob("*.py")):
-                shutil.copy2(source, Path(save_directory, source.name))
 
     # ------------------------------------------------------------------ parts and properties
 

@@ -249,6 +249,7 @@ def prompt_layout(
     prompt_prob: float,
     suffix_prob: float = 0.0,
     generator: Generator = None,
+    *,
     span_pad: int = 0,
     pad_token_id: int | None = None,
 ) -> tuple[torch.LongTensor, torch.BoolTensor | None]:
@@ -358,8 +359,8 @@ def autoencoder_loss(
         prompt_prob,
         suffix_prob,
         generator,
-        span_pad,
-        span_pad_token(demasker),
+        span_pad=span_pad,
+        pad_token_id=span_pad_token(demasker),
     )
     x_t, masked, p_mask = forward_mask(
         input_ids, mask_token_id, all_mask_prob=all_mask_prob, generator=generator, maskable=maskable

@@ -122,8 +122,9 @@ class MaskedDiffusionObjective(TrainingObjective):
         generator = _generators(row_seeds)
         eos = self.demasker.config.eos_token_id
         input_ids, maskable = prompt_layout(
-            input_ids, eos, self.prompt_prob, self.suffix_prob, generator, self.span_pad, span_pad_token(self.demasker)
-        )
+            input_ids, eos, self.prompt_prob, self.suffix_prob, generator,
+            span_pad=self.span_pad, pad_token_id=span_pad_token(self.demasker),
+        )  # fmt: skip
         x_t, masked, p_mask = forward_mask(input_ids, self.mask_token_id, generator=generator, maskable=maskable)
         logits = self.demasker(input_ids=x_t).logits
         return {"loss": mdm_loss(logits, input_ids, masked, p_mask)}
