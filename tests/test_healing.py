@@ -188,3 +188,15 @@ def test_a_long_file_is_seen_as_the_window_around_the_span_and_returned_whole(mo
     assert out.full_texts[0] == prompt + out.texts[0] + suffix
     whole = pipe("mdm", prompt=prompt, fit_context=False, generator=torch.Generator().manual_seed(0), **common)
     assert whole.sequences.shape == out.sequences.shape  # the span; the canvas itself was longer
+
+
+def test_a_pad_in_a_sequence_is_dropped_where_it_stands_and_eos_ends_it():
+    """Spans trained with `--prompt_span_pad` end in pad tokens; a stray pad mid-program must not cut the text
+    (measured: cutting there shortened autoencoded programs), while EOS still ends it."""
+    from crocodil_hf import CrocodilPipeline
+
+    canvas = CrocodilPipeline.from_configs("crocodil-python-tiny").text_canvas
+    assert canvas.pad != canvas.eos
+    a, b, c = canvas.ids("x = 1\n"), canvas.ids("y = 2\n"), canvas.ids("z = 3\n")
+    row = a + [canvas.pad] + b + [canvas.pad, canvas.pad, canvas.eos] + c
+    assert canvas.decode(torch.tensor([row])) == ["x = 1\ny = 2\n"]

@@ -267,33 +267,25 @@ class TextCanvas:
             skip += 1
         return head[: len(head) - cut], start, end, tail[skip:]
 
-    @property
-    def end_tokens(self) -> list[int]:
-        """The tokens that end a span: EOS, and the pad that a fill-in-the-middle span trained with
-        `--prompt_span_pad` is padded with before its suffix (when the tokenizer's pad is its own token)."""
-        return [t for t in dict.fromkeys((self.eos, self.pad)) if t is not None]
-
     def fill_after_eos(self, canvas: torch.Tensor, layout: CanvasLayout) -> torch.Tensor:
-        """Every position of a row's span after its first committed EOS (or span pad) becomes that token (committed:
-        not computed again)."""
+        """Every position of a row's span after its first committed EOS becomes EOS (committed: not computed again)."""
         span = canvas[:, layout.span]
-        ends = torch.isin(span, torch.tensor(self.end_tokens, device=span.device))
-        if not bool(ends.any()):
+        is_eos = span == self.eos
+        if self.eos is None or not bool(is_eos.any()):
             return canvas
-        first = torch.where(ends.any(dim=1), ends.long().argmax(dim=1), layout.gen_length)
+        first = torch.where(is_eos.any(dim=1), is_eos.long().argmax(dim=1), layout.gen_length)
         after = torch.arange(layout.gen_length, device=canvas.device)[None, :] > first[:, None]
-        ender = span.gather(1, first.clamp(max=layout.gen_length - 1)[:, None])
-        canvas[:, layout.span] = torch.where(after, ender, span)
+        canvas[:, layout.span] = torch.where(after, self.eos, span)
         return canvas
 
     def decode(self, sequences: torch.LongTensor) -> list[str]:
-        """Token ids → text, dropping everything from the first EOS (or span pad) on."""
+        """Token ids → text, dropping everything from the first EOS on. Pad tokens (a span trained with
+        `--prompt_span_pad` ends in them) carry no text and are dropped where they stand: measured, cutting at a
+        stray pad shortened autoencoded programs (docs/results.md, "Spans of unknown length")."""
         texts = []
-        ends = set(self.end_tokens)
         for row in sequences.tolist():
-            first = next((i for i, t in enumerate(row) if t in ends), None)
-            if first is not None:
-                row = row[:first]
+            if self.eos is not None and self.eos in row:
+                row = row[: row.index(self.eos)]
             row = [t for t in row if t != self.mask_token_id]
             texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
         return texts
