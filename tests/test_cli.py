@@ -156,19 +156,7 @@ def test_complete_stop_blank_line_ends_the_printed_and_written_completion_at_its
     generated = "    return x\n   \ndef g():\n    pass\n"
     out = SimpleNamespace(texts=[generated], full_texts=["def f(x):\n" + generated], nfe={"total": 1}, wall_time=0.1)
 
-    class Stub:  # a pipeline that returns `out` and shows the model the whole prompt
-        trained_gen_length = 64
-
-        def __call__(self, mode, **kwargs):
-            return out
-
-        def validate(self, mode, **kwargs):
-            return kwargs
-
-        def model_context(self, settings):
-            return settings["prompt"], settings["suffix"]
-
-    monkeypatch.setattr(complete_command, "load", lambda name, mode=None, **call: Stub())
+    monkeypatch.setattr(complete_command, "load", lambda name, mode=None, **call: lambda mode, **kwargs: out)
     monkeypatch.setattr(complete_command, "nfe_line", lambda nfe: "NFE 1")
     written = tmp_path / "done.py"
     args = ["complete", "--prompt", "def f(x):\n", "--stop", "blank-line", "--output", str(written)]

@@ -79,16 +79,17 @@ def configs(name: str):
     return CrocodilPipeline.from_configs(name)
 
 
-def load(name: str, mode: str | None = None, **call):
+def load(name: str, mode: str | None = None, *, skeleton=None, **call):
     """Load a pipeline after checking the source (an empty or foreign directory is refused before anything loads)
     and, with `mode`, the call `pipe(mode, **call)` on its configs: the one rule for every command, every check
-    that the configs allow made before the weights load."""
+    that the configs allow made before the weights load. `skeleton`: the `configs(name)` pipeline a command already
+    built (so it is not built twice)."""
     from ..pipelines.pipeline_crocodil import CrocodilPipeline
     from ..utils.locate import locate_pipeline
 
     source = locate_pipeline(name)
     if mode is not None:
-        CrocodilPipeline.from_configs(source).validate(mode, **call)
+        (skeleton or CrocodilPipeline.from_configs(source)).validate(mode, **call)
     return CrocodilPipeline.from_pretrained(source)
 
 

@@ -25,7 +25,7 @@ def run(args, rest=None) -> int:
     gen_length = args.gen_length or model_length(skeleton)
     text, truncated = fit_program(args.file, text, skeleton, gen_length)
     call = dict(text=[text], gen_length=gen_length, steps=args.steps, num_registers=args.num_registers)
-    pipe = load(args.pipeline, "autoencode", **call)
+    pipe = load(args.pipeline, "autoencode", skeleton=skeleton, **call)
     if truncated:
         print(f"# note: {args.file} is longer than {gen_length - 1} tokens; autoencoding its first complete lines")
     out = pipe("autoencode", **call)

@@ -4,7 +4,17 @@
 
 import re
 
-from ..common import HELP, check_sampling, load, nfe_line, pipeline_arg, prior_args, prior_kwargs, write_atomic
+from ..common import (
+    HELP,
+    check_sampling,
+    configs,
+    load,
+    nfe_line,
+    pipeline_arg,
+    prior_args,
+    prior_kwargs,
+    write_atomic,
+)
 
 HELP_TEXT = (
     "continue a program: its first lines (or --prompt) stay fixed, the next --gen-length tokens are generated (App. H)"
@@ -113,8 +123,9 @@ def run_prompted(args, prompt: str, suffix: str | None, original: str | None) ->
         fit_context=not args.full_context,
         **prior_kwargs(args),
     )
-    pipe = load(args.pipeline, args.mode, **call)
-    seen, seen_suffixes = pipe.model_context(pipe.validate(args.mode, **call))
+    skeleton = configs(args.pipeline)
+    seen, seen_suffixes = skeleton.model_context(skeleton.validate(args.mode, **call))  # the call checked here
+    pipe = load(args.pipeline)
     if seen[0] != prompt or (suffix is not None and seen_suffixes[0] != suffix):
         kept = seen[0].count("\n") + (seen_suffixes[0].count("\n") if suffix is not None else 0)
         print(

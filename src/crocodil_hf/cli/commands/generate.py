@@ -50,7 +50,8 @@ def run(args, rest=None) -> int:
         check_output_file(args.output, args.overwrite)
     import torch
 
-    gen_length = args.gen_length or model_length(configs(args.pipeline))
+    skeleton = configs(args.pipeline)
+    gen_length = args.gen_length or model_length(skeleton)
     call = dict(
         num_samples=args.num_samples,
         gen_length=gen_length,
@@ -62,7 +63,7 @@ def run(args, rest=None) -> int:
         eos_penalty=args.eos_penalty,
         **prior_kwargs(args),
     )
-    pipe = load(args.pipeline, args.mode, **call)
+    pipe = load(args.pipeline, args.mode, skeleton=skeleton, **call)
     out = pipe(args.mode, **call)
     for i, text in enumerate(out.texts):
         print(f"# ---- sample {i} ({args.mode}, seed {args.seed + i}) ----")

@@ -37,7 +37,9 @@ def run(args, rest=None) -> int:
     gen_length = args.gen_length or model_length(skeleton)
     text_a, _ = fit_program(args.file_a, texts_in[0], skeleton, gen_length)
     text_b, _ = fit_program(args.file_b, texts_in[1], skeleton, gen_length)
-    pipe = load(args.pipeline, "autoencode", text=[text_a, text_b], gen_length=gen_length, steps=args.steps)
+    pipe = load(
+        args.pipeline, "autoencode", skeleton=skeleton, text=[text_a, text_b], gen_length=gen_length, steps=args.steps
+    )
     texts = pipe.interpolate(text_a, text_b, alphas=alphas, gen_length=gen_length, steps=args.steps)
     for alpha, text in zip(alphas, texts):
         print(f"# ---- alpha = {alpha:g} ----")
