@@ -185,6 +185,15 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
             )
         return model
 
+    def cache_length(self, seq_len: int, registers: torch.Tensor | None = None, num_registers=None) -> int:
+        """Length of the `CanvasCache` for a text of `seq_len` tokens: the register prefix (k_max + 2) included."""
+        if registers is None:
+            return seq_len
+        k = resolve_num_registers(
+            num_registers, registers.shape[0], registers.shape[1], self.config.num_registers, registers.device
+        )
+        return seq_len + int(k.max()) + 2
+
     def prefix_positions(
         self, num_registers: torch.LongTensor, prefix_len: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -217,10 +226,16 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         return rotary.cos_sin(angles)
 
     def _guided_hidden(
-        self, text_embeds, registers, num_registers, attention_mask, position_ids, output_hidden_states
+        self, text_embeds, registers, num_registers, attention_mask, position_ids, output_hidden_states, cache=None
     ):
         """Run the base model on `[START, W·z¹ … W·z^k, END] ++ text`; returns the text's hidden states, the base
-        model's outputs and each example's k."""
+        model's outputs and each example's k. `cache = (past_key_values, cache_position)`: with a text position
+        window, only those text positions are computed; the prefix's keys/values come from the cache."""
+        past_key_values, cache_position = cache or (None, None)
+        if cache_position is not None:
+            return self._cached_window_hidden(
+                text_embeds, registers, num_registers, attention_mask, position_ids, past_key_values, cache_position
+            )
         batch_size, seq_len = text_embeds.shape[:2]
         if not registers.is_floating_point():
             raise ValueError(f"`registers` must be a floating-point tensor, got dtype {registers.dtype}.")
@@ -258,9 +273,40 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
             attention_mask=torch.cat((prefix_valid, text_mask), dim=1).long(),
             position_embeddings=cos_sin,
             output_hidden_states=output_hidden_states,
+            past_key_values=past_key_values,
         )
         hidden = outputs.last_hidden_state[:, prefix_len:]
         return hidden, outputs, k
+
+    def _cached_window_hidden(self, text_embeds, registers, num_registers, attention_mask, position_ids, cache, where):
+        """The text positions `where` `(w,)` of a canvas whose prefix and other positions are in `cache` (filled by a
+        full call with the same registers); `attention_mask` covers the whole text."""
+        batch_size, width = text_embeds.shape[:2]
+        device = text_embeds.device
+        k = resolve_num_registers(num_registers, batch_size, registers.shape[1], self.config.num_registers, device)
+        prefix_len = int(k.max()) + 2
+        seq_len = cache.length - prefix_len
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch_size, seq_len):
+            raise ValueError(
+                f"`attention_mask` must have shape {(batch_size, seq_len)} (the whole text), "
+                f"got {tuple(attention_mask.shape)}."
+            )
+        _, _, prefix_valid = self.prefix_positions(k, prefix_len)
+        text_mask = (
+            torch.ones(batch_size, seq_len, dtype=torch.bool, device=device)
+            if attention_mask is None
+            else attention_mask.bool()
+        )
+        if position_ids is None:
+            position_ids = where.expand(batch_size, width)
+        outputs = self.model(
+            inputs_embeds=text_embeds,
+            attention_mask=torch.cat((prefix_valid, text_mask), dim=1).long(),
+            position_embeddings=self.model.rotary_emb(position_ids),
+            past_key_values=cache,
+            cache_position=where + prefix_len,
+        )
+        return outputs.last_hidden_state, outputs, k
 
     @staticmethod
     def _kept_positions(hidden, logits_to_keep, labels):
@@ -294,6 +340,8 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values=None,
+        cache_position: torch.LongTensor | None = None,
         **kwargs,
     ) -> GuidedMaskedLMOutput | tuple:
         """Demask `x_t` guided by registers.
@@ -311,6 +359,12 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
                 m, a 1-D tensor for those text positions only. A `(B, n)` bool tensor returns `(N, V)` logits of its
                 N true positions in row-major order (a sampler needs logits only where tokens are still masked; the
                 output head then runs on those positions alone).
+            past_key_values: an approximate key/value cache (`CanvasCache`) of prefix + text, Fast-dLLM style: a call
+                without `cache_position` runs the whole canvas and fills it (length = prefix + n; the pipeline's
+                `CanvasCache` is sized by `cache_length`); a call with `cache_position` `(w,)` (text positions)
+                takes `input_ids` `(B, w)` of those positions only, recomputes them and reads everything else from
+                the cache (`attention_mask` and `registers` as for the full canvas; `position_ids` `(B, w)`).
+            cache_position: see `past_key_values`.
         """
         output_hidden_states = bool(output_hidden_states or self.config.output_hidden_states)
         return_dict = self.config.return_dict if return_dict is None else return_dict
@@ -330,6 +384,8 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
                 attention_mask=attention_mask,
                 position_ids=position_ids,
                 output_hidden_states=output_hidden_states,
+                past_key_values=past_key_values,
+                cache_position=cache_position,
             )
             hidden = outputs.last_hidden_state
             batch_size = hidden.shape[0]
@@ -337,8 +393,9 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         else:
             text_embeds = self.model.transformer.wte(input_ids) if inputs_embeds is None else inputs_embeds
             hidden, outputs, k = self._guided_hidden(
-                text_embeds, registers, num_registers, attention_mask, position_ids, output_hidden_states
-            )
+                text_embeds, registers, num_registers, attention_mask, position_ids, output_hidden_states,
+                cache=(past_key_values, cache_position),
+            )  # fmt: skip
 
         hidden = self._kept_positions(hidden, logits_to_keep, labels)
         logits = self.model.lm_head(hidden)

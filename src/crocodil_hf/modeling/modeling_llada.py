@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.cache_utils import Cache, StaticLayer
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -125,6 +126,77 @@ def eager_attention_forward(
     return attn_output, attn_weights
 
 
+class CanvasCacheLayer(StaticLayer):
+    """One layer's keys and values over a whole diffusion canvas (after RoPE). Unlike an autoregressive cache, a
+    masked-diffusion canvas is rewritten in place: each call writes the keys/values of the positions it recomputes
+    (`cache_kwargs["cache_position"]`, any positions, in any order) and attends to all of them."""
+
+    def update(self, key_states, value_states, cache_kwargs=None, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        position = (cache_kwargs or {}).get("cache_position")
+        if position is None:
+            raise ValueError("a canvas cache is written at explicit positions: pass `cache_position`.")
+        self.keys.index_copy_(2, position, key_states.to(self.keys.dtype))
+        self.values.index_copy_(2, position, value_states.to(self.values.dtype))
+        self.cumulative_length.fill_(self.max_cache_len)
+        return self.keys, self.values
+
+
+class CanvasCache(Cache):
+    """The approximate key/value cache of a masked-diffusion sampler (Fast-dLLM's prefix and dual caches): a
+    transformers `Cache` of one `CanvasCacheLayer` per block, filled by one full forward over the canvas
+    (`cache_position=None`) and then read by calls that recompute only a window of positions (`cache_position` =
+    the window's positions). Keys/values outside the window are those of the last full forward: stale by design,
+    refreshed when the caller starts a new block or changes the registers.
+
+    Example:
+        ```python
+        >>> import torch
+        >>> from crocodil_hf import LLaDAConfig, LLaDAModelLM
+        >>> from crocodil_hf.modeling.modeling_llada import CanvasCache
+        >>> model = LLaDAModelLM(LLaDAConfig(d_model=64, n_heads=4, n_layers=2, mlp_hidden_size=128,
+        ...                                  vocab_size=100, embedding_size=128, mask_token_id=99))
+        >>> ids = torch.tensor([[1, 5, 99, 99, 99, 2]])
+        >>> cache = CanvasCache(model.config.n_layers, ids.shape[1])
+        >>> full = model(ids, past_key_values=cache).logits  # fills the cache
+        >>> window = torch.arange(2, 4)
+        >>> part = model(ids[:, window], past_key_values=cache, cache_position=window).logits
+        >>> torch.allclose(part, full[:, window], atol=1e-5)
+        True
+        ```
+    """
+
+    def __init__(self, num_layers: int, length: int):
+        super().__init__(layers=[CanvasCacheLayer(max_cache_len=length) for _ in range(num_layers)])
+        self.length = length
+
+    @property
+    def filled(self) -> bool:
+        return bool(self.layers) and self.layers[0].is_initialized
+
+
+def check_cache_call(
+    cache: CanvasCache | None, cache_position: torch.LongTensor | None, seq_len: int, device
+) -> torch.LongTensor | None:
+    """The canvas positions a call writes: all of them when it fills `cache`, else `cache_position` (checked)."""
+    if cache is None:
+        if cache_position is not None:
+            raise ValueError("`cache_position` was given without `past_key_values`.")
+        return None
+    if not isinstance(cache, CanvasCache):
+        raise ValueError(f"`past_key_values` must be a CanvasCache, got {type(cache).__name__}.")
+    if cache_position is None:
+        if seq_len != cache.length:
+            raise ValueError(f"filling a CanvasCache of length {cache.length} needs the whole canvas, got {seq_len}.")
+        return torch.arange(seq_len, device=device)
+    if not cache.filled:
+        raise ValueError("this CanvasCache is empty: fill it with a call over the whole canvas (no `cache_position`).")
+    if cache_position.dim() != 1 or cache_position.shape[0] != seq_len:
+        raise ValueError(f"`cache_position` must have shape ({seq_len},), got {tuple(cache_position.shape)}.")
+    return cache_position
+
+
 class LLaDABlock(GradientCheckpointingLayer):
     """One LLaDA (Llama-style) block. Parameter names are the official ones; `ff_proj` is the SwiGLU gate."""
 
@@ -157,6 +229,8 @@ class LLaDABlock(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None,
+        past_key_values: Cache | None = None,
+        cache_position: torch.LongTensor | None = None,
     ) -> torch.Tensor:
         input_shape = hidden_states.shape[:-1]
         hidden_shape = (*input_shape, -1, self.head_dim)
@@ -165,6 +239,8 @@ class LLaDABlock(GradientCheckpointingLayer):
         value = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
         cos, sin = position_embeddings
         query, key = apply_rotary_pos_emb(query, key, cos, sin, self.config.rope_full_precision)
+        if past_key_values is not None:  # write this call's positions, attend to the whole cached canvas
+            key, value = past_key_values.update(key, value, self.layer_idx, {"cache_position": cache_position})
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -186,10 +262,14 @@ class LLaDABlock(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        cache_position: torch.LongTensor | None = None,
     ) -> torch.Tensor:
         # Self Attention
         residual = hidden_states
-        hidden_states = self.attention(self.attn_norm(hidden_states), position_embeddings, attention_mask)
+        hidden_states = self.attention(
+            self.attn_norm(hidden_states), position_embeddings, attention_mask, past_key_values, cache_position
+        )
         hidden_states = residual + self.dropout(hidden_states)
 
         # Fully Connected
@@ -241,6 +321,8 @@ class LLaDAModel(nn.Module):
         position_ids: torch.LongTensor | None = None,
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
         output_hidden_states: bool = False,
+        past_key_values: CanvasCache | None = None,
+        cache_position: torch.LongTensor | None = None,
         **kwargs,
     ) -> LLaDAModelOutput:
         """Run the trunk.
@@ -251,6 +333,11 @@ class LLaDAModel(nn.Module):
             attention_mask: `(B, T)` with 1 for real tokens and 0 for padding; padded keys are never attended to.
             position_ids: `(B, T)` RoPE positions; default `0..T-1`.
             position_embeddings: precomputed `(cos, sin)` of shape `(B, T, head_dim)`; overrides `position_ids`.
+            past_key_values: a `CanvasCache` of the whole canvas (length C). With `cache_position=None` the inputs
+                are the whole canvas (T = C) and fill it; else the inputs are the T canvas positions in
+                `cache_position` (`position_ids` default to them), which are recomputed and written, while
+                `attention_mask` covers all C keys.
+            cache_position: `(T,)` the canvas positions of the inputs, with `past_key_values`.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of `input_ids` and `inputs_embeds`.")
@@ -265,13 +352,17 @@ class LLaDAModel(nn.Module):
                 f"got {tuple(inputs_embeds.shape)}."
             )
         batch_size, seq_len = inputs_embeds.shape[:2]
-        if attention_mask is not None and tuple(attention_mask.shape) != (batch_size, seq_len):
+        cache_position = check_cache_call(past_key_values, cache_position, seq_len, inputs_embeds.device)
+        key_len = seq_len if past_key_values is None else past_key_values.length
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch_size, key_len):
             raise ValueError(
-                f"`attention_mask` must have shape {(batch_size, seq_len)}, got {tuple(attention_mask.shape)}."
+                f"`attention_mask` must have shape {(batch_size, key_len)}, got {tuple(attention_mask.shape)}."
             )
         if position_embeddings is None:
             if position_ids is None:
-                position_ids = torch.arange(seq_len, device=inputs_embeds.device).expand(batch_size, seq_len)
+                position_ids = (
+                    torch.arange(seq_len, device=inputs_embeds.device) if cache_position is None else cache_position
+                ).expand(batch_size, seq_len)
             position_embeddings = self.rotary_emb(position_ids)
 
         hidden_states = self.transformer.emb_drop(inputs_embeds)
@@ -280,7 +371,7 @@ class LLaDAModel(nn.Module):
         for block in self.transformer.blocks:
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-            hidden_states = block(hidden_states, position_embeddings, attention_bias)
+            hidden_states = block(hidden_states, position_embeddings, attention_bias, past_key_values, cache_position)
         hidden_states = self.transformer.ln_f(hidden_states)
         if output_hidden_states:
             all_hidden_states += (hidden_states,)
@@ -412,6 +503,8 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: CanvasCache | None = None,
+        cache_position: torch.LongTensor | None = None,
         **kwargs,
     ) -> MaskedLMOutput | tuple:
         """Forward pass.
@@ -423,6 +516,8 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
             position_ids: `(B, T)` RoPE positions, default `0..T-1`.
             labels: `(B, T)` targets; positions set to -100 are ignored. The loss is the plain mean cross-entropy;
                 masked-diffusion weighting (Eq. 5) lives in the training code.
+            past_key_values, cache_position: an approximate key/value cache of the canvas (`CanvasCache`): a call
+                without `cache_position` fills it, a call on the positions `cache_position` reads it.
         """
         output_hidden_states = bool(output_hidden_states or self.config.output_hidden_states)
         return_dict = self.config.return_dict if return_dict is None else return_dict
@@ -432,6 +527,8 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
             attention_mask=attention_mask,
             position_ids=position_ids,
             output_hidden_states=output_hidden_states,
+            past_key_values=past_key_values,
+            cache_position=cache_position,
         )
         logits = self.model.lm_head(outputs.last_hidden_state)
         loss = None
@@ -445,4 +542,4 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
-__all__ = ["LLaDAModel", "LLaDAModelLM", "LLaDAPreTrainedModel"]
+__all__ = ["CanvasCache", "LLaDAModel", "LLaDAModelLM", "LLaDAPreTrainedModel"]

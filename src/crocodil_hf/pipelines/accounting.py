@@ -8,8 +8,9 @@ import torch
 from ..modeling.modeling_register_encoder import RegisterEncoderModel
 
 
-def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
-    """Approximate forward FLOPs: 2·(linear parameters)·tokens + 4·layers·tokens²·width for attention."""
+def forward_flops(module: torch.nn.Module, num_tokens: int, num_keys: int | None = None) -> float:
+    """Approximate forward FLOPs: 2·(linear parameters)·tokens + 4·layers·tokens·keys·width for attention (keys =
+    tokens unless a cached call attends to more)."""
     linear = sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
     config = getattr(module, "config", None)
     width = getattr(config, "d_model", None) or getattr(config, "hidden_size", None) or 0
@@ -18,7 +19,8 @@ def forward_flops(module: torch.nn.Module, num_tokens: int) -> float:
         backbone = module.config.backbone_config
         width = getattr(backbone, "hidden_size", 0)
         layers = getattr(backbone, "num_hidden_layers", None) or getattr(backbone, "n_layers", 0)
-    return 2.0 * linear * num_tokens + 4.0 * layers * num_tokens**2 * width
+    keys = num_tokens if num_keys is None else num_keys
+    return 2.0 * linear * num_tokens + 4.0 * layers * num_tokens * keys * width
 
 
 @dataclass
@@ -33,6 +35,8 @@ class NFEBreakdown:
         prior_total: The priors' part of `total` (`prior_total / total` is their share of a sample's FLOPs), each
             call counted at the FLOPs of the prior that made it (the conditional prior, with its cross-attention, is
             larger than the unconditional one).
+        demasker_flops: FLOPs the demasker calls executed (with `kv_cache`, a call on a block's positions costs a
+            fraction of a whole-canvas call; `total` still counts each call as one forward, as the paper does).
     """
 
     demasker_calls: int = 0
@@ -40,6 +44,7 @@ class NFEBreakdown:
     encoder_calls: int = 0
     total: float = 0.0
     prior_total: float = 0.0
+    demasker_flops: float = 0.0
     prior_flops: float = field(default=0.0, repr=False)  # summed by `count_prior_calls`, in FLOPs
 
     def count_prior_calls(self, prior: torch.nn.Module, calls: int, condition_tokens: int | None = None) -> None:
@@ -64,6 +69,7 @@ class NFEBreakdown:
             "encoder_calls": self.encoder_calls,
             "total": self.total,
             "prior_total": self.prior_total,
+            "demasker_flops": self.demasker_flops,
         }
 
 

@@ -7,6 +7,7 @@ from diffusers.utils import logging
 
 from ..schedulers import REMASKING
 from ..utils.numbers import check_number
+from .caching import KV_CACHE_REFRESH, KV_CACHES
 from .components import check_texts
 from .modes import MODES
 from .settings import GenerationSettings
@@ -32,6 +33,12 @@ def check_call(pipe, settings: GenerationSettings) -> None:
         raise ValueError(f"`heal` must be True or False, got {s.heal!r}.")
     if s.fit_context not in (True, False):
         raise ValueError(f"`fit_context` must be True or False, got {s.fit_context!r}.")
+    if s.kv_cache is not None and s.kv_cache not in KV_CACHES:
+        raise ValueError(f"unknown `kv_cache` {s.kv_cache!r}; choose None or one of {', '.join(KV_CACHES)}.")
+    if s.kv_cache_refresh not in KV_CACHE_REFRESH:
+        raise ValueError(
+            f"`kv_cache_refresh` must be one of {', '.join(KV_CACHE_REFRESH)}, got {s.kv_cache_refresh!r}."
+        )
     length = _check_lengths(pipe, s)
     _check_schedule(s)
     check_number("`num_registers`", s.num_registers, minimum=1, maximum=pipe.num_registers_max, integer=True)

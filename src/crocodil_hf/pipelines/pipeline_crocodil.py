@@ -29,6 +29,7 @@ from ..schedulers.scheduling_masked_diffusion import MaskedDiffusionScheduler
 from ..schedulers.scheduling_register_prior import check_sampling_scheduler
 from ..utils.numbers import check_number
 from .accounting import NFEBreakdown, forward_flops
+from .caching import DemaskerCalls
 from .canvas import CanvasLayout, TextCanvas
 from .checks import check_call
 from .components import check_components, check_texts
@@ -291,6 +292,7 @@ class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
         source = MODES[settings.mode]
         source.start(settings, state)
         unguided = self.unguided_demasker(settings)
+        calls = DemaskerCalls(settings.kv_cache, settings.kv_cache_refresh, offset=layout.offset)
         total = settings.steps if settings.threshold is None else settings.gen_length
         with self.progress_bar(total=total) as progress:
             for block in range(settings.num_blocks):
@@ -310,15 +312,17 @@ class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
                     if state.registers is not None:
                         state.registers = source.refresh(sampler, settings, state)
                     logits = self._demasker_logits(
-                        state, settings, layout, block=(lo, hi), active=active, unguided=unguided
+                        state, settings, layout, block=(lo, hi), active=active, model=calls, unguided=unguided
                     )
                     self._step(logits, step, state, settings, layout, block=(lo, hi), active=active)
                     self._callback(settings, state, layout, block)
                     progress.update()
+        state.nfe.demasker_flops = calls.flops
 
-    def _demasker_logits(self, state, settings, layout, *, block, active, unguided) -> torch.Tensor:
+    def _demasker_logits(self, state, settings, layout, *, block, active, model, unguided) -> torch.Tensor:
         """`(N, V)` logits of the N still-masked positions of the current block in active rows: the output head (and
-        the scheduler's softmax) skip committed positions, on average half of a block over a trajectory."""
+        the scheduler's softmax) skip committed positions, on average half of a block over a trajectory. `model`
+        runs the call (`DemaskerCalls`: with `kv_cache`, on the block's positions against cached keys/values)."""
         lo, hi = block
         canvas = state.canvas
         keep = torch.zeros_like(canvas, dtype=torch.bool)
@@ -326,10 +330,10 @@ class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
         padded = layout.demasker_inputs()
         state.nfe.demasker_calls += 1
         if state.registers is None:
-            logits = unguided(canvas, logits_to_keep=keep, **padded).logits
+            logits = model(unguided, canvas, keep, block=block, padded=padded)
         else:
             registers = state.registers[:, : settings.num_registers].to(self.demasker.dtype)
-            logits = self.demasker(canvas, registers=registers, logits_to_keep=keep, **padded).logits
+            logits = model(self.demasker, canvas, keep, block=block, registers=registers, padded=padded)
         return self._constrained(logits, keep, layout)
 
     @staticmethod
@@ -423,6 +427,8 @@ class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
         use_mdm_demasker: bool | None = None,
         heal: bool = True,
         fit_context: bool = True,
+        kv_cache: str | None = None,
+        kv_cache_refresh: str = "block",
     ) -> "CrocodilPipelineOutput | tuple":
         r"""Generate (or reconstruct) programs.
 
@@ -479,6 +485,14 @@ class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
                 trained on: show the model only the lines nearest the span that fit (`TextCanvas.fit_context`), as
                 it saw programs in training; `full_texts` still holds the whole prompt and suffix. `False`: the
                 whole prompt and suffix (a warning says when they are longer than the trained length).
+            kv_cache: An approximate key/value cache within semi-autoregressive blocks (Fast-dLLM; `caching.py`):
+                `"dual"` runs each block's later calls on the block's positions only, reading every other
+                position's keys/values from the block's first call; `"prefix"` caches only what lies before the
+                block. Refilled at each block, whenever z₀ changes and whenever a position outside the block changed.
+                Faster with several blocks (`block_length` < `gen_length`) or a long prompt/suffix; tokens may
+                differ slightly from `None` (exact: recompute every position at every call).
+            kv_cache_refresh: `"block"` (default), or `"step"`: refill the cache before every call, then compute the
+                window from it — slower than no cache, but the same tokens: a check that the cache is read right.
 
         Examples:
             ```python
@@ -499,7 +513,7 @@ class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, prompt=prompt, suffix=suffix,
             eos_fill=eos_fill, eos_penalty=eos_penalty, prior_scheduler=prior_scheduler,
             use_distilled_prior=use_distilled_prior, use_mdm_demasker=use_mdm_demasker, heal=heal,
-            fit_context=fit_context,
+            fit_context=fit_context, kv_cache=kv_cache, kv_cache_refresh=kv_cache_refresh,
         )  # fmt: skip
         self.check_inputs(settings)
 

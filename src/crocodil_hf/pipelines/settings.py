@@ -51,6 +51,8 @@ class GenerationSettings:
     use_mdm_demasker: bool | None = None
     heal: bool = True
     fit_context: bool = True
+    kv_cache: str | None = None
+    kv_cache_refresh: str = "block"
     registers: torch.Tensor | None = None
     generator: Generators = None
     callback_on_step_end: Callable | None = None
