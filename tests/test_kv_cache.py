@@ -5,11 +5,11 @@ included (pipeline level); one unprompted block is exact; batch = alone; bad val
 import pytest
 import torch
 
+from conftest import MASK_ID, tiny_llada_kwargs
 from crocodil_hf import GuidedLLaDAForMaskedLM, LLaDAConfig, LLaDAModelLM
 from crocodil_hf.modeling.modeling_llada import CanvasCache
 from crocodil_hf.pipelines.caching import DemaskerCalls
 from crocodil_hf.testing import build_tiny_pipeline
-from conftest import MASK_ID, tiny_llada_kwargs
 
 PROMPTS = ["def add(a, b):\n", "import os\nprint(os.getcwd())\nfor i in range(10):\n"]
 SUFFIXES = ["    return a\n", "\n"]
@@ -186,3 +186,19 @@ def test_the_cache_is_refilled_when_what_it_holds_goes_stale(guided_config):
 def test_bad_cache_options_are_refused_before_compute(pipe, kwargs, match):
     with pytest.raises(ValueError, match=match):
         pipe.validate("mdm", gen_length=8, steps=4, **kwargs)
+
+
+def test_the_shipped_fair_mdm_baseline_reads_the_cache_right():
+    """`mode="mdm"` runs the shipped pipeline's separate `mdm_demasker`: refilled every call, the cache gives its
+    uncached tokens; with the cache it executes fewer FLOPs for the same calls."""
+    from crocodil_hf import CrocodilPipeline
+
+    shipped = CrocodilPipeline.from_pretrained("crocodil-python-tiny")
+    shipped.set_progress_bar_config(disable=True)
+    assert shipped.mdm_demasker is not None
+    call = dict(num_samples=2, gen_length=64, block_length=16, steps=16, temperature=1.0)
+    plain = shipped("mdm", generator=gens(5, 6), **call)
+    checked = shipped("mdm", generator=gens(5, 6), kv_cache="dual", kv_cache_refresh="step", **call)
+    assert torch.equal(checked.sequences, plain.sequences)
+    cached = shipped("mdm", generator=gens(5, 6), kv_cache="dual", **call)
+    assert cached.nfe["demasker_flops"] < 0.5 * plain.nfe["demasker_flops"]

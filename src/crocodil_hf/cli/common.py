@@ -63,6 +63,19 @@ def prior_kwargs(args) -> dict:
     }
 
 
+def cache_arg(parser) -> None:
+    """`--kv-cache`: the sampler's approximate key/value cache (`CrocodilPipeline.__call__(kv_cache=...)`)."""
+    from ..pipelines import KV_CACHES
+
+    parser.add_argument(
+        "--kv-cache",
+        default=None,
+        choices=tuple(KV_CACHES),
+        help="approximate key/value cache within blocks, faster with several blocks or a long prompt (default: off): "
+        + "; ".join(f"{name}: {what}" for name, what in KV_CACHES.items()),
+    )
+
+
 def pipeline_arg(parser) -> None:
     parser.add_argument(
         "--pipeline",

@@ -13,14 +13,13 @@ at each block's start (the window moves), whenever z₀ changes (ConWithinDisc's
 whenever a position outside the window changed since the fill (`eos_fill` writing EOS into later blocks, a callback
 editing the sequences). `kv_cache_refresh="step"` refills before every call and then computes the window from the
 fresh cache: no speed-up, but tokens equal to the uncached path's — the check that the cache reads the right keys.
+
+Like `modes.py`, this module imports no torch when it is imported (the CLI reads `KV_CACHES` for its choices before
+anything loads); `DemaskerCalls` imports it when it runs.
 """
 
 from dataclasses import dataclass
-
-import torch
-
-from ..modeling.modeling_llada import CanvasCache
-from .accounting import forward_flops
+from typing import Any
 
 KV_CACHES = {
     "prefix": "cache the register prefix, BOS, prompt and finished blocks; recompute the block and all after it",
@@ -33,11 +32,11 @@ KV_CACHE_REFRESH = ("block", "step")
 class _Filled:
     """What a cache was filled with: the model, the window it serves, the registers and the canvas."""
 
-    model: torch.nn.Module
+    model: Any  # the demasker (torch.nn.Module)
     window: tuple[int, int]
-    registers: torch.Tensor | None
-    canvas: torch.Tensor
-    cache: CanvasCache
+    registers: Any  # torch.Tensor | None
+    canvas: Any  # torch.Tensor
+    cache: Any  # CanvasCache
 
 
 class DemaskerCalls:
@@ -74,6 +73,10 @@ class DemaskerCalls:
     def __call__(self, model, canvas, keep, *, block, registers=None, num_registers=None, padded=None):
         """`(N, V)` logits of `keep`'s positions (row-major), as `model(canvas, registers=..., logits_to_keep=keep)`
         gives them; `keep` is false outside `block`."""
+        import torch
+
+        from ..modeling.modeling_llada import CanvasCache
+
         padded = padded or {}
         guided = {} if registers is None else {"registers": registers, "num_registers": num_registers}
         window = self.window(block, canvas.shape[1])
@@ -100,6 +103,8 @@ class DemaskerCalls:
     def _stale(self, model, window, registers, canvas) -> bool:
         """Whether the cache no longer holds this call's canvas outside `window` (or another model's, window's or
         z₀'s keys/values)."""
+        import torch
+
         f = self.filled
         if f is None or f.model is not model or f.window != window:
             return True
@@ -112,6 +117,8 @@ class DemaskerCalls:
         return not torch.equal(canvas[:, outside], f.canvas[:, outside])
 
     def _count(self, model, queries: int, text_len: int, registers, num_registers) -> None:
+        from .accounting import forward_flops
+
         keys = _cache_length(model, text_len, registers, num_registers)
         prefix = keys - text_len
         self.flops += forward_flops(model, queries + (prefix if queries == text_len else 0), num_keys=keys)

@@ -6,6 +6,7 @@ import re
 
 from ..common import (
     HELP,
+    cache_arg,
     check_sampling,
     configs,
     load,
@@ -39,6 +40,7 @@ def sampling_args(cmd) -> None:
     cmd.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
     cmd.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
     cmd.add_argument("--seed", type=int, default=0, help=HELP["seed"])
+    cache_arg(cmd)
     cmd.add_argument(
         "--full-context",
         action="store_true",
@@ -121,6 +123,7 @@ def run_prompted(args, prompt: str, suffix: str | None, original: str | None) ->
         generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
         eos_penalty=args.eos_penalty,
         fit_context=not args.full_context,
+        kv_cache=args.kv_cache,
         **prior_kwargs(args),
     )
     skeleton = configs(args.pipeline)

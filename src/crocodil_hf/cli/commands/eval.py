@@ -3,7 +3,7 @@
 
 import sys
 
-from ..common import HELP, check_seed, int_list, prior_args, prior_kwargs
+from ..common import HELP, cache_arg, check_seed, int_list, prior_args, prior_kwargs
 
 
 def register(subparsers) -> None:
@@ -35,6 +35,7 @@ def register(subparsers) -> None:
         default="low_confidence",
         help="which candidates each step commits (random + --temperature 1 is ancestral sampling)",
     )
+    cache_arg(ev)
     ev.add_argument("--scorer", default=None, help="causal LM dir/Hub id (default: offline SmolLM2-135M)")
     ev.add_argument("--corpus", default=None, help="reference programs source (default: CPython stdlib)")
     ev.add_argument(
@@ -88,6 +89,7 @@ def run(args, rest=None) -> int:
 
     call_kwargs = {
         **({"remasking": args.remasking} if args.remasking != "low_confidence" else {}),
+        **({"kv_cache": args.kv_cache} if args.kv_cache else {}),
         **{k: v for k, v in sampling.items() if k != "prior_steps" and v is not None},
     }
     grid = dict(gen_length=args.gen_length, num_samples=args.num_samples, references=None)

@@ -2,6 +2,7 @@
 
 from ..common import (
     HELP,
+    cache_arg,
     check_sampling,
     configs,
     load,
@@ -32,6 +33,7 @@ def register(subparsers) -> None:
     gen.add_argument("--temperature", type=float, default=0.0, help=HELP["temperature"])
     gen.add_argument("--eos-penalty", type=float, default=0.0, help="lower the EOS logit by this much (0 = off)")
     gen.add_argument("--threshold", type=float, default=None, help="confidence threshold (adaptive calls)")
+    cache_arg(gen)
     gen.add_argument("--seed", type=int, default=0, help=HELP["seed"])
     gen.add_argument("--output", help="also write the samples as JSONL (a new file)")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
@@ -61,6 +63,7 @@ def run(args, rest=None) -> int:
         threshold=args.threshold,
         generator=[torch.Generator().manual_seed(args.seed + i) for i in range(args.num_samples)],
         eos_penalty=args.eos_penalty,
+        kv_cache=args.kv_cache,
         **prior_kwargs(args),
     )
     pipe = load(args.pipeline, args.mode, skeleton=skeleton, **call)
