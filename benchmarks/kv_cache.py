@@ -8,15 +8,15 @@ register prefix is part of every call and no prior runs):
   blocks of 16;
 - `shipped-width`: a random demasker of the shipped shape at 256 and 512 tokens, blocks of 32;
 - `100m`: a random demasker of a ~100 M-parameter LLaDA shape (d_model 768, 12 layers, 12 heads, MLP 2048) at 256
-  tokens, blocks of 32 (`--skip-100m` leaves it out: its uncached point takes minutes on 2 cores).
+  tokens, blocks of 32 (its uncached point takes minutes on 2 cores: run it alone with `--steps-per-block quarter`).
 
 For each point: wall time per sample (best of `--repeats`), generated tokens/s, the demasker FLOPs the calls
 executed (`nfe["demasker_flops"]`), achieved GFLOP/s as a fraction of this machine's measured `torch.mm` peak, the
 ratio to the uncached wall time, and the fraction of tokens equal to the uncached call's (greedy).
 
 Usage:
-    python benchmarks/kv_cache.py [--batches 1,16] [--steps-per-block full|quarter] [--repeats 1] [--skip-100m]
-                                  [--output-dir runs/bench/kv-cache]
+    python benchmarks/kv_cache.py [--shapes shipped,shipped-width,100m] [--batches 1,16]
+                                  [--steps-per-block full|quarter] [--repeats 1] [--output-dir runs/bench/kv-cache]
 Prints one JSON object; writes `kv_cache.json` and `kv_cache.png` under `--output-dir`. Never run by the tests.
 """
 
@@ -114,16 +114,17 @@ def main() -> None:
     parser.add_argument("--steps-per-block", choices=("full", "quarter"), default="full",
                         help="full: steps = gen_length (one token per call); quarter: gen_length / 4")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--skip-100m", action="store_true")
+    parser.add_argument("--shapes", default="shipped,shipped-width,100m")
     parser.add_argument("--output-dir", default="runs/bench/kv-cache")
     args = parser.parse_args()
 
     torch.set_grad_enabled(False)
     peak = matmul_gflops(2048, 2048, 2048, 2)
     pipe = load_pipeline(args.pipeline)
-    rows = measure(pipe, "shipped", 64, 16, args, peak)
+    shapes = args.shapes.split(",")
+    rows = measure(pipe, "shipped", 64, 16, args, peak) if "shipped" in shapes else []
     for name, shape in SHAPES.items():
-        if name == "100m" and args.skip_100m:
+        if name not in shapes:
             continue
         random_pipe = with_components(pipe, demasker=random_demasker(pipe.demasker, shape), mdm_demasker=None)
         for gen_length in (256, 512) if name == "shipped-width" else (256,):

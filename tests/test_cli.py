@@ -183,3 +183,20 @@ def test_every_option_of_every_command_says_what_it_does():
         if not isinstance(action, argparse._HelpAction) and not action.help
     ]
     assert len(commands) >= 10 and not bare, bare
+
+
+def test_kv_cache_option_reaches_the_pipeline(pipeline_dir, tmp_path, capsys):
+    """`--kv-cache dual` runs the same calls with less demasker work (4 blocks): the JSONL's executed FLOPs say so."""
+    flops = {}
+    for cache in (None, "dual"):
+        out_file = tmp_path / f"{cache}.jsonl"
+        args = ["generate", "--pipeline", pipeline_dir, "--num-samples", "1", "--steps", "8", "--gen-length", "16",
+                "--block-length", "4", "--prior-steps", "3", "--output", str(out_file)]  # fmt: skip
+        assert main(args + (["--kv-cache", cache] if cache else [])) == 0
+        nfe = json.loads(out_file.read_text().splitlines()[0])["nfe"]
+        assert nfe["demasker_calls"] == 8
+        flops[cache] = nfe["demasker_flops"]
+    assert flops["dual"] < flops[None]
+    with pytest.raises(SystemExit) as refused:  # argparse's own refusal, status 2
+        main(["generate", "--pipeline", pipeline_dir, "--kv-cache", "triple"])
+    assert refused.value.code == 2 and "invalid choice: 'triple'" in capsys.readouterr().err

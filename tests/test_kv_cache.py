@@ -93,6 +93,7 @@ def test_cache_misuse_is_refused_with_a_clear_error():
 
 CALLS = {
     "mdm": dict(mode="mdm"),
+    "mdm, random remasking": dict(mode="mdm", remasking="random"),
     "con_then_disc": dict(mode="con_then_disc", prior_steps=3),
     "con_within_disc": dict(mode="con_within_disc", prior_steps=3, refresh_at=(0.3, 0.7)),
     "autoencode": dict(mode="autoencode", text=["def add(a, b):\n    return a + b\n", "x = 1\n"]),
@@ -105,7 +106,7 @@ def test_refilling_before_every_call_gives_the_uncached_tokens(pipe, mode, kv_ca
     """The invariant that proves the window calls read the right keys/values: refilled before every call, the
     cache gives the uncached path's tokens (4 blocks, sampled at temperature 1 so every logit matters)."""
     call = dict(CALLS[mode], gen_length=16, block_length=4, steps=8, temperature=1.0)
-    if mode != "autoencode":
+    if "text" not in call:
         call["num_samples"] = 2
     plain = pipe(generator=gens(1, 2), **call)
     checked = pipe(generator=gens(1, 2), kv_cache=kv_cache, kv_cache_refresh="step", **call)
