@@ -150,6 +150,23 @@ def run_point(pipe, items, kind: str, mode: str, heal: bool, length: str, args) 
     }
 
 
+def with_conditional_prior(pipe, path: str):
+    """The pipeline with another conditional prior whose k may differ from the unconditional prior's (a pipeline
+    refuses that mix; this diagnostic bypasses the check): prompted calls show the demasker all k it samples."""
+    from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer
+
+    prior = RegisterPriorTransformer.from_pretrained(path).eval()
+    k = prior.config.num_registers
+    pipe.register_modules(conditional_prior=prior)
+    pipe.register_to_config(default_num_registers=k)
+
+    class Diagnostic(type(pipe)):
+        prior_num_registers = property(lambda self: k)
+
+    pipe.__class__ = Diagnostic
+    return pipe
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", default="crocodil-python-tiny")
@@ -162,10 +179,18 @@ def main() -> None:
     parser.add_argument(
         "--fit-context", choices=("on", "off"), default="on", help="show the model the lines that fit (the default)"
     )
+    parser.add_argument(
+        "--conditional-prior",
+        default=None,
+        help="diagnostic: swap in this conditional prior (e.g. one over all K registers) and show the demasker all "
+        "the registers it samples in prompted calls",
+    )
     parser.add_argument("--bound", type=int, default=16)
     parser.add_argument("--output-dir", default="runs/bench/infilling")
     args = parser.parse_args()
     pipe = load_pipeline(args.pipeline)
+    if args.conditional_prior:
+        pipe = with_conditional_prior(pipe, args.conditional_prior)
     heals = {"both": (False, True), "on": (True,), "off": (False,)}[args.heal]
     points, given = [], {}
     for kind in args.tasks.split(","):
@@ -189,6 +214,7 @@ def main() -> None:
         "num_tasks": args.num_tasks,
         "bound": args.bound,
         "fit_context": args.fit_context,
+        "conditional_prior": args.conditional_prior,
         "original_files_parse": given,
         "points": points,
     }
