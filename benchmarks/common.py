@@ -20,7 +20,8 @@ def load_pipeline(name_or_path: str) -> CrocodilPipeline:
 
 def with_components(pipe: CrocodilPipeline, **components) -> CrocodilPipeline:
     """The same pipeline with some components replaced (e.g. another demasker or prior)."""
-    steps = {k: getattr(pipe.config, k, None) for k in ("default_prior_steps", "default_conditional_prior_steps")}
+    keys = ("default_prior_steps", "default_conditional_prior_steps", "default_num_registers")
+    steps = {k: getattr(pipe.config, k, None) for k in keys}
     new = CrocodilPipeline(**{**pipe.components, **components}, **steps)
     new.set_progress_bar_config(disable=True)
     return new

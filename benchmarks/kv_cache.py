@@ -11,7 +11,7 @@ register prefix is part of every call and no prior runs):
   tokens, blocks of 32 (its uncached point takes minutes on 2 cores: run it alone with `--steps-per-block quarter`).
 
 For each point: wall time per sample (best of `--repeats`), generated tokens/s, the demasker FLOPs the calls
-executed (`nfe["demasker_flops"]`), achieved GFLOP/s as a fraction of this machine's measured `torch.mm` peak, the
+executed (`nfe["demasker_flops"]` × batch), achieved GFLOP/s as a fraction of this machine's measured `torch.mm` peak, the
 ratio to the uncached wall time, and the fraction of tokens equal to the uncached call's (greedy).
 
 Usage:
@@ -53,7 +53,7 @@ def run_point(pipe, batch: int, gen_length: int, block: int, steps: int, kv_cach
         start = time.perf_counter()
         out = pipe("con_then_disc", kv_cache=kv_cache, **call)
         best = min(best, time.perf_counter() - start)
-    flops = out.nfe["demasker_flops"]
+    flops = out.nfe["demasker_flops"] * batch  # `demasker_flops` counts one row of the batch
     return {
         "kv_cache": kv_cache,
         "batch": batch,

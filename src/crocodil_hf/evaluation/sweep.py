@@ -8,13 +8,14 @@ length.
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from ..pipelines import MODES
+from ..utils.shards import from_main_process, is_main_process, map_sharded
 from .metrics import METRICS, MetricContext, compute_metrics
 
 REFERENCE_SPLITS = ("validation", "all")
@@ -115,9 +116,11 @@ def registers_description(pipe, call_kwargs: dict) -> str:
 
 def _sample_point(pipe, mode: str, ref_texts, num_samples: int, batch_size: int, *, seed: int, kwargs: dict):
     """The samples of one sweep point in batches (sample i seeded `seed + i`): texts, the largest NFE of a batch and
-    the wall time. A mode that reads text reconstructs the reference programs."""
-    texts, nfe, wall = [], None, 0.0
-    for start in range(0, num_samples, batch_size):
+    the summed wall time of the batches. A mode that reads text reconstructs the reference programs. Under
+    `accelerate launch` / `torchrun` the batches are shared among the processes and gathered in order
+    (`utils.shards.map_sharded`): the same batches, the same texts, whatever the number of processes."""
+
+    def batch(start: int):
         count = min(batch_size, num_samples - start)
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(count)]
         if MODES[mode].needs_text:  # e.g. reconstruct the held-out programs
@@ -125,9 +128,13 @@ def _sample_point(pipe, mode: str, ref_texts, num_samples: int, batch_size: int,
                        **kwargs)  # fmt: skip
         else:
             out = pipe(mode=mode, num_samples=count, generator=generators, **kwargs)
-        texts.extend(out.texts)
-        wall += out.wall_time
-        nfe = out.nfe if nfe is None else {k: max(nfe[k], out.nfe[k]) for k in nfe}
+        return out.texts, out.nfe, out.wall_time
+
+    texts, nfe, wall = [], None, 0.0
+    for batch_texts, batch_nfe, batch_wall in map_sharded(batch, range(0, num_samples, batch_size)):
+        texts.extend(batch_texts)
+        wall += batch_wall
+        nfe = batch_nfe if nfe is None else {k: max(nfe[k], batch_nfe[k]) for k in nfe}
     return texts, nfe, wall
 
 
@@ -147,12 +154,21 @@ def run_sweep(
     temperature: float = 0.0,
     compute_mauve: bool = True,
     call_kwargs: dict | None = None,
+    resume: dict | None = None,
+    on_point: Callable[[dict], None] | None = None,
 ) -> dict:
     """Measure every (mode, block length, steps) point; returns the sweep as a JSON-ready dict.
 
-    `call_kwargs` go to every pipeline call unchanged (`num_registers` only to the modes with registers) (e.g. `{"remasking": "random"}`, `{"num_registers": 4}`,
-    `{"refresh_at": [0.25]}`, `{"prior_scheduler": "dpmsolver++"}`) and are recorded in the sweep's configuration.
-    `prior_steps=None` samples z₀ with the pipeline's own default (recorded as `prior` in the configuration).
+    `call_kwargs` go to every pipeline call unchanged (`num_registers` only to the modes with registers) (e.g.
+    `{"remasking": "random"}`, `{"num_registers": 4}`, `{"refresh_at": [0.25]}`, `{"prior_scheduler":
+    "dpmsolver++"}`, `{"kv_cache": "dual"}`) and are recorded in the sweep's configuration. `prior_steps=None` samples
+    z₀ with the pipeline's own default (recorded as `prior` in the configuration).
+
+    Long sweeps: `resume` is a sweep an earlier run wrote (e.g. killed midway): its points whose settings equal this
+    run's are kept, not measured again; `on_point(sweep)` is called with the sweep so far after every point (to save
+    it). Under `accelerate launch` / `torchrun` every process samples its share of each point's batches; the main
+    process alone needs the `scorer` (others may pass `None`) and alone gets metrics (other processes' points have
+    `metrics=None`).
     """
     call_kwargs = dict(call_kwargs or {})
     reserved = {"mode", "text", "num_samples", "gen_length", "block_length", "steps", "temperature", "generator"}
@@ -169,45 +185,55 @@ def run_sweep(
     if ref_texts is None:
         raise ValueError("`references` are required (see `reference_programs`).")
     ref_texts = ref_texts[:num_samples]
-    points = []
+    config = {
+        "modes": list(modes), "steps": list(steps), "block_lengths": block_lengths, "gen_length": gen_length,
+        "num_samples": num_samples, "batch_size": batch_size, "prior_steps": prior_steps,
+        "prior": prior_description(pipe, prior_steps, call_kwargs), "seed": seed, "temperature": temperature,
+        "call_kwargs": call_kwargs,
+    }  # fmt: skip
+    sweep = {
+        "config": config,
+        "scorer": scorer.name if scorer is not None else None,
+        "references": {"description": references.get("description"), "n": len(ref_texts)},
+        "points": [],
+    }
+    kept = resumable_points(resume, sweep) if is_main_process() else {}  # the main process has the scorer
+    kept_keys = from_main_process(sorted(kept))  # every process skips the same points
     grid = [(m, b, s) for m in modes for b in block_lengths for s in steps]
-    for mode, block, n_steps in tqdm(grid, desc="sweep"):
+    for mode, block, n_steps in tqdm(grid, desc="sweep", disable=not is_main_process()):
+        if (mode, block, n_steps) in kept_keys:
+            sweep["points"].append(kept.get((mode, block, n_steps)))
+            continue
         kwargs = dict(gen_length=gen_length, block_length=block, steps=n_steps, temperature=temperature)
         kwargs.update(point_kwargs(mode, call_kwargs))
         if not MODES[mode].needs_text:
             kwargs.setdefault("prior_steps", prior_steps)
         texts, nfe, wall = _sample_point(pipe, mode, ref_texts, num_samples, batch_size, seed=seed, kwargs=kwargs)
-        metrics = compute_metrics(MetricContext(scorer, texts, ref_texts, mode, compute_mauve))
-        points.append(
-            {
-                "mode": mode,
-                "block_length": block,
-                "steps": n_steps,
-                "nfe": nfe,
-                "metrics": metrics,
-                "wall_time": wall,
-                "samples": texts[:3],
-            }
-        )
-    return {
-        "config": {
-            "modes": list(modes),
-            "steps": list(steps),
-            "block_lengths": block_lengths,
-            "gen_length": gen_length,
-            "num_samples": num_samples,
-            "batch_size": batch_size,
-            "prior_steps": prior_steps,
-            "prior": prior_description(pipe, prior_steps, call_kwargs),
-            "seed": seed,
-            "temperature": temperature,
-            "call_kwargs": call_kwargs,
-        },
-        "scorer": scorer.name,
-        "references": {"description": references.get("description"), "n": len(ref_texts)},
-        "points": points,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+        metrics = None
+        if is_main_process():
+            metrics = compute_metrics(MetricContext(scorer, texts, ref_texts, mode, compute_mauve))
+        point = {"mode": mode, "block_length": block, "steps": n_steps, "nfe": nfe, "metrics": metrics}
+        sweep["points"].append({**point, "wall_time": wall, "samples": texts[:3]})
+        if on_point is not None:
+            on_point(sweep)
+    sweep["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return sweep
+
+
+def resumable_points(previous: dict | None, sweep: dict) -> dict:
+    """The points of an earlier sweep that this one would measure again, keyed by (mode, block length, steps): kept
+    only when everything but the grid (seed, samples, references, scorer, the call's options…) is the same."""
+    if not previous:
+        return {}
+    grid_keys = ("modes", "steps", "block_lengths")
+    old = {k: v for k, v in previous.get("config", {}).items() if k not in grid_keys}
+    new = {k: v for k, v in sweep["config"].items() if k not in grid_keys}
+    same = (
+        old == new and previous.get("scorer") == sweep["scorer"] and previous.get("references") == sweep["references"]
+    )
+    if not same:
+        return {}
+    return {(p["mode"], p["block_length"], p["steps"]): p for p in previous.get("points", []) if p.get("metrics")}
 
 
 def plot_sweep(sweep: dict, output_dir: str | Path) -> list[Path]:
@@ -253,11 +279,23 @@ def plot_sweep(sweep: dict, output_dir: str | Path) -> list[Path]:
 
 
 def write_sweep(sweep: dict, output_dir: str | Path) -> Path:
+    """`output_dir/sweep.json`, written through a temporary file and renamed (a kill leaves the last whole sweep)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / "sweep.json"
-    path.write_text(json.dumps(sweep, indent=2))
+    partial = output_dir / ".sweep.json.partial"
+    partial.write_text(json.dumps(sweep, indent=2))
+    partial.replace(path)
     return path
 
 
-__all__ = ["check_sweep", "plot_sweep", "reference_programs", "run_sweep", "write_sweep"]
+def read_sweep(output_dir: str | Path) -> dict | None:
+    """The sweep an earlier run wrote in `output_dir` (to resume it), or `None`."""
+    path = Path(output_dir) / "sweep.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = ["check_sweep", "plot_sweep", "read_sweep", "reference_programs", "run_sweep", "write_sweep"]

@@ -35,8 +35,9 @@ class NFEBreakdown:
         prior_total: The priors' part of `total` (`prior_total / total` is their share of a sample's FLOPs), each
             call counted at the FLOPs of the prior that made it (the conditional prior, with its cross-attention, is
             larger than the unconditional one).
-        demasker_flops: FLOPs the demasker calls executed (with `kv_cache`, a call on a block's positions costs a
-            fraction of a whole-canvas call; `total` still counts each call as one forward, as the paper does).
+        demasker_flops: FLOPs the demasker calls executed for one sample (a row of the batch; with `kv_cache`, a
+            call on a block's positions costs a fraction of a whole-canvas call; `total` still counts each call as
+            one forward, as the paper does).
     """
 
     demasker_calls: int = 0

@@ -47,16 +47,19 @@ def register(subparsers) -> None:
     )
     ev.add_argument("--seed", type=int, default=0, help=HELP["seed"] + "; also picks the reference programs")
     ev.add_argument("--no-mauve", action="store_true", help="skip MAUVE")
-    ev.add_argument("--output-dir", required=True, help="a new or empty directory (or one `crocodil eval` wrote)")
+    ev.add_argument(
+        "--output-dir",
+        required=True,
+        help="a new or empty directory, or one `crocodil eval` wrote (its points with the same settings are kept: a killed sweep resumes)",
+    )
     ev.add_argument("--overwrite", action="store_true", help="write into a non-empty directory crocodil did not write")
 
 
 def run(args, rest=None) -> int:
-    from pathlib import Path
 
     from ...pipelines import MODES
-    from ...utils.files import DATA_FILE_BUILDERS, claim_output_dir
-    from ...utils.locate import locate_pipeline, looks_local
+    from ...utils.files import claim_output_dir
+    from ...utils.locate import locate_pipeline
     from ...utils.numbers import check_number
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -72,20 +75,12 @@ def run(args, rest=None) -> int:
     check_seed(args.seed, args.num_samples)
     sampling = prior_kwargs(args)
     check_number("--temperature", args.temperature, minimum=0)
-    if args.corpus is not None and not Path(args.corpus).exists():
-        raise ValueError(f"--corpus {args.corpus} does not exist; expected a directory of programs or a data file.")
-    if args.corpus is not None and Path(args.corpus).is_file() and Path(args.corpus).suffix not in DATA_FILE_BUILDERS:
-        raise ValueError(
-            f"--corpus {args.corpus} is neither a directory of programs nor a data file "
-            f"({', '.join(DATA_FILE_BUILDERS)}); give the folder that holds the code."
-        )
-    if args.scorer is not None and looks_local(args.scorer) and not Path(args.scorer).is_dir():
-        raise ValueError(f"--scorer {args.scorer} is not a directory; expected a causal LM directory or Hub id.")
+    check_sources(args)
     source = locate_pipeline(args.pipeline)
-    from ...evaluation.metrics import METRICS
     from ...evaluation.scorer import load_scorer
-    from ...evaluation.sweep import check_sweep, plot_sweep, reference_programs, run_sweep, write_sweep
+    from ...evaluation.sweep import check_sweep, plot_sweep, read_sweep, reference_programs, run_sweep, write_sweep
     from ...pipelines.pipeline_crocodil import CrocodilPipeline
+    from ..distributed import end_process_group
 
     call_kwargs = {
         **({"remasking": args.remasking} if args.remasking != "low_confidence" else {}),
@@ -95,12 +90,19 @@ def run(args, rest=None) -> int:
     grid = dict(gen_length=args.gen_length, num_samples=args.num_samples, references=None)
     check_sweep(CrocodilPipeline.from_configs(source), modes, steps, blocks, **grid,
                 call_kwargs={"temperature": args.temperature, "prior_steps": args.prior_steps, **call_kwargs})  # fmt: skip
-    claim_output_dir(args.output_dir, "eval", args.overwrite)
+    from ...utils.shards import process_state
+
+    state = process_state()  # under accelerate launch / torchrun: this process's place in the job
+    previous = read_sweep(args.output_dir)  # an earlier, maybe killed, run of this sweep: its points are kept
+    if state.is_main_process:
+        claim_output_dir(args.output_dir, "eval", args.overwrite)
     pipe = CrocodilPipeline.from_pretrained(source)
-    references = reference_programs(
-        pipe, args.num_samples, args.gen_length, args.corpus, args.seed, split=args.corpus_split
-    )
-    scorer = load_scorer(args.scorer)
+    pipe.set_progress_bar_config(disable=not state.is_main_process)
+    with state.main_process_first():  # one process builds the corpus cache, the others read it
+        references = reference_programs(
+            pipe, args.num_samples, args.gen_length, args.corpus, args.seed, split=args.corpus_split
+        )
+    scorer = load_scorer(args.scorer) if state.is_main_process else None
     sweep = run_sweep(
         pipe,
         scorer,
@@ -116,11 +118,52 @@ def run(args, rest=None) -> int:
         temperature=args.temperature,
         compute_mauve=not args.no_mauve,
         call_kwargs=call_kwargs,
+        resume=previous,
+        on_point=(lambda so_far: write_sweep(stamped(so_far, args), args.output_dir))
+        if state.is_main_process
+        else None,
     )
-    sweep["command"] = "crocodil eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "crocodil eval"
-    sweep["pipeline"] = str(args.pipeline)
-    path = write_sweep(sweep, args.output_dir)
+    end_process_group()
+    if not state.is_main_process:
+        return 0
+    kept = sum(p in (previous or {}).get("points", []) for p in sweep["points"])
+    if kept:
+        print(f"kept {kept} point(s) of the earlier run in {args.output_dir}")
+    path = write_sweep(stamped(sweep, args), args.output_dir)
     plots = plot_sweep(sweep, args.output_dir)
+    print_points(sweep)
+    print(f"wrote {path} and {len(plots)} plot(s); scorer {sweep['scorer']}")
+    return 0
+
+
+def stamped(sweep: dict, args) -> dict:
+    """The sweep with the command line and pipeline it was run with."""
+    command = "crocodil eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "crocodil eval"
+    return {**sweep, "command": command, "pipeline": str(args.pipeline)}
+
+
+def check_sources(args) -> None:
+    """`--corpus` and `--scorer` name things that exist, before anything loads."""
+    from pathlib import Path
+
+    from ...utils.files import DATA_FILE_BUILDERS
+    from ...utils.locate import looks_local
+
+    if args.corpus is not None and not Path(args.corpus).exists():
+        raise ValueError(f"--corpus {args.corpus} does not exist; expected a directory of programs or a data file.")
+    if args.corpus is not None and Path(args.corpus).is_file() and Path(args.corpus).suffix not in DATA_FILE_BUILDERS:
+        raise ValueError(
+            f"--corpus {args.corpus} is neither a directory of programs nor a data file "
+            f"({', '.join(DATA_FILE_BUILDERS)}); give the folder that holds the code."
+        )
+    if args.scorer is not None and looks_local(args.scorer) and not Path(args.scorer).is_dir():
+        raise ValueError(f"--scorer {args.scorer} is not a directory; expected a causal LM directory or Hub id.")
+
+
+def print_points(sweep: dict) -> None:
+    """One line per point: mode, block, steps, NFE and every metric it has."""
+    from ...evaluation.metrics import METRICS
+
     for point in sweep["points"]:
         values = "  ".join(
             f"{metric.label} {metric.format(point['metrics'][name])}"
@@ -131,5 +174,3 @@ def run(args, rest=None) -> int:
             f"{point['mode']:>16} block {point['block_length']:>4} steps {point['steps']:>4} "
             f"NFE {point['nfe']['total']:7.2f}  {values}"
         )
-    print(f"wrote {path} and {len(plots)} plot(s); scorer {sweep['scorer']}")
-    return 0

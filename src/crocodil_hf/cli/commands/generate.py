@@ -44,6 +44,8 @@ def run(args, rest=None) -> int:
 
     from ...utils.files import check_output_file
     from ...utils.numbers import check_number
+    from ...utils.shards import is_main_process, num_processes
+    from ..distributed import end_process_group
 
     check_sampling(args)
     check_number("--block-length", args.block_length, minimum=1, integer=True, allow_none=True)
@@ -67,19 +69,48 @@ def run(args, rest=None) -> int:
         **prior_kwargs(args),
     )
     pipe = load(args.pipeline, args.mode, skeleton=skeleton, **call)
-    out = pipe(args.mode, **call)
-    for i, text in enumerate(out.texts):
+    pipe.set_progress_bar_config(disable=not is_main_process())
+    texts, nfe, wall = sample_sharded(pipe, args.mode, call)
+    end_process_group()
+    if not is_main_process():
+        return 0
+    for i, text in enumerate(texts):
         print(f"# ---- sample {i} ({args.mode}, seed {args.seed + i}) ----")
         print(text.rstrip("\n"))
-    nfe = out.nfe
     print(f"# {nfe_line(nfe)}")
-    print(f"# wall time: {out.wall_time:.2f} s for {args.num_samples} samples of {gen_length} tokens")
+    processes = f" on {num_processes()} processes" if num_processes() > 1 else ""
+    print(f"# wall time: {wall:.2f} s for {args.num_samples} samples of {gen_length} tokens{processes}")
     if args.output:
         rows = [
             {"text": text, "mode": args.mode, "seed": args.seed + i, "steps": args.steps, "gen_length": gen_length}
             | {"nfe": nfe}
-            for i, text in enumerate(out.texts)
+            for i, text in enumerate(texts)
         ]
         write_atomic(args.output, "".join(json.dumps(row) + "\n" for row in rows))
         print(f"# wrote {args.output}")
     return 0
+
+
+def sample_sharded(pipe, mode: str, call: dict) -> tuple[list[str], dict, float]:
+    """`pipe(mode, **call)`, its samples shared among the processes of `accelerate launch` / `torchrun` (each keeps
+    its own generator, so the texts are those of one process): texts, NFE (the largest of a share) and wall time."""
+    import time
+
+    from ...utils.shards import map_sharded, num_processes
+
+    start, n, shares = time.perf_counter(), call["num_samples"], num_processes()
+    bounds = [(n * i // shares, n * (i + 1) // shares) for i in range(shares)]
+
+    def share(bound):
+        lo, hi = bound
+        if lo == hi:
+            return [], None
+        out = pipe(mode, **{**call, "num_samples": hi - lo, "generator": call["generator"][lo:hi]})
+        return out.texts, out.nfe
+
+    texts, nfe = [], None
+    for share_texts, share_nfe in map_sharded(share, bounds):
+        texts.extend(share_texts)
+        if share_nfe is not None:
+            nfe = share_nfe if nfe is None else {k: max(nfe[k], share_nfe[k]) for k in nfe}
+    return texts, nfe, time.perf_counter() - start
