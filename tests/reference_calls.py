@@ -26,6 +26,15 @@ SHIPPED_CALLS = {
         mode="con_within_disc", num_samples=2, gen_length=32, block_length=8, steps=16, temperature=0.7
     ),
     "cwd_threshold": dict(mode="con_within_disc", num_samples=2, threshold=0.6),
+    "cwd_blocks_kv_dual": dict(
+        mode="con_within_disc",
+        num_samples=2,
+        gen_length=32,
+        block_length=8,
+        steps=16,
+        temperature=0.7,
+        kv_cache="dual",
+    ),
     "ctd_ddim_k4": dict(
         mode="con_then_disc", num_samples=1, steps=8, prior_scheduler="ddim", prior_steps=5, num_registers=2, eta=0.5
     ),

@@ -226,7 +226,7 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         return rotary.cos_sin(angles)
 
     def _guided_hidden(
-        self, text_embeds, registers, num_registers, attention_mask, position_ids, output_hidden_states, cache=None
+        self, text_embeds, registers, num_registers, attention_mask, position_ids, output_hidden_states, *, cache=None
     ):
         """Run the base model on `[START, W·z¹ … W·z^k, END] ++ text`; returns the text's hidden states, the base
         model's outputs and each example's k. `cache = (past_key_values, cache_position)`: with a text position
@@ -234,8 +234,9 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         past_key_values, cache_position = cache or (None, None)
         if cache_position is not None:
             return self._cached_window_hidden(
-                text_embeds, registers, num_registers, attention_mask, position_ids, past_key_values, cache_position
-            )
+                text_embeds, registers, num_registers, attention_mask, position_ids, cache=past_key_values,
+                where=cache_position,
+            )  # fmt: skip
         batch_size, seq_len = text_embeds.shape[:2]
         if not registers.is_floating_point():
             raise ValueError(f"`registers` must be a floating-point tensor, got dtype {registers.dtype}.")
@@ -278,7 +279,9 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         hidden = outputs.last_hidden_state[:, prefix_len:]
         return hidden, outputs, k
 
-    def _cached_window_hidden(self, text_embeds, registers, num_registers, attention_mask, position_ids, cache, where):
+    def _cached_window_hidden(
+        self, text_embeds, registers, num_registers, attention_mask, position_ids, *, cache, where
+    ):
         """The text positions `where` `(w,)` of a canvas whose prefix and other positions are in `cache` (filled by a
         full call with the same registers); `attention_mask` covers the whole text."""
         batch_size, width = text_embeds.shape[:2]
