@@ -264,14 +264,9 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
         if position_ids is None:
             position_ids = torch.arange(seq_len, device=device).expand(batch_size, seq_len)
         cos_sin = self.two_axis_rope(position_ids, prefix_global, prefix_local)
-        text_mask = (
-            torch.ones(batch_size, seq_len, dtype=torch.bool, device=device)
-            if attention_mask is None
-            else attention_mask.bool()
-        )
         outputs = self.model(
             inputs_embeds=torch.cat((prefix, text_embeds), dim=1),
-            attention_mask=torch.cat((prefix_valid, text_mask), dim=1).long(),
+            attention_mask=self._key_mask(prefix_valid, attention_mask, seq_len),
             position_embeddings=cos_sin,
             output_hidden_states=output_hidden_states,
             past_key_values=past_key_values,
@@ -295,21 +290,23 @@ class GuidedLLaDAForMaskedLM(LLaDAPreTrainedModel):
                 f"got {tuple(attention_mask.shape)}."
             )
         _, _, prefix_valid = self.prefix_positions(k, prefix_len)
-        text_mask = (
-            torch.ones(batch_size, seq_len, dtype=torch.bool, device=device)
-            if attention_mask is None
-            else attention_mask.bool()
-        )
         if position_ids is None:
             position_ids = where.expand(batch_size, width)
         outputs = self.model(
             inputs_embeds=text_embeds,
-            attention_mask=torch.cat((prefix_valid, text_mask), dim=1).long(),
+            attention_mask=self._key_mask(prefix_valid, attention_mask, seq_len),
             position_embeddings=self.model.rotary_emb(position_ids),
             past_key_values=cache,
             cache_position=where + prefix_len,
         )
         return outputs.last_hidden_state, outputs, k
+
+    @staticmethod
+    def _key_mask(prefix_valid: torch.Tensor, attention_mask: torch.Tensor | None, seq_len: int) -> torch.LongTensor:
+        """`(B, prefix + n)` key mask: the valid prefix slots, then the text's padding mask (all ones when `None`)."""
+        if attention_mask is None:
+            attention_mask = torch.ones(prefix_valid.shape[0], seq_len, dtype=torch.bool, device=prefix_valid.device)
+        return torch.cat((prefix_valid, attention_mask.bool()), dim=1).long()
 
     @staticmethod
     def _kept_positions(hidden, logits_to_keep, labels):
