@@ -114,9 +114,9 @@ def registers_description(pipe, call_kwargs: dict) -> str:
     return f", k = {k} of {total} registers" if k and total and k < total else ""
 
 
-def _sample_point(pipe, mode: str, ref_texts, num_samples: int, batch_size: int, *, seed: int, kwargs: dict):
-    """The samples of one sweep point in batches (sample i seeded `seed + i`): texts, the largest NFE of a batch and
-    the summed wall time of the batches. A mode that reads text reconstructs the reference programs. Under
+def sample_in_batches(pipe, mode: str, ref_texts, num_samples: int, batch_size: int, *, seed: int, kwargs: dict):
+    """`num_samples` samples of `pipe(mode, **kwargs)` in batches (sample i seeded `seed + i`; a sweep point, or
+    `crocodil generate`): texts, the largest NFE of a batch and the summed wall time of the batches. A mode that reads text reconstructs the reference programs. Under
     `accelerate launch` / `torchrun` the batches are shared among the processes and gathered in order
     (`utils.shards.map_sharded`): the same batches, the same texts, whatever the number of processes."""
 
@@ -208,7 +208,7 @@ def run_sweep(
         kwargs.update(point_kwargs(mode, call_kwargs))
         if not MODES[mode].needs_text:
             kwargs.setdefault("prior_steps", prior_steps)
-        texts, nfe, wall = _sample_point(pipe, mode, ref_texts, num_samples, batch_size, seed=seed, kwargs=kwargs)
+        texts, nfe, wall = sample_in_batches(pipe, mode, ref_texts, num_samples, batch_size, seed=seed, kwargs=kwargs)
         metrics = None
         if is_main_process():
             metrics = compute_metrics(MetricContext(scorer, texts, ref_texts, mode, compute_mauve))
@@ -298,4 +298,12 @@ def read_sweep(output_dir: str | Path) -> dict | None:
         return None
 
 
-__all__ = ["check_sweep", "plot_sweep", "read_sweep", "reference_programs", "run_sweep", "write_sweep"]
+__all__ = [
+    "check_sweep",
+    "plot_sweep",
+    "read_sweep",
+    "reference_programs",
+    "run_sweep",
+    "sample_in_batches",
+    "write_sweep",
+]

@@ -70,7 +70,7 @@ def run(args, rest=None) -> int:
     )
     pipe = load(args.pipeline, args.mode, skeleton=skeleton, **call)
     pipe.set_progress_bar_config(disable=not is_main_process())
-    texts, nfe, wall = sample_sharded(pipe, args.mode, call)
+    texts, nfe, wall = sample_sharded(pipe, args.mode, call, args.seed)
     end_process_group()
     if not is_main_process():
         return 0
@@ -91,26 +91,17 @@ def run(args, rest=None) -> int:
     return 0
 
 
-def sample_sharded(pipe, mode: str, call: dict) -> tuple[list[str], dict, float]:
-    """`pipe(mode, **call)`, its samples shared among the processes of `accelerate launch` / `torchrun` (each keeps
-    its own generator, so the texts are those of one process): texts, NFE (the largest of a share) and wall time."""
+def sample_sharded(pipe, mode: str, call: dict, seed: int) -> tuple[list[str], dict, float]:
+    """`pipe(mode, **call)` as one batch per process of `accelerate launch` / `torchrun` (one batch in a plain
+    process; sample i seeded `seed + i` as `call`'s generators are, so the texts are those of one process): texts,
+    NFE (the largest of a batch) and the elapsed wall time."""
     import time
 
-    from ...utils.shards import map_sharded, num_processes
+    from ...evaluation.sweep import sample_in_batches
+    from ...utils.shards import num_processes
 
-    start, n, shares = time.perf_counter(), call["num_samples"], num_processes()
-    bounds = [(n * i // shares, n * (i + 1) // shares) for i in range(shares)]
-
-    def share(bound):
-        lo, hi = bound
-        if lo == hi:
-            return [], None
-        out = pipe(mode, **{**call, "num_samples": hi - lo, "generator": call["generator"][lo:hi]})
-        return out.texts, out.nfe
-
-    texts, nfe = [], None
-    for share_texts, share_nfe in map_sharded(share, bounds):
-        texts.extend(share_texts)
-        if share_nfe is not None:
-            nfe = share_nfe if nfe is None else {k: max(nfe[k], share_nfe[k]) for k in nfe}
+    start, n = time.perf_counter(), call["num_samples"]
+    kwargs = {k: v for k, v in call.items() if k not in ("num_samples", "generator")}
+    batch = -(-n // num_processes())  # ceil: as many batches as processes
+    texts, nfe, _ = sample_in_batches(pipe, mode, None, n, batch, seed=seed, kwargs=kwargs)
     return texts, nfe, time.perf_counter() - start
