@@ -115,3 +115,18 @@ def guided_config():
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    """The random tiny pipeline (`crocodil_hf.testing.build_tiny_pipeline`), progress bars off, one per module."""
+    from crocodil_hf.testing import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def gens(*seeds):
+    """One generator per seed: per-sample generators for a pipeline call."""
+    return [torch.Generator().manual_seed(s) for s in seeds]

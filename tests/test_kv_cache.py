@@ -5,25 +5,13 @@ included (pipeline level); one unprompted block is exact; batch = alone; bad val
 import pytest
 import torch
 
-from conftest import MASK_ID, tiny_llada_kwargs
+from conftest import MASK_ID, gens, tiny_llada_kwargs
 from crocodil_hf import GuidedLLaDAForMaskedLM, LLaDAConfig, LLaDAModelLM
 from crocodil_hf.modeling.modeling_llada import CanvasCache
 from crocodil_hf.pipelines.caching import DemaskerCalls
-from crocodil_hf.testing import build_tiny_pipeline
 
 PROMPTS = ["def add(a, b):\n", "import os\nprint(os.getcwd())\nfor i in range(10):\n"]
 SUFFIXES = ["    return a\n", "\n"]
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    pipe = build_tiny_pipeline()
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def gens(*seeds):
-    return [torch.Generator().manual_seed(s) for s in seeds]
 
 
 def _padded_batch(seq_len=14, pad=3):

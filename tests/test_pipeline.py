@@ -6,23 +6,13 @@ import pytest
 import torch
 from transformers import AutoModel
 
+from conftest import gens
 from crocodil_hf import CrocodilPipeline, GuidedLLaDAForMaskedLM, RegisterEncoderModel
 from crocodil_hf.schedulers.scheduling_masked_diffusion import MaskedDiffusionScheduler, get_num_transfer_tokens
 from crocodil_hf.testing import TINY_CORPUS, build_tiny_pipeline
 
 PRIOR_STEPS = 4
 EXTRA = 1  # offsets of 0.1 need ceil(0.1 * 1000 / (1000 / 4)) = 1 extra DDIM step
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    pipe = build_tiny_pipeline()
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def gens(*seeds):
-    return [torch.Generator().manual_seed(s) for s in seeds]
 
 
 @pytest.mark.parametrize("mode", ["mdm", "con_then_disc", "con_within_disc"])
