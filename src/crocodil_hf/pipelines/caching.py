@@ -80,13 +80,14 @@ class DemaskerCalls:
         padded = padded or {}
         guided = {} if registers is None else {"registers": registers, "num_registers": num_registers}
         window = self.window(block, canvas.shape[1])
+        keys = _cache_length(model, canvas.shape[1], registers, num_registers)  # register prefix + canvas
         if window is None:
-            self._count(model, canvas.shape[1], canvas.shape[1], registers, num_registers)
+            self._count(model, keys, keys)
             return model(canvas, logits_to_keep=keep, **guided, **padded).logits
         if self.refresh == "step" or self._stale(model, window, registers, canvas):
-            cache = CanvasCache(model.config.n_layers, _cache_length(model, canvas.shape[1], registers, num_registers))
+            cache = CanvasCache(model.config.n_layers, keys)
             logits = model(canvas, logits_to_keep=keep, past_key_values=cache, **guided, **padded).logits
-            self._count(model, canvas.shape[1], canvas.shape[1], registers, num_registers)
+            self._count(model, keys, keys)
             self.filled = _Filled(model, window, registers, canvas.clone(), cache)
             self.fills += 1
             if self.refresh == "block":
@@ -94,7 +95,7 @@ class DemaskerCalls:
         where = torch.arange(*window, device=canvas.device)
         if "position_ids" in padded:
             padded = {**padded, "position_ids": padded["position_ids"][:, where]}
-        self._count(model, len(where), canvas.shape[1], registers, num_registers)
+        self._count(model, len(where), keys)
         return model(
             canvas[:, where], logits_to_keep=keep[:, where], past_key_values=self.filled.cache, cache_position=where,
             **guided, **padded,
@@ -116,12 +117,11 @@ class DemaskerCalls:
         outside[window[0] : window[1]] = False
         return not torch.equal(canvas[:, outside], f.canvas[:, outside])
 
-    def _count(self, model, queries: int, text_len: int, registers, num_registers) -> None:
+    def _count(self, model, queries: int, keys: int) -> None:
+        """Add one call's FLOPs: `queries` positions computed, attending to `keys`."""
         from .accounting import forward_flops
 
-        keys = _cache_length(model, text_len, registers, num_registers)
-        prefix = keys - text_len
-        self.flops += forward_flops(model, queries + (prefix if queries == text_len else 0), num_keys=keys)
+        self.flops += forward_flops(model, queries, num_keys=keys)
 
 
 def _cache_length(model, text_len: int, registers, num_registers) -> int:
