@@ -312,16 +312,16 @@ class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
                     if state.registers is not None:
                         state.registers = source.refresh(sampler, settings, state)
                     logits = self._demasker_logits(
-                        state, settings, layout, block=(lo, hi), active=active, model=calls, unguided=unguided
+                        state, settings, layout, block=(lo, hi), active=active, calls=calls, unguided=unguided
                     )
                     self._step(logits, step, state, settings, layout, block=(lo, hi), active=active)
                     self._callback(settings, state, layout, block)
                     progress.update()
         state.nfe.demasker_flops = calls.flops
 
-    def _demasker_logits(self, state, settings, layout, *, block, active, model, unguided) -> torch.Tensor:
+    def _demasker_logits(self, state, settings, layout, *, block, active, calls, unguided) -> torch.Tensor:
         """`(N, V)` logits of the N still-masked positions of the current block in active rows: the output head (and
-        the scheduler's softmax) skip committed positions, on average half of a block over a trajectory. `model`
+        the scheduler's softmax) skip committed positions, on average half of a block over a trajectory. `calls`
         runs the call (`DemaskerCalls`: with `kv_cache`, on the block's positions against cached keys/values)."""
         lo, hi = block
         canvas = state.canvas
@@ -330,10 +330,10 @@ class CrocodilPipeline(PipelineLoading, DiffusionPipeline):
         padded = layout.demasker_inputs()
         state.nfe.demasker_calls += 1
         if state.registers is None:
-            logits = model(unguided, canvas, keep, block=block, padded=padded)
+            logits = calls(unguided, canvas, keep, block=block, padded=padded)
         else:
             registers = state.registers[:, : settings.num_registers].to(self.demasker.dtype)
-            logits = model(self.demasker, canvas, keep, block=block, registers=registers, padded=padded)
+            logits = calls(self.demasker, canvas, keep, block=block, registers=registers, padded=padded)
         return self._constrained(logits, keep, layout)
 
     @staticmethod
