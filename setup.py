@@ -46,9 +46,11 @@ setup(
         "jiwer>=3.0",  # the CER `crocodil autoencode` prints, after the base install too
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6", "prdc==0.2", "olah==0.5.4"],
+        "dev": ["pytest>=8", "ruff>=0.6", "prdc==0.2", "olah==0.5.4", "playwright>=1.40"],
         # DeepSpeed ZeRO-3 (accelerate/deepspeed_zero3 config); its ops are JIT-built, so it installs on CPU too.
         "deepspeed": ["deepspeed>=0.16"],  # prdc: PRDC reference; olah: loopback Hub
+        # `crocodil demo` / app.py; playwright drives Debian's chromium in the browser test (tests/test_demo.py)
+        "demo": ["gradio>=5.0"],
         "eval": [
             "evaluate>=0.4",
             "mauve-text>=0.4",

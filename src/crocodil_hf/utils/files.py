@@ -54,6 +54,35 @@ def decode_text(raw: bytes) -> str:
     return text
 
 
+def split_lines(text: str, start: int, end: int | None = None, *, name: str = "the span") -> tuple[str, str | None, str]:
+    """`(prompt, suffix, original)` of regenerating lines START..END (1-based, inclusive) of a program: the lines
+    before START stay as the prompt, the lines after END as the suffix (`None` when END is omitted or the last
+    line: a completion). One rule for `crocodil infill` and the demo; `name` is what the message calls the span.
+
+    Example:
+        ```python
+        >>> split_lines("a = 1\nb = 2\nc = 3\n", 2, 2)
+        ('a = 1\n', 'c = 3\n', 'b = 2\n')
+        >>> split_lines("a = 1\nb = 2\n", 2)
+        ('a = 1\n', None, 'b = 2\n')
+        ```
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("the program is empty; give at least 2 lines (the lines before START are the prompt).")
+    lines = text.splitlines(keepends=True)
+    if len(lines) < 2:
+        raise ValueError(
+            f"the program has {len(lines)} line; regenerating needs at least 2 (the lines before START are the prompt)."
+        )
+    end = len(lines) if end is None else end
+    if not (isinstance(start, int) and isinstance(end, int) and 2 <= start <= end <= len(lines)):
+        raise ValueError(
+            f"{name} must be START:END line numbers with 2 <= START <= END <= {len(lines)} (the lines before START "
+            "are the prompt)."
+        )
+    return "".join(lines[: start - 1]), "".join(lines[end:]) or None, "".join(lines[start - 1 : end])
+
+
 def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """A file to write at the end of a command: its directory must exist and it must not exist yet (unless
     `overwrite`), so that nothing is computed and then lost, and no file is replaced silently."""

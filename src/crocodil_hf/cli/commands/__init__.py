@@ -5,7 +5,7 @@ import importlib
 
 NAMES = (
     "generate", "complete", "infill", "autoencode", "interpolate", "eval", "train", "assemble", "config", "push",
-    "tokenizer",
+    "tokenizer", "demo",
 )  # fmt: skip
 
 COMMANDS = {name: importlib.import_module(f".{name}", __name__) for name in NAMES}

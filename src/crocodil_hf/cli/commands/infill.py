@@ -16,23 +16,13 @@ def register(subparsers) -> None:
 
 def span_of(args) -> tuple[str, str | None, str]:
     """(prompt, suffix, the original lines START:END) of the file."""
-    from ...utils.files import read_text_file
+    from ...utils.files import read_text_file, split_lines
 
-    lines = read_text_file(args.file).splitlines(keepends=True)
-    if len(lines) < 2:
-        raise ValueError(
-            f"{args.file} has {len(lines)} line; infill needs at least 2 (the lines before START are the prompt)."
-        )
     try:
         start, end = (int(x) for x in args.span.split(":"))
     except ValueError:
         start = end = 0
-    if not 2 <= start <= end <= len(lines):
-        raise ValueError(
-            f"--span {args.span!r} must be START:END line numbers with 2 <= START <= END <= {len(lines)} "
-            "(the lines before START are the prompt)."
-        )
-    return "".join(lines[: start - 1]), "".join(lines[end:]) or None, "".join(lines[start - 1 : end])
+    return split_lines(read_text_file(args.file), start, end, name=f"--span {args.span!r}")
 
 
 def run(args, rest=None) -> int:
