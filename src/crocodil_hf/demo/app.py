@@ -75,7 +75,7 @@ def _generate_tab(backend: DemoBackend) -> None:
         with gr.Column(scale=1):
             mode = gr.Dropdown(generation_modes(), value="con_within_disc", label="mode")
             steps = gr.Slider(1, backend.gen_length, value=16, step=1, label="steps (demasker calls)")
-            k = gr.Slider(1, pipe.num_registers_max, value=pipe.sampled_num_registers_default, step=1,
+            k = gr.Slider(1, pipe.prior_num_registers, value=pipe.sampled_num_registers_default, step=1,
                           label="k registers shown to the demasker")  # fmt: skip
             temperature = gr.Slider(0, 2, value=0, step=0.05, label="temperature (0 = greedy)")
             threshold = gr.Slider(0, 1, value=0, step=0.05, label="confidence threshold (0 = off)")
@@ -109,16 +109,16 @@ def _fill_tab(backend: DemoBackend) -> None:
             run = gr.Button("Regenerate the lines", variant="primary", elem_id="fill-run")
         with gr.Column(scale=1):
             canvas = gr.HTML(elem_id="fill-canvas")
-            marked = gr.HTML(elem_id="fill-marked")
             cost = gr.Markdown(elem_id="fill-cost")
+            filled = gr.Code(language="python", label="filled program", interactive=False, elem_id="fill-code")
 
     @shown
     def on_run(code, start, end, mode, steps, length, seed):
         frames = backend.fill(code, start, end, mode, int(steps), gen_length=int(length), seed=seed)
         for frame in frames:
-            yield frame.canvas, frame.marked, frame.nfe
+            yield frame.canvas, frame.nfe, frame.code
 
-    run.click(on_run, [source, start, end, mode, steps, length, seed], [canvas, marked, cost], **QUEUE)
+    run.click(on_run, [source, start, end, mode, steps, length, seed], [canvas, cost, filled], **QUEUE)
 
 
 def _autoencode_tab(backend: DemoBackend) -> None:
@@ -128,9 +128,11 @@ def _autoencode_tab(backend: DemoBackend) -> None:
             seed = gr.Number(0, precision=0, minimum=0, label="seed")
             run = gr.Button("Encode and decode", variant="primary", elem_id="ae-run")
         with gr.Column(scale=2):
-            outputs = []
-            for n in AUTOENCODE_STEPS:
-                outputs.append(gr.Code(language="python", label=f"{n} steps", interactive=False, elem_id=f"ae-{n}"))
+            with gr.Row():
+                outputs = [
+                    gr.Code(language="python", label=f"{n} steps", interactive=False, elem_id=f"ae-{n}")
+                    for n in AUTOENCODE_STEPS
+                ]
             cers = gr.Markdown(elem_id="ae-cer")
 
     @shown

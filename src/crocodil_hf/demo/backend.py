@@ -29,12 +29,12 @@ AUTOENCODE_STEPS = (4, 8, 16)  # the reconstructions the Autoencode tab shows si
 
 @dataclass
 class Frame:
-    """One update of an animated tab: the canvas HTML, then (last frame only) the cost line and the program."""
+    """One update of an animated tab: the canvas HTML, then (last frame only) the cost line and the program. A
+    prompted call's last canvas is the filled program with its generated span marked."""
 
     canvas: str
     nfe: str = ""
     code: str = ""
-    marked: str = ""  # the filled program with its generated span marked (Complete / infill)
 
 
 class DemoBackend:
@@ -77,7 +77,9 @@ class DemoBackend:
              seed: int = 0) -> Iterator[Frame]:  # fmt: skip
         """Regenerate lines `start..end` of `code` (1-based; `end=None`: complete from line `start`), the other
         lines kept fixed; streams the canvas, then the filled program with the span marked."""
-        prompt, suffix, _ = split_lines(code, _line_number(start, "START"), _line_number(end, "END"), name="the lines")
+        prompt, suffix, _ = split_lines(
+            as_file(code), _line_number(start, "START"), _line_number(end, "END"), name="the lines"
+        )
         call = dict(
             prompt=prompt, suffix=suffix, gen_length=gen_length, steps=steps, generator=self._generator(seed)
         )
@@ -116,6 +118,7 @@ class DemoBackend:
         """A program to encode: not empty, and no longer than the model was trained to reconstruct."""
         if not isinstance(code, str) or not code.strip():
             raise ValueError(f"{what} is empty; paste a Python program.")
+        code = as_file(code)
         tokens = len(self.pipe.tokenizer(code, add_special_tokens=False)["input_ids"])
         if tokens + 1 > self.gen_length:
             raise ValueError(
@@ -169,12 +172,15 @@ class DemoBackend:
     def _result(self, out, previous, prompt, suffix) -> Frame:
         from ..cli.common import nfe_line
 
-        ids = out.sequences[0].tolist()
-        canvas = self._canvas(ids, previous, prompt, suffix, "done")
         cost = f"{nfe_line(out.nfe)}; {out.wall_time:.2f} s"
         if out.full_texts is None:
-            return Frame(canvas, cost, out.texts[0])
-        return Frame(canvas, cost, out.full_texts[0], program_html(prompt, out.texts[0], suffix))
+            return Frame(self._canvas(out.sequences[0].tolist(), previous, "", "", "done"), cost, out.texts[0])
+        return Frame(program_html(prompt, out.texts[0], suffix), cost, out.full_texts[0])
+
+
+def as_file(code: str) -> str:
+    """The code as a file holds it, ending with a newline (a browser's code box drops the last one)."""
+    return code if not isinstance(code, str) or code.endswith("\n") or not code else code + "\n"
 
 
 def _line_number(value, name: str) -> int | None:

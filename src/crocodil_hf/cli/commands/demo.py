@@ -22,6 +22,8 @@ def check_gradio() -> None:
 
 
 def run(args, rest=None) -> int:
+    import logging
+
     from ...utils.locate import locate_pipeline
     from ...utils.numbers import check_number
 
@@ -29,6 +31,8 @@ def run(args, rest=None) -> int:
     check_gradio()
     source = locate_pipeline(args.pipeline)
     from ...demo import build_demo, launch
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request of the page to its own server
 
     print(f"# serving {args.pipeline} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     launch(build_demo(str(source)), server_name=args.host, server_port=args.port, share=args.share)
