@@ -39,11 +39,11 @@ if _missing():
         raise RuntimeError(f"the browser test must run in CI: {_missing()}")
     pytest.skip(_missing(), allow_module_level=True)
 
-from hub_server import free_port  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from crocodil_hf import CrocodilPipeline  # noqa: E402
 from crocodil_hf.demo.app import EXAMPLE, EXAMPLE_A, EXAMPLE_B  # noqa: E402
+from hub_server import free_port  # noqa: E402
 
 TIMEOUT_MS = 60_000
 

@@ -20,7 +20,7 @@ from ..cli.errors import explain_error
 from ..pipelines import generation_modes
 from .backend import AUTOENCODE_STEPS, DemoBackend
 
-EXAMPLE = '''import json
+EXAMPLE = """import json
 
 
 def load(path):
@@ -31,7 +31,7 @@ def load(path):
 def save(data, path):
     with open(path, "w") as f:
         json.dump(data, f)
-'''
+"""
 EXAMPLE_A = "def add(a, b):\n    return a + b\n"
 EXAMPLE_B = "for i in range(10):\n    print(i)\n"
 QUEUE = dict(concurrency_id="pipeline", concurrency_limit=1)
@@ -136,7 +136,7 @@ def _autoencode_tab(backend: DemoBackend) -> None:
             cers = gr.Markdown(elem_id="ae-cer")
 
     @shown
-    def on_run(code, seed, progress=gr.Progress()):
+    def on_run(code, seed, progress=gr.Progress()):  # noqa: B008  (gradio reads the default to track progress)
         rows = backend.autoencode(code, seed=seed, progress=progress)
         line = " · ".join(f"{n} steps: CER {c:.3f}" for n, _, c in rows)
         return (*(text for _, text, _ in rows), line)

@@ -80,9 +80,7 @@ class DemoBackend:
         prompt, suffix, _ = split_lines(
             as_file(code), _line_number(start, "START"), _line_number(end, "END"), name="the lines"
         )
-        call = dict(
-            prompt=prompt, suffix=suffix, gen_length=gen_length, steps=steps, generator=self._generator(seed)
-        )
+        call = dict(prompt=prompt, suffix=suffix, gen_length=gen_length, steps=steps, generator=self._generator(seed))
         yield from self._stream(mode, call)
 
     def autoencode(self, code: str, seed: int = 0, steps: tuple[int, ...] = AUTOENCODE_STEPS, progress=None):
@@ -138,7 +136,9 @@ class DemoBackend:
 
         def work():
             try:
-                out = self.pipe(mode, **call, callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["sequences"])
+                out = self.pipe(
+                    mode, **call, callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["sequences"]
+                )
                 steps.put(("done", out))
             except BaseException as err:  # shown in the page by the app
                 steps.put(("error", err))

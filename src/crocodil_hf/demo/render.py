@@ -46,7 +46,9 @@ def canvas_html(pieces: list[str], states: list[str], *, prompt: str = "", suffi
 
 def program_html(prompt: str, span: str, suffix: str | None = None) -> str:
     """A filled program with its generated span marked (the prompt and suffix as given)."""
-    return canvas_html([span], ["span"], prompt=prompt, suffix=suffix or "", caption="done: the generated lines marked")
+    return canvas_html(
+        [span], ["span"], prompt=prompt, suffix=suffix or "", caption="done: the generated lines marked"
+    )
 
 
 def cell_states(ids: list[int], previous: list[int] | None, *, mask_id: int, eos_id: int | None) -> list[str]:

@@ -54,7 +54,9 @@ def decode_text(raw: bytes) -> str:
     return text
 
 
-def split_lines(text: str, start: int, end: int | None = None, *, name: str = "the span") -> tuple[str, str | None, str]:
+def split_lines(
+    text: str, start: int, end: int | None = None, *, name: str = "the span"
+) -> tuple[str, str | None, str]:
     """`(prompt, suffix, original)` of regenerating lines START..END (1-based, inclusive) of a program: the lines
     before START stay as the prompt, the lines after END as the suffix (`None` when END is omitted or the last
     line: a completion). One rule for `crocodil infill` and the demo; `name` is what the message calls the span.
