@@ -21,6 +21,7 @@ LAYERS = {
     "remote_code": 5,
     "testing": 5,
     "cli": 6,
+    "demo": 6,
 }
 
 

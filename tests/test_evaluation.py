@@ -155,6 +155,7 @@ def test_model_card_from_sweep_validates(sweep, tmp_path):
     assert {r.metric_type for r in results} == {"gen_ppl", "entropy", "mauve", "cer", "syntax"}
     assert reloaded.data.library_name == "crocodil_hf"
     assert "| autoencode | 16 | 8 |" in reloaded.text
+    assert "`crocodil demo --pipeline " in reloaded.text  # the card links the demo
     # Gen-PPL is undefined (NaN) when every sample is empty: no result published for it, "undefined" in the table
     empty = json.loads(json.dumps(result))
     empty["points"][0]["metrics"].update(gen_ppl=float("nan"), entropy=0.0)

@@ -4,7 +4,8 @@
 - ```bash blocks run with bash, each in its own empty folder, except:
   - `<!-- readme-test: ci -->` blocks (install, `.ci/run`, the test command): they are what CI itself runs, and
     `test_the_ci_blocks_are_what_ci_runs` checks each of their commands is in `.ci/run`;
-  - `<!-- readme-test: parse -->` blocks (training at scale: hours, or GPUs): every `crocodil` command in them, also
+  - `<!-- readme-test: parse -->` blocks (training at scale: hours, or GPUs; the demo's server, which runs until
+    stopped): every `crocodil` command in them, also
     behind `accelerate launch` / `torchrun -m crocodil_hf.cli`, is parsed by the real parser and every config it
     names resolves.
 """

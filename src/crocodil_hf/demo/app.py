@@ -113,12 +113,15 @@ def _fill_tab(backend: DemoBackend) -> None:
             filled = gr.Code(language="python", label="filled program", interactive=False, elem_id="fill-code")
 
     @shown
-    def on_run(code, start, end, mode, steps, length, seed):
-        frames = backend.fill(code, start, end, mode, int(steps), gen_length=int(length), seed=seed)
+    def on_run(form):  # gradio passes a set of inputs as one {component: value} dict
+        frames = backend.fill(
+            form[source], form[start], form[end], form[mode], int(form[steps]), gen_length=int(form[length]),
+            seed=form[seed],
+        )  # fmt: skip
         for frame in frames:
             yield frame.canvas, frame.nfe, frame.code
 
-    run.click(on_run, [source, start, end, mode, steps, length, seed], [canvas, cost, filled], **QUEUE)
+    run.click(on_run, {source, start, end, mode, steps, length, seed}, [canvas, cost, filled], **QUEUE)
 
 
 def _autoencode_tab(backend: DemoBackend) -> None:
