@@ -18,7 +18,6 @@ LAYERS = {
     "data": 3,
     "training": 4,
     "evaluation": 5,
-    "remote_code": 5,
     "testing": 5,
     "cli": 6,
     "demo": 6,

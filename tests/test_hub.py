@@ -163,7 +163,7 @@ def test_crocodil_push_of_the_shipped_pipeline_writes_remote_code_equal_to_the_p
     from huggingface_hub import HfApi, hf_hub_download
 
     from crocodil_hf.cli import main
-    from crocodil_hf.remote_code import MODELING_DIR
+    from crocodil_hf.pipelines.remote_code import MODELING_DIR
     from crocodil_hf.utils.locate import SHIPPED_DIR
 
     shipped = tmp_path / "shipped"

@@ -53,7 +53,7 @@ def test_code_is_ruff_clean():
 
 
 def test_no_code_is_shipped_and_saved_remote_code_equals_the_package_source(tmp_path):
-    from crocodil_hf.remote_code import MODELING_DIR, remote_code_files
+    from crocodil_hf.pipelines.remote_code import MODELING_DIR, remote_code_files
     from crocodil_hf.testing import build_tiny_pipeline
     from crocodil_hf.utils.locate import SHIPPED_DIR
 

@@ -435,6 +435,11 @@ class LLaDAPreTrainedModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained` that raises on missing or mismatched weights unless `strict=False`."""
         return strict_from_pretrained(cls, super().from_pretrained, *args, strict=strict, **kwargs)
 
+    def canvas_cache(self, length: int) -> CanvasCache:
+        """An empty `CanvasCache` of `length` keys per layer for this model (for the guided demasker, `cache_length`:
+        register prefix + text)."""
+        return CanvasCache(self.config.n_layers, length)
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.transformer.wte
 

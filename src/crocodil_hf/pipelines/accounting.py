@@ -5,8 +5,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..modeling.modeling_register_encoder import RegisterEncoderModel
-
 
 def forward_flops(module: torch.nn.Module, num_tokens: int, num_keys: int | None = None) -> float:
     """Approximate forward FLOPs: 2·(linear parameters)·tokens + 4·layers·tokens·keys·width for attention (keys =
@@ -15,8 +13,8 @@ def forward_flops(module: torch.nn.Module, num_tokens: int, num_keys: int | None
     config = getattr(module, "config", None)
     width = getattr(config, "d_model", None) or getattr(config, "hidden_size", None) or 0
     layers = getattr(config, "n_layers", None) or getattr(config, "num_layers", None) or 0
-    if isinstance(module, RegisterEncoderModel):
-        backbone = module.config.backbone_config
+    backbone = getattr(config, "backbone_config", None)  # the register encoder: its backbone's size
+    if backbone is not None:
         width = getattr(backbone, "hidden_size", 0)
         layers = getattr(backbone, "num_hidden_layers", None) or getattr(backbone, "n_layers", 0)
     keys = num_tokens if num_keys is None else num_keys

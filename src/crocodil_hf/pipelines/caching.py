@@ -75,8 +75,6 @@ class DemaskerCalls:
         gives them; `keep` is false outside `block`."""
         import torch
 
-        from ..modeling.modeling_llada import CanvasCache
-
         padded = padded or {}
         guided = {} if registers is None else {"registers": registers, "num_registers": num_registers}
         window = self.window(block, canvas.shape[1])
@@ -85,7 +83,7 @@ class DemaskerCalls:
             self._count(model, keys, keys)
             return model(canvas, logits_to_keep=keep, **guided, **padded).logits
         if self.refresh == "step" or self._stale(model, window, registers, canvas):
-            cache = CanvasCache(model.config.n_layers, keys)
+            cache = model.canvas_cache(keys)
             logits = model(canvas, logits_to_keep=keep, past_key_values=cache, **guided, **padded).logits
             self._count(model, keys, keys)
             self.filled = _Filled(model, window, registers, canvas.clone(), cache)

@@ -5,8 +5,12 @@ is allowed."""
 import torch
 from diffusers.utils import logging
 
-from ..schedulers import REMASKING
-from ..utils.numbers import check_number
+if __package__.startswith("crocodil_hf"):  # the installed package
+    from crocodil_hf.schedulers.names import REMASKING
+    from crocodil_hf.utils.numbers import check_number
+else:  # a pipeline's remote code (pipelines/remote_code.py): the package's files side by side in one folder
+    from .names import REMASKING
+    from .numbers import check_number
 from .caching import KV_CACHE_REFRESH, KV_CACHES
 from .components import check_texts
 from .modes import MODES

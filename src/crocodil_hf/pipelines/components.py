@@ -4,8 +4,12 @@ component may be), checked when a pipeline is built and before a saved one is lo
 import json
 from pathlib import Path
 
-from ..schedulers import PRIOR_SOLVER_SPECS
-from ..utils.numbers import check_number
+if __package__.startswith("crocodil_hf"):  # the installed package
+    from crocodil_hf.schedulers.names import PRIOR_SOLVER_SPECS
+    from crocodil_hf.utils.numbers import check_number
+else:  # a pipeline's remote code (pipelines/remote_code.py): the package's files side by side in one folder
+    from .names import PRIOR_SOLVER_SPECS
+    from .numbers import check_number
 
 
 def check_prior_registers(K: int, priors: dict[str, int], num_registers: int | None, option: str) -> int:

@@ -1,6 +1,7 @@
 """How a `CrocodilPipeline` is loaded and saved: `from_pretrained` (checked and with corrupt weights named),
 `from_configs` (the pipeline a saved one describes, its models on the meta device: what `validate` needs before any
-weights load) and `save_pretrained` (with the models' remote code at the top level)."""
+weights load), `save_pretrained` (with the models' remote code at the top level, and with `remote_code=True` the
+whole pipeline's) and `push_to_hub` (always with the pipeline's remote code: `pipelines/remote_code.py`)."""
 
 import importlib
 import json
@@ -11,11 +12,41 @@ import torch
 from diffusers import ModelMixin
 from transformers import PreTrainedModel
 
-from ..utils.locate import locate_pipeline
+if __package__.startswith("crocodil_hf"):  # the installed package
+    from crocodil_hf.utils.locate import locate_pipeline
+else:  # a pipeline's remote code (pipelines/remote_code.py): the package's files side by side in one folder
+    from .locate import locate_pipeline
 from .components import check_model_index
 
 if TYPE_CHECKING:
     from .pipeline_crocodil import CrocodilPipeline
+
+INSTALLED = __package__.startswith("crocodil_hf")  # False when this file runs as a pipeline's remote code
+
+
+def package_index(index: dict) -> dict:
+    """A saved `model_index.json` as the installed package reads it: the entries of a pipeline saved with its remote
+    code (`["modeling_guided_llada", "GuidedLLaDAForMaskedLM"]`, `_class_name` `["pipeline_crocodil",
+    "CrocodilPipeline"]`) name the package's own classes (`["crocodil_hf", ...]`, `"CrocodilPipeline"`), so loading
+    with crocodil_hf installed runs no remote code (`remote_code.remote_index` writes the other way). Unchanged when
+    this runs as remote code."""
+    if not INSTALLED:
+        return index
+    import crocodil_hf
+
+    def ours(spec) -> bool:
+        if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)):
+            return False
+        module, name = spec
+        return name in crocodil_hf.__all__ and getattr(crocodil_hf, name).__module__.rsplit(".", 1)[-1] == module
+
+    index = dict(index)
+    if ours(index.get("_class_name")):
+        index["_class_name"] = index["_class_name"][1]
+    for name, spec in index.items():
+        if not name.startswith("_") and ours(spec):
+            index[name] = ["crocodil_hf", spec[1]]
+    return index
 
 
 def _component_from_config(folder: Path, library: str, class_name: str):
@@ -61,6 +92,26 @@ class PipelineLoading:
             raise
 
     @classmethod
+    def _get_signature_types(cls):
+        """diffusers' component types for its load-time type check. As remote code, the component classes are not
+        checked: diffusers runs a component's module again when it loads the component, so the loaded object's class
+        is a new class of the same name, and the check would warn about every component."""
+        types = super()._get_signature_types()
+        if INSTALLED:
+            return types
+        import inspect
+
+        return {name: (inspect.Signature.empty,) for name in types}
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        """diffusers' `load_config`, with a remote-code index read as the package's classes (`package_index`)."""
+        loaded = super().load_config(*args, **kwargs)
+        if isinstance(loaded, tuple):
+            return (package_index(loaded[0]), *loaded[1:])
+        return package_index(loaded)
+
+    @classmethod
     def from_configs(cls, pretrained_model_name_or_path, **hub_kwargs) -> "CrocodilPipeline":
         """The pipeline a saved one describes, built from its configs and tokenizers with every model on the meta
         device (no weights read): what `validate` needs, in a fraction of a second, so a bad call is refused before
@@ -76,7 +127,7 @@ class PipelineLoading:
         """
         source = locate_pipeline(pretrained_model_name_or_path, **hub_kwargs)
         check_model_index(source)
-        index = json.loads((source / "model_index.json").read_text())
+        index = package_index(json.loads((source / "model_index.json").read_text()))
         components, settings = {}, {}
         for name, value in index.items():
             if name.startswith("_"):
@@ -87,11 +138,20 @@ class PipelineLoading:
                 components[name] = _component_from_config(source / name, *value)
         return cls(**components, **settings)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(self, save_directory, *args, remote_code: bool = False, **kwargs):
         """`DiffusionPipeline.save_pretrained`, plus a copy of the models' remote-code files at the top level.
 
         transformers looks for the remote code of `AutoModel.from_pretrained(repo, subfolder=..., trust_remote_code=
-        True)` at the repository root, not in the subfolder; the copies make each component loadable alone.
+        True)` at the repository root, not in the subfolder; the copies make each component loadable alone. With
+        `remote_code=True`, the whole pipeline's code too (from the installed package source), and an index naming
+        it: the folder then loads with `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` where
+        crocodil_hf is not installed (`push_to_hub` always writes it).
+
+        Example:
+            ```python
+            >>> pipe.save_pretrained("my-pipeline", remote_code=True)
+            >>> DiffusionPipeline.from_pretrained("my-pipeline", trust_remote_code=True)  # no crocodil_hf needed
+            ```
         """
         import shutil
 
@@ -99,3 +159,17 @@ class PipelineLoading:
         for name in ("demasker", "encoder"):
             for source in sorted(Path(save_directory, name).glob("*.py")):
                 shutil.copy2(source, Path(save_directory, source.name))
+        if remote_code or getattr(self, "_saving_remote_code", False):
+            from crocodil_hf.pipelines.remote_code import write_remote_code  # the installed package's source
+
+            write_remote_code(save_directory, pipeline=True)
+
+    def push_to_hub(self, repo_id: str, *args, **kwargs):
+        """`DiffusionPipeline.push_to_hub`, with the pipeline's remote code (`save_pretrained(remote_code=True)`): the
+        repository loads with `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)` without
+        crocodil_hf, and with crocodil_hf installed `CrocodilPipeline.from_pretrained(repo_id)` runs none of it."""
+        self._saving_remote_code = True
+        try:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        finally:
+            del self._saving_remote_code

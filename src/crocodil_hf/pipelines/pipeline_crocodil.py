@@ -22,12 +22,26 @@ from diffusers import DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput, logging
 
-from ..modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
-from ..modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
-from ..modeling.modeling_register_prior import RegisterPriorTransformer
-from ..schedulers.scheduling_masked_diffusion import MaskedDiffusionScheduler
-from ..schedulers.scheduling_register_prior import check_sampling_scheduler
-from ..utils.numbers import check_number
+if __package__.startswith("crocodil_hf"):  # the installed package
+    from crocodil_hf.modeling.modeling_guided_llada import GuidedLLaDAForMaskedLM
+    from crocodil_hf.modeling.modeling_register_encoder import RegisterEncoderModel, normalize_registers
+    from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer
+    from crocodil_hf.schedulers.scheduling_masked_diffusion import MaskedDiffusionScheduler
+    from crocodil_hf.schedulers.scheduling_register_prior import check_sampling_scheduler
+    from crocodil_hf.utils.numbers import check_number
+else:  # a pipeline's remote code (pipelines/remote_code.py): the package's files side by side in one folder. diffusers copies
+    # only the files this module imports, so it imports every one of them (`remote_code.pipeline_files()`)
+    from .configuration_crocodil import GuidedLLaDAConfig  # noqa: F401
+    from .configuration_llada import LLaDAConfig  # noqa: F401
+    from .locate import locate_pipeline  # noqa: F401
+    from .modeling_guided_llada import GuidedLLaDAForMaskedLM
+    from .modeling_llada import LLaDAModelLM  # noqa: F401
+    from .modeling_register_encoder import RegisterEncoderModel, normalize_registers
+    from .modeling_register_prior import RegisterPriorTransformer
+    from .names import REMASKING  # noqa: F401
+    from .numbers import check_number
+    from .scheduling_masked_diffusion import MaskedDiffusionScheduler
+    from .scheduling_register_prior import check_sampling_scheduler
 from .accounting import NFEBreakdown, forward_flops
 from .caching import DemaskerCalls
 from .canvas import CanvasLayout, TextCanvas

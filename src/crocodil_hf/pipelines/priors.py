@@ -11,16 +11,28 @@ from dataclasses import dataclass
 import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from ..modeling.modeling_register_encoder import RegisterEncoderModel
-from ..modeling.modeling_register_prior import RegisterPriorTransformer
-from ..schedulers.scheduling_register_prior import (
-    PRIOR_SOLVERS,
-    check_sampling_scheduler,
-    make_prior_scheduler,
-    sample_registers,
-    solver_name,
-)
-from ..utils.numbers import check_number
+if __package__.startswith("crocodil_hf"):  # the installed package
+    from crocodil_hf.modeling.modeling_register_encoder import RegisterEncoderModel
+    from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer
+    from crocodil_hf.schedulers.scheduling_register_prior import (
+        PRIOR_SOLVERS,
+        check_sampling_scheduler,
+        make_prior_scheduler,
+        sample_registers,
+        solver_name,
+    )
+    from crocodil_hf.utils.numbers import check_number
+else:  # a pipeline's remote code (pipelines/remote_code.py): the package's files side by side in one folder
+    from .modeling_register_encoder import RegisterEncoderModel
+    from .modeling_register_prior import RegisterPriorTransformer
+    from .numbers import check_number
+    from .scheduling_register_prior import (
+        PRIOR_SOLVERS,
+        check_sampling_scheduler,
+        make_prior_scheduler,
+        sample_registers,
+        solver_name,
+    )
 from .accounting import NFEBreakdown
 from .canvas import CanvasLayout, TextCanvas
 from .settings import GenerationSettings

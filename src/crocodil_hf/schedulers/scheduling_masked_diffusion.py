@@ -23,7 +23,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from . import REMASKING
+from .names import REMASKING
 
 
 def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.LongTensor:

@@ -27,9 +27,13 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..modeling.modeling_register_encoder import normalize_registers
-from ..modeling.modeling_register_prior import RegisterPriorTransformer, block_timesteps, register_blocks
-from . import PRIOR_SOLVER_SPECS
+if __package__.startswith("crocodil_hf"):  # the installed package
+    from crocodil_hf.modeling.modeling_register_encoder import normalize_registers
+    from crocodil_hf.modeling.modeling_register_prior import RegisterPriorTransformer, block_timesteps, register_blocks
+else:  # a pipeline's remote code (pipelines/remote_code.py): the package's files side by side in one folder
+    from .modeling_register_encoder import normalize_registers
+    from .modeling_register_prior import RegisterPriorTransformer, block_timesteps, register_blocks
+from .names import PRIOR_SOLVER_SPECS
 
 # solver name -> (diffusers scheduler class, config it needs on top of the pipeline's schedule)
 PRIOR_SOLVERS: dict[str, tuple[type, dict]] = {

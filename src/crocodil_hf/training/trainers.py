@@ -144,8 +144,10 @@ class CrocodilTrainer(Trainer):
         run_dir = self._get_output_dir(trial)
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         staged, final = os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name)
-        if self.args.process_index == 0:
-            shutil.rmtree(staged, ignore_errors=True)  # left by a killed save of the same step
+        # no rank removes anything here: a save left by a killed run is removed at the stage's start
+        # (`stages.common.check_output_dir`), and a failed save below removes its own folder. Removing `staged` here on
+        # the main process raced another rank writing its RNG state into it ("Parent directory .staging/checkpoint-N
+        # does not exist", 2 processes under load)
         self.accelerator.wait_for_everyone()
         # every rank makes the folder before writing into it: a rank's RNG state could otherwise reach it before the
         # main process made it ("Parent directory .staging/checkpoint-N does not exist", seen once with 2 processes)

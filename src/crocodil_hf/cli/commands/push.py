@@ -82,10 +82,10 @@ def check_loadable(folder) -> None:
 
 def push_operations(folder) -> list:
     """The files of a folder to upload (no checkpoints, pickles or hidden files), with its remote code taken from the
-    installed package source rather than from the folder (see `remote_code.py`)."""
+    installed package source rather than from the folder (see `pipelines/remote_code.py`)."""
     from huggingface_hub import CommitOperationAdd
 
-    from ...remote_code import remote_code_files
+    from ...pipelines.remote_code import remote_code_files
 
     code = remote_code_files(folder)
     operations = []
