@@ -6,7 +6,6 @@ whole pipeline's) and `push_to_hub` (always with the pipeline's remote code: `pi
 import importlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from diffusers import ModelMixin
@@ -18,15 +17,12 @@ else:  # a pipeline's remote code (pipelines/remote_code.py): the package's file
     from .locate import locate_pipeline
 from .components import check_model_index
 
-if TYPE_CHECKING:
-    from .pipeline_crocodil import CrocodilPipeline
-
 INSTALLED = __package__.startswith("crocodil_hf")  # False when this file runs as a pipeline's remote code
 
 
 def package_index(index: dict) -> dict:
     """A saved `model_index.json` as the installed package reads it: the entries of a pipeline saved with its remote
-    code (`["modeling_guided_llada", "GuidedLLaDAForMaskedLM"]`, `_class_name` `["pipeline_crocodil",
+    code (`["remote_components", "GuidedLLaDAForMaskedLM"]`, `_class_name` `["pipeline_crocodil",
     "CrocodilPipeline"]`) name the package's own classes (`["crocodil_hf", ...]`, `"CrocodilPipeline"`), so loading
     with crocodil_hf installed runs no remote code (`remote_code.remote_index` writes the other way). Unchanged when
     this runs as remote code."""
@@ -38,7 +34,9 @@ def package_index(index: dict) -> dict:
         if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)):
             return False
         module, name = spec
-        return name in crocodil_hf.__all__ and getattr(crocodil_hf, name).__module__.rsplit(".", 1)[-1] == module
+        if name not in crocodil_hf.__all__:
+            return False
+        return module in ("remote_components", getattr(crocodil_hf, name).__module__.rsplit(".", 1)[-1])
 
     index = dict(index)
     if ours(index.get("_class_name")):
@@ -65,10 +63,12 @@ def _component_from_config(folder: Path, library: str, class_name: str):
 
 
 class PipelineLoading:
-    """The loading and saving half of `CrocodilPipeline` (mixed in before `DiffusionPipeline`)."""
+    """The loading and saving half of `CrocodilPipeline` (mixed in before `DiffusionPipeline`). It does not import
+    the pipeline module, even for annotations: diffusers fetches a pipeline's remote code by following its relative
+    imports, and a cycle would never end."""
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "CrocodilPipeline":
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Load a saved pipeline: a directory, a shipped name (`"crocodil-python-tiny"`) or a Hub id `org/name`
         (`revision=`, `cache_dir=`, `token=`, `local_files_only=` pick and fetch the snapshot), found by
         `locate_pipeline`. The saved `model_index.json` is checked before anything loads, and a corrupt weights file
@@ -92,18 +92,6 @@ class PipelineLoading:
             raise
 
     @classmethod
-    def _get_signature_types(cls):
-        """diffusers' component types for its load-time type check. As remote code, the component classes are not
-        checked: diffusers runs a component's module again when it loads the component, so the loaded object's class
-        is a new class of the same name, and the check would warn about every component."""
-        types = super()._get_signature_types()
-        if INSTALLED:
-            return types
-        import inspect
-
-        return {name: (inspect.Signature.empty,) for name in types}
-
-    @classmethod
     def load_config(cls, *args, **kwargs):
         """diffusers' `load_config`, with a remote-code index read as the package's classes (`package_index`)."""
         loaded = super().load_config(*args, **kwargs)
@@ -112,7 +100,7 @@ class PipelineLoading:
         return package_index(loaded)
 
     @classmethod
-    def from_configs(cls, pretrained_model_name_or_path, **hub_kwargs) -> "CrocodilPipeline":
+    def from_configs(cls, pretrained_model_name_or_path, **hub_kwargs):
         """The pipeline a saved one describes, built from its configs and tokenizers with every model on the meta
         device (no weights read): what `validate` needs, in a fraction of a second, so a bad call is refused before
         the weights load. It cannot generate.

@@ -34,6 +34,8 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 MODELING_DIR = PACKAGE_DIR / "modeling"
 PIPELINE_MODULE = PACKAGE_DIR / "pipelines" / "pipeline_crocodil.py"
+# the module a pushed index names for every model component (see its docstring)
+COMPONENTS_MODULE = MODELING_DIR / "remote_components.py"
 
 
 def module_files(module: str) -> list[Path]:
@@ -115,25 +117,34 @@ def _component_module(class_name: str) -> Path | None:
     return PACKAGE_DIR.parent.joinpath(*component.__module__.split(".")).with_suffix(".py")
 
 
+def _remote_module(class_name: str) -> Path:
+    """The module a pushed index names for a crocodil_hf component class: `remote_components` for the models, the
+    class's own (single-file) module otherwise (the mask scheduler, whose folder diffusers downloads whole)."""
+    source = _component_module(class_name)
+    return COMPONENTS_MODULE if source.parent == MODELING_DIR else source
+
+
 def _crocodil_component(spec) -> Path | None:
-    """The package source of a model-index entry that names a crocodil_hf class, as `["crocodil_hf", class]` or as
-    its remote-code module `[module, class]`; `None` for any other entry."""
+    """The remote-code module of a model-index entry that names a crocodil_hf class, as `["crocodil_hf", class]` or
+    as its remote-code module `[module, class]`; `None` for any other entry."""
     if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[1], str)):
         return None
-    source = _component_module(spec[1])
-    return source if source is not None and spec[0] in ("crocodil_hf", source.stem) else None
+    if _component_module(spec[1]) is None:
+        return None
+    source = _remote_module(spec[1])
+    return source if spec[0] in ("crocodil_hf", source.stem) else None
 
 
 def remote_index(index: dict) -> dict:
     """A `model_index.json` whose crocodil_hf entries name the remote-code modules: `_class_name` becomes
     `["pipeline_crocodil", "CrocodilPipeline"]`, a component `["crocodil_hf", "GuidedLLaDAForMaskedLM"]` becomes
-    `["modeling_guided_llada", "GuidedLLaDAForMaskedLM"]`."""
+    `["remote_components", "GuidedLLaDAForMaskedLM"]` (`modeling/remote_components.py`)."""
     index = dict(index)
     if isinstance(index.get("_class_name"), str):
         index["_class_name"] = [PIPELINE_MODULE.stem, index["_class_name"]]
     for name, spec in index.items():
         if isinstance(spec, list) and len(spec) == 2 and spec[0] == "crocodil_hf":
-            index[name] = [_component_module(spec[1]).stem, spec[1]]
+            index[name] = [_remote_module(spec[1]).stem, spec[1]]
     return index
 
 
@@ -162,7 +173,9 @@ def remote_code_files(folder: str | Path, pipeline: bool = False) -> dict[str, P
         index = json.loads((folder / "model_index.json").read_text())
         for name, spec in index.items():
             component = None if name.startswith("_") else _crocodil_component(spec)
-            for source in code_closure(component) if component else []:
+            for source in (
+                [] if component is None else [component] if component == COMPONENTS_MODULE else code_closure(component)
+            ):
                 files[f"{name}/{source.name}"] = source
     return files
 

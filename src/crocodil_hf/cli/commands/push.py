@@ -82,18 +82,27 @@ def check_loadable(folder) -> None:
 
 def push_operations(folder) -> list:
     """The files of a folder to upload (no checkpoints, pickles or hidden files), with its remote code taken from the
-    installed package source rather than from the folder (see `pipelines/remote_code.py`)."""
+    installed package source rather than from the folder (see `pipelines/remote_code.py`): for a pipeline, the whole
+    pipeline's code and a `model_index.json` naming it, so that it loads with
+    `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)` where crocodil_hf is not installed."""
+    import json
+
     from huggingface_hub import CommitOperationAdd
 
-    from ...pipelines.remote_code import remote_code_files
+    from ...pipelines.remote_code import remote_code_files, remote_index
 
-    code = remote_code_files(folder)
+    pipeline = (folder / "model_index.json").is_file()
+    code = remote_code_files(folder, pipeline=pipeline)
     operations = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         parts = relative.parts
         skipped = any(p.startswith((".", "checkpoint-")) for p in parts) or path.suffix in (".pt", ".bin", ".pyc")
+        skipped |= pipeline and relative.as_posix() == "model_index.json"
         if path.is_file() and not skipped and relative.as_posix() not in code:
             operations.append(CommitOperationAdd(relative.as_posix(), str(path)))
     operations += [CommitOperationAdd(name, str(source)) for name, source in sorted(code.items())]
+    if pipeline:
+        index = remote_index(json.loads((folder / "model_index.json").read_text()))
+        operations.append(CommitOperationAdd("model_index.json", (json.dumps(index, indent=2) + "\n").encode()))
     return operations
