@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..pipelines.modes import MODES
 from ..utils.files import split_lines
 from ..utils.numbers import check_number
 from .render import EOS_CELL, MASK_CELL, canvas_html, cell_states, program_html
@@ -67,9 +68,11 @@ class DemoBackend:
     def generate(self, mode: str, steps: int, *, num_registers: int | None = None, temperature: float = 0.0,
                  threshold: float | None = None, seed: int = 0) -> Iterator[Frame]:  # fmt: skip
         """Sample one program of `gen_length` tokens, streaming the canvas after every demasker call."""
+        source = MODES.get(mode)  # an unknown mode is refused by the pipeline's own check
         call = dict(
             gen_length=self.gen_length, steps=steps, temperature=temperature, threshold=threshold or None,
-            num_registers=None if mode in ("mdm",) else num_registers, generator=self._generator(seed),
+            num_registers=num_registers if source is None or source.makes_registers else None,
+            generator=self._generator(seed),
         )  # fmt: skip
         yield from self._stream(mode, call)
 

@@ -11,40 +11,24 @@ import torch
 from diffusers import ModelMixin
 from transformers import PreTrainedModel
 
-if __package__.startswith("crocodil_hf"):  # the installed package
-    from crocodil_hf.utils.locate import locate_pipeline
-else:  # a pipeline's remote code (pipelines/remote_code.py): the package's files side by side in one folder
-    from .locate import locate_pipeline
 from .components import check_model_index
 
 INSTALLED = __package__.startswith("crocodil_hf")  # False when this file runs as a pipeline's remote code
 
+if INSTALLED:
+    from crocodil_hf.utils.locate import locate_pipeline
+else:  # a pipeline's remote code (pipelines/remote_code.py): the package's files side by side in one folder
+    from .locate import locate_pipeline
+
 
 def package_index(index: dict) -> dict:
-    """A saved `model_index.json` as the installed package reads it: the entries of a pipeline saved with its remote
-    code (`["remote_components", "GuidedLLaDAForMaskedLM"]`, `_class_name` `["pipeline_crocodil",
-    "CrocodilPipeline"]`) name the package's own classes (`["crocodil_hf", ...]`, `"CrocodilPipeline"`), so loading
-    with crocodil_hf installed runs no remote code (`remote_code.remote_index` writes the other way). Unchanged when
-    this runs as remote code."""
+    """A saved `model_index.json` as the installed package reads it (`remote_code.package_index`: a pipeline saved
+    with its remote code names the package's own classes); unchanged when this file runs as remote code."""
     if not INSTALLED:
         return index
-    import crocodil_hf
+    from crocodil_hf.pipelines.remote_code import package_index as as_package  # absolute: never remote code
 
-    def ours(spec) -> bool:
-        if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)):
-            return False
-        module, name = spec
-        if name not in crocodil_hf.__all__:
-            return False
-        return module in ("remote_components", getattr(crocodil_hf, name).__module__.rsplit(".", 1)[-1])
-
-    index = dict(index)
-    if ours(index.get("_class_name")):
-        index["_class_name"] = index["_class_name"][1]
-    for name, spec in index.items():
-        if not name.startswith("_") and ours(spec):
-            index[name] = ["crocodil_hf", spec[1]]
-    return index
+    return as_package(index)
 
 
 def _component_from_config(folder: Path, library: str, class_name: str):

@@ -10,13 +10,13 @@ Two uses, both with files byte-equal to the package's (nothing under `pretrained
   `save_pretrained(..., remote_code=True)`). diffusers loads a pipeline class from a `.py` file at the repository
   root named by `model_index.json`'s `_class_name = [module, class]`, and a component class from `<component>/
   <module>.py` when the index names `[module, class]`. So the pipeline's code (`pipeline_files()`: the pipeline module
-  and every package module it reaches) is written flat at the root, each custom component's module (and its
-  siblings) into its folder, and the index names those modules instead of `crocodil_hf`
-  (`remote_index`). A module that imports across the package's folders does it in two branches: absolute imports in
+  and every package module it reaches) is written flat at the root, `modeling/remote_components.py` into each model
+  component's folder (the mask scheduler's folder gets its own module), and the index names those modules instead
+  of `crocodil_hf` (`remote_index`). A module that imports across the package's folders does it in two branches: absolute imports in
   the package, sibling imports (`from .numbers import ...`) in remote code. diffusers copies only the files the entry
   module imports, so `pipeline_crocodil.py`'s remote branch imports every file of `pipeline_files()` (tested).
   With crocodil_hf installed, `CrocodilPipeline.from_pretrained` reads such an index back as the package's own
-  classes (`pipelines.loading.package_index`) and runs no remote code.
+  classes (`package_index`, the inverse of `remote_index`) and runs no remote code.
 
 Example:
     ```python
@@ -117,22 +117,23 @@ def _component_module(class_name: str) -> Path | None:
     return PACKAGE_DIR.parent.joinpath(*component.__module__.split(".")).with_suffix(".py")
 
 
-def _remote_module(class_name: str) -> Path:
-    """The module a pushed index names for a crocodil_hf component class: `remote_components` for the models, the
-    class's own (single-file) module otherwise (the mask scheduler, whose folder diffusers downloads whole)."""
-    source = _component_module(class_name)
+def _remote_module(source: Path) -> Path:
+    """The module a pushed index names for a component class defined in `source`: `remote_components` for the
+    models, the class's own (single-file) module otherwise (the mask scheduler, whose folder diffusers downloads
+    whole)."""
     return COMPONENTS_MODULE if source.parent == MODELING_DIR else source
 
 
 def _crocodil_component(spec) -> Path | None:
-    """The remote-code module of a model-index entry that names a crocodil_hf class, as `["crocodil_hf", class]` or
-    as its remote-code module `[module, class]`; `None` for any other entry."""
+    """The remote-code module of a model-index entry that names a crocodil_hf class, as `["crocodil_hf", class]`, as
+    its remote-code module or as the module that defines it (`[module, class]`); `None` for any other entry."""
     if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[1], str)):
         return None
-    if _component_module(spec[1]) is None:
+    source = _component_module(spec[1])
+    if source is None:
         return None
-    source = _remote_module(spec[1])
-    return source if spec[0] in ("crocodil_hf", source.stem) else None
+    remote = _remote_module(source)
+    return remote if spec[0] in ("crocodil_hf", remote.stem, source.stem) else None
 
 
 def remote_index(index: dict) -> dict:
@@ -144,8 +145,30 @@ def remote_index(index: dict) -> dict:
         index["_class_name"] = [PIPELINE_MODULE.stem, index["_class_name"]]
     for name, spec in index.items():
         if isinstance(spec, list) and len(spec) == 2 and spec[0] == "crocodil_hf":
-            index[name] = [_remote_module(spec[1]).stem, spec[1]]
+            index[name] = [_remote_module(_component_module(spec[1])).stem, spec[1]]
     return index
+
+
+def package_index(index: dict) -> dict:
+    """The inverse of `remote_index`, as the installed package reads a saved index: entries that name a crocodil_hf
+    class by a module (`["remote_components", "GuidedLLaDAForMaskedLM"]`, `_class_name` `["pipeline_crocodil",
+    "CrocodilPipeline"]`) name the package's own classes (`["crocodil_hf", ...]`, `"CrocodilPipeline"`), so that
+    loading with crocodil_hf installed runs no remote code (`CrocodilPipeline.load_config`)."""
+    index = dict(index)
+    name = index.get("_class_name")
+    if isinstance(name, list) and len(name) == 2 and name[0] == PIPELINE_MODULE.stem:
+        if _component_module(name[1]) == PIPELINE_MODULE:
+            index["_class_name"] = name[1]
+    for key, spec in index.items():
+        if not key.startswith("_") and _crocodil_component(spec) is not None:
+            index[key] = ["crocodil_hf", spec[1]]
+    return index
+
+
+def remote_index_text(folder: str | Path) -> str:
+    """The `model_index.json` of a saved pipeline as its remote code needs it (`remote_index`), as written."""
+    index = json.loads(Path(folder, "model_index.json").read_text())
+    return json.dumps(remote_index(index), indent=2, sort_keys=True) + "\n"
 
 
 def remote_code_files(folder: str | Path, pipeline: bool = False) -> dict[str, Path]:
@@ -173,9 +196,10 @@ def remote_code_files(folder: str | Path, pipeline: bool = False) -> dict[str, P
         index = json.loads((folder / "model_index.json").read_text())
         for name, spec in index.items():
             component = None if name.startswith("_") else _crocodil_component(spec)
-            for source in (
-                [] if component is None else [component] if component == COMPONENTS_MODULE else code_closure(component)
-            ):
+            if component is None:
+                continue
+            # remote_components.py alone: it finds the modeling files at the root (see its docstring)
+            for source in [component] if component == COMPONENTS_MODULE else code_closure(component):
                 files[f"{name}/{source.name}"] = source
     return files
 
@@ -190,13 +214,12 @@ def write_remote_code(folder: str | Path, pipeline: bool = False) -> list[str]:
             target.write_bytes(source.read_bytes())
             written.append(name)
     if pipeline:
-        path = Path(folder, "model_index.json")
-        path.write_text(json.dumps(remote_index(json.loads(path.read_text())), indent=2, sort_keys=True) + "\n")
+        Path(folder, "model_index.json").write_text(remote_index_text(folder))
         written.append("model_index.json")
     return written
 
 
 __all__ = [
-    "MODELING_DIR", "code_closure", "module_files", "pipeline_files", "remote_code_files", "remote_index",
-    "write_remote_code",
+    "MODELING_DIR", "code_closure", "module_files", "package_index", "pipeline_files", "remote_code_files",
+    "remote_index", "remote_index_text", "write_remote_code",
 ]  # fmt: skip

@@ -85,11 +85,9 @@ def push_operations(folder) -> list:
     installed package source rather than from the folder (see `pipelines/remote_code.py`): for a pipeline, the whole
     pipeline's code and a `model_index.json` naming it, so that it loads with
     `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)` where crocodil_hf is not installed."""
-    import json
-
     from huggingface_hub import CommitOperationAdd
 
-    from ...pipelines.remote_code import remote_code_files, remote_index
+    from ...pipelines.remote_code import remote_code_files, remote_index_text
 
     pipeline = (folder / "model_index.json").is_file()
     code = remote_code_files(folder, pipeline=pipeline)
@@ -103,6 +101,5 @@ def push_operations(folder) -> list:
             operations.append(CommitOperationAdd(relative.as_posix(), str(path)))
     operations += [CommitOperationAdd(name, str(source)) for name, source in sorted(code.items())]
     if pipeline:
-        index = remote_index(json.loads((folder / "model_index.json").read_text()))
-        operations.append(CommitOperationAdd("model_index.json", (json.dumps(index, indent=2) + "\n").encode()))
+        operations.append(CommitOperationAdd("model_index.json", remote_index_text(folder).encode()))
     return operations
